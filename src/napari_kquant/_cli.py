@@ -1,0 +1,157 @@
+"""``kquant``: quantize an image file from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import cv2
+import numpy as np
+
+from ._quantize import (
+    COLOR_SPACES,
+    CRITERIA,
+    DEFAULT_ATTEMPTS,
+    DEFAULT_SAMPLE,
+    INITS,
+    MAX_ITER,
+    quantize,
+)
+from ._sample_data import photo_path
+
+
+class CLIError(Exception):
+    """A problem the user can fix; reported as one line and exit status 2."""
+
+
+def _sample(text: str) -> int | None:
+    return None if text == "all" else int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kquant",
+        description="Reduce the colours of an image by K-means clustering (OpenCV). "
+        "With no IMAGE, the photograph bundled with napari-kquant is used.",
+    )
+    p.add_argument("image", nargs="?", help="image file (PNG, TIFF, JPEG, ...)")
+    p.add_argument("-k", type=int, default=8, help="number of colours (default: 8)")
+    p.add_argument("-o", "--output", help="write the quantized image here")
+    p.add_argument("--labels", help="also write the cluster labels (1..k) here (PNG or TIFF)")
+    p.add_argument("--mask", help="image file whose non-zero pixels are the ones to cluster")
+    p.add_argument("--criteria", choices=list(CRITERIA), default="eps+max_iter")
+    p.add_argument("--max-iter", type=int, default=MAX_ITER, help="2 to 100 (default: 100)")
+    p.add_argument(
+        "--epsilon", type=float, default=None, help="default: 1/1000 of the value range"
+    )
+    p.add_argument("--attempts", type=int, default=DEFAULT_ATTEMPTS)
+    p.add_argument("--init", choices=list(INITS), default="kmeans++")
+    p.add_argument("--seed", type=int, default=None, help="default: a random seed, printed")
+    p.add_argument(
+        "--sample",
+        type=_sample,
+        default=DEFAULT_SAMPLE,
+        help=f"pixels to fit on, or 'all' for an exact fit (default: {DEFAULT_SAMPLE})",
+    )
+    p.add_argument("--color-space", choices=list(COLOR_SPACES), default="rgb")
+    return p
+
+
+def read_image(path: str) -> np.ndarray:
+    """An image file as RGB(A) or grayscale, in its own bit depth."""
+    if not os.path.isfile(path):
+        raise CLIError(f"cannot read {path!r}: no such file")
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise CLIError(f"cannot read {path!r}: not an image format OpenCV can decode")
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    return image
+
+
+def write_image(path: str, image: np.ndarray, protected: str) -> None:
+    """Write atomically (a temporary file, then a rename); never over ``protected``."""
+    if os.path.exists(path) and os.path.samefile(path, protected):
+        raise CLIError(f"refusing to overwrite the input image {path!r}")
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    folder, name = os.path.split(os.path.abspath(path))
+    ext = os.path.splitext(name)[1]
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=ext, dir=folder)
+    except OSError as e:
+        raise CLIError(f"cannot write {path!r}: {e.strerror}") from None
+    os.close(fd)
+    try:
+        try:
+            ok = cv2.imwrite(tmp, image)
+        except cv2.error:
+            ok = False
+        if not ok:
+            raise CLIError(
+                f"cannot write {path!r}: OpenCV cannot encode a {image.dtype} image "
+                f"as {ext or 'a file without extension'}"
+            )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def run(args: argparse.Namespace) -> str:
+    source = args.image or photo_path()
+    image = read_image(source)
+    mask = None
+    if args.mask:
+        mask_image = read_image(args.mask)
+        mask = (mask_image != 0).any(axis=-1) if mask_image.ndim == 3 else mask_image != 0
+    channel_axis = -1 if image.ndim == 3 else None
+    start = time.perf_counter()
+    result = quantize(
+        image,
+        args.k,
+        channel_axis=channel_axis,
+        criteria=args.criteria,
+        max_iter=args.max_iter,
+        epsilon=args.epsilon,
+        attempts=args.attempts,
+        init=args.init,
+        seed=args.seed,
+        sample=args.sample,
+        color_space=args.color_space,
+        mask=mask,
+    )
+    seconds = time.perf_counter() - start
+    for path, data in ((args.output, result.quantized), (args.labels, result.labels)):
+        if path:
+            write_image(path, data, protected=source)
+    shape = "x".join(str(s) for s in image.shape[:2][::-1])
+    kind = {None: "gray"}.get(channel_axis, "RGBA" if image.shape[-1] == 4 else "RGB")
+    fit = "all pixels" if args.sample is None else f"sample {args.sample} px"
+    written = ", ".join(p for p in (args.output, args.labels) if p)
+    return (
+        f"{os.path.basename(source)}: {shape} {kind} {image.dtype}, k={args.k}, {fit}, "
+        f"seed {result.seed}: {seconds:.2f} s, compactness {result.compactness:.4g}"
+        f" -> {written}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kquant`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.output:
+        parser.error("-o/--output is required")
+    try:
+        print(run(args))
+    except (CLIError, ValueError, TypeError) as e:
+        print(f"kquant: error: {e}", file=sys.stderr)
+        return 2
+    return 0

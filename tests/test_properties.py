@@ -1,0 +1,85 @@
+"""Property-based tests over random shapes, dtypes, k, masks and sampling."""
+
+import warnings
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from napari_kquant import quantize
+
+DTYPES = [np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64]
+
+
+@st.composite
+def cases(draw):
+    dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+    spatial = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=12))
+    channels = draw(st.sampled_from([None, 1, 2, 3, 4]))
+    shape = spatial if channels is None else (*spatial, channels)
+    if dtype.kind == "f":
+        elements = st.floats(-1e3, 1e3, width=dtype.itemsize * 8)
+    else:
+        info = np.iinfo(dtype)
+        elements = st.integers(int(max(info.min, -5000)), int(min(info.max, 5000)))
+    image = draw(hnp.arrays(dtype, shape, elements=elements))
+    mask = draw(st.none() | hnp.arrays(np.bool_, spatial))
+    k = draw(st.integers(1, 6))
+    sample = draw(st.sampled_from([None, 8, 40]))
+    return image, channels, mask, max(k, 1), sample
+
+
+def usable_count(image, channels, mask):
+    valid = np.ones(image.shape[: image.ndim - (channels is not None)], bool)
+    if mask is not None:
+        valid &= mask
+    if channels == 4:
+        valid &= image[..., 3] != 0
+    return int(valid.sum())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(), st.integers(0, 1000))
+def test_quantize_invariants(case, seed):
+    image, channels, mask, k, sample = case
+    if sample is not None and sample < k:
+        sample = k
+    channel_axis = None if channels is None else -1
+    n_usable = usable_count(image, channels, mask)
+    before = image.copy()
+    if n_usable < k:
+        try:
+            quantize(image, k, channel_axis=channel_axis, mask=mask, seed=seed, sample=sample)
+        except ValueError as e:
+            assert "usable pixel" in str(e)
+        else:
+            raise AssertionError("expected a ValueError for too few usable pixels")
+        np.testing.assert_array_equal(image, before)
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "k=.*distinct colours", UserWarning)
+        r = quantize(image, k, channel_axis=channel_axis, mask=mask, seed=seed, sample=sample)
+
+    np.testing.assert_array_equal(image, before)
+    spatial = image.shape if channels is None else image.shape[:-1]
+    assert r.labels.shape == spatial
+    assert r.quantized.shape == image.shape and r.quantized.dtype == image.dtype
+    assert r.labels.min() >= 0 and r.labels.max() <= k
+    assert r.counts.sum() == n_usable == np.count_nonzero(r.labels)
+    np.testing.assert_array_equal(np.bincount(r.labels.ravel(), minlength=k + 1)[1:], r.counts)
+
+    pix = image.reshape(-1, 1) if channels is None else image.reshape(-1, channels)
+    out = r.quantized.reshape(pix.shape)
+    lab = r.labels.ravel()
+    left_out = lab == 0
+    np.testing.assert_array_equal(out[left_out], pix[left_out])  # untouched where left out
+    ncolour = pix.shape[1] - (channels == 4)
+    if image.dtype.kind in "ui":
+        info = np.iinfo(image.dtype)
+        palette = np.clip(np.rint(r.centers), info.min, info.max).astype(image.dtype)
+    else:
+        palette = r.centers.astype(image.dtype)
+    np.testing.assert_array_equal(out[~left_out, :ncolour], palette[lab[~left_out] - 1])
+    if channels == 4:
+        np.testing.assert_array_equal(out[:, 3], pix[:, 3])  # alpha kept as it was
