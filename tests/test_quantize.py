@@ -162,11 +162,11 @@ def test_exact_mode_equals_direct_cv2_kmeans(photos, name, criteria, cv_type, in
     k, seed = 6, 42
     result = quantize(
         image, k, channel_axis=-1, sample=None, seed=seed, criteria=criteria,
-        max_iter=10, epsilon=1.0, attempts=2, init=init,
+        max_iter=10, epsilon=1.0, attempts=3, init=init,
     )  # fmt: skip
     cv2.setRNGSeed(seed)
     compactness, labels, centers = cv2.kmeans(
-        image.reshape(-1, 3).astype(np.float32), k, None, (cv_type, 10, 1.0), 2, flags
+        image.reshape(-1, 3).astype(np.float32), k, None, (cv_type, 10, 1.0), 3, flags
     )
     assert result.compactness == compactness
     ours = result.labels.ravel()
@@ -333,3 +333,32 @@ def test_input_is_never_modified(make, sample):
 def test_array_likes_are_accepted(blocks):
     result = quantize(blocks.tolist(), 4, channel_axis=-1, seed=1)
     np.testing.assert_array_equal(result.labels, expected_block_labels())
+
+
+# --- progress and stopping -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", [None, 500])
+def test_progress_is_reported_in_order(photos, sample):
+    seen = []
+    quantize(photos["coffee"], 4, channel_axis=-1, attempts=3, sample=sample, seed=0,
+             progress=lambda fraction, message: seen.append((fraction, message)))  # fmt: skip
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    messages = [m for _, m in seen]
+    assert messages[:3] == [f"K-means attempt {i} of 3" for i in (1, 2, 3)]
+
+
+def test_raising_from_progress_stops_the_run(photos):
+    class Stop(Exception):
+        pass
+
+    def stop_at_second_attempt(fraction, message):
+        if message == "K-means attempt 2 of 3":
+            raise Stop
+
+    image = photos["astronaut"]
+    before = image.copy()
+    with pytest.raises(Stop):
+        quantize(image, 4, channel_axis=-1, attempts=3, progress=stop_at_second_attempt)
+    np.testing.assert_array_equal(image, before)

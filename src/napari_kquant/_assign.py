@@ -104,40 +104,43 @@ def _empty(dtype):
     return np.empty(0, dtype)
 
 
-def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features=None):
+def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, report):
     """Nearest-centre labels for every pixel, written into ``labels`` and ``out``.
 
     ``to_features`` maps a block of colour channels to the space the centres
-    live in (None: the colour channels themselves). Returns (counts, sse) with
-    ``counts`` indexed by label.
+    live in (None: the colour channels themselves). ``report(fraction)`` is
+    called after each block. Returns (counts, sse), ``counts`` indexed by label.
     """
     centers = np.ascontiguousarray(centers, np.float64)
-    valid_arr = _empty(np.bool_) if valid is None else valid
-    if to_features is None:
-        colour = pixels[:, :ncolour]
-        rgb8 = colour.dtype == np.uint8 and ncolour == 3 and len(centers) <= LUT_MAX_K
-        lut = np.full(1 << 24, _LUT_EMPTY, np.uint8) if rgb8 else _empty(np.uint8)
-        return _assign_kernel(
-            colour, pixels, ncolour, valid_arr, centers, palette, lut, labels, out
-        )
+    rgb8 = (
+        to_features is None
+        and pixels.dtype == np.uint8
+        and ncolour == 3
+        and len(centers) <= LUT_MAX_K
+    )
+    lut = np.full(1 << 24, _LUT_EMPTY, np.uint8) if rgb8 else _empty(np.uint8)
+    # blocks keep a run stoppable and bound the L*a*b* buffer (12 MB a block)
+    step = 1 << 22 if to_features is None else 1 << 20
     counts = np.zeros(len(centers) + 1, np.int64)
     sse = 0.0
-    step = 1 << 20  # bounds the float32 feature buffer to 12 MB a block
-    for s in range(0, len(pixels), step):
-        e = min(s + step, len(pixels))
+    n = len(pixels)
+    for s in range(0, n, step):
+        e = min(s + step, n)
+        colour = pixels[s:e, :ncolour]
         c, d = _assign_kernel(
-            to_features(pixels[s:e, :ncolour]),
+            colour if to_features is None else to_features(colour),
             pixels[s:e],
             ncolour,
-            valid_arr[s:e] if valid is not None else valid_arr,
+            _empty(np.bool_) if valid is None else valid[s:e],
             centers,
             palette,
-            _empty(np.uint8),
+            lut,
             labels[s:e],
             out[s:e],
         )
         counts += c
         sse += d
+        report(e / n)
     return counts, sse
 
 

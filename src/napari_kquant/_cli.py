@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("image", nargs="?", help="image file (PNG, TIFF, JPEG, ...)")
     p.add_argument("-k", type=int, default=8, help="number of colours (default: 8)")
-    p.add_argument("-o", "--output", help="write the quantized image here")
+    p.add_argument(
+        "-o", "--output", help="write the quantized image here; without it, open napari"
+    )
     p.add_argument("--labels", help="also write the cluster labels (1..k) here (PNG or TIFF)")
     p.add_argument("--mask", help="image file whose non-zero pixels are the ones to cluster")
     p.add_argument("--criteria", choices=list(CRITERIA), default="eps+max_iter")
@@ -143,14 +145,35 @@ def run(args: argparse.Namespace) -> str:
     )
 
 
+def open_viewer(args: argparse.Namespace):
+    """A napari viewer with the image loaded and the widget docked, set to ``-k``."""
+    try:
+        import napari
+    except ImportError:
+        raise CLIError(
+            "napari is not installed: pip install 'napari-kquant[all]', or give -o OUT"
+        ) from None
+    source = args.image or photo_path()
+    image = read_image(source)
+    viewer = napari.Viewer()
+    name = os.path.splitext(os.path.basename(source))[0]
+    viewer.add_image(image, name=name, rgb=image.ndim == 3)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    widget.form.k.value = args.k
+    return viewer
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kquant`` console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.output:
-        parser.error("-o/--output is required")
+    args = build_parser().parse_args(argv)
     try:
-        print(run(args))
+        if args.output:
+            print(run(args))
+        else:
+            open_viewer(args)
+            import napari
+
+            napari.run()
     except (CLIError, ValueError, TypeError) as e:
         print(f"kquant: error: {e}", file=sys.stderr)
         return 2

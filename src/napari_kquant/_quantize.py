@@ -10,6 +10,7 @@ import numbers
 import secrets
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -93,6 +94,7 @@ def quantize(
     sample: int | None = DEFAULT_SAMPLE,
     color_space: str = "rgb",
     mask=None,
+    progress: Callable[[float, str], None] | None = None,
 ) -> QuantizeResult:
     """Reduce an image to ``k`` colours by K-means clustering with OpenCV.
 
@@ -139,6 +141,11 @@ def quantize(
         be in [0, 1].
     mask : array_like of bool, optional
         The image's spatial shape; only True pixels are clustered.
+    progress : callable, optional
+        Called as ``progress(fraction_done, message)`` before each K-means
+        attempt and after each block of assigned pixels, in the calling
+        thread. An exception raised from it stops the run and propagates;
+        nothing has been modified.
 
     Returns
     -------
@@ -223,13 +230,12 @@ def quantize(
     if epsilon is None:
         epsilon = EPSILON_FRACTION * float(data.max() - data.min())
 
-    if len(data) == 1:  # cv2.kmeans would read a single row as one sample per column
-        compactness, fit_labels, centers_feat = 0.0, np.zeros((1, 1), np.int32), data
-    else:
-        cv2.setRNGSeed(seed)  # per thread: it must be set in the thread that fits
-        compactness, fit_labels, centers_feat = cv2.kmeans(
-            data, k, None, (criteria_type, max_iter, epsilon), attempts, flags
-        )
+    report = progress or (lambda fraction, message: None)
+    fit_share = 0.9 if exact else 0.5  # rough share of the run the fit takes
+    compactness, fit_labels, centers_feat = _fit(
+        data, k, (criteria_type, max_iter, epsilon), attempts, flags, seed,
+        lambda done, msg: report(fit_share * done, msg),
+    )  # fmt: skip
     centers = from_lab(centers_feat, scale) if lab else centers_feat.astype(np.float64)
     order = _dark_to_light(centers, ncolour)
     centers, centers_feat = centers[order], centers_feat[order]
@@ -260,8 +266,10 @@ def quantize(
             counts = np.bincount(labels, minlength=k + 1)
         else:
             counts, compactness = _assign.assign(
-                pixels, ncolour, centers_feat, palette, valid, labels, out, to_features
-            )
+                pixels, ncolour, centers_feat, palette, valid, labels, out, to_features,
+                lambda done: report(fit_share + (1 - fit_share) * done, "assigning pixels"),
+            )  # fmt: skip
+    report(1.0, "done")
 
     return QuantizeResult(
         quantized=_restore_layout(out, image.shape, channel_axis),
@@ -272,6 +280,25 @@ def quantize(
         seed=seed,
         epsilon=float(epsilon),
     )
+
+
+def _fit(data, k, criteria, attempts, flags, seed, report):
+    """``cv2.kmeans`` run one attempt at a time, so a run can be followed and stopped.
+
+    OpenCV draws every attempt's initial centres from the same per-thread RNG
+    and keeps the first attempt with the strictly lowest compactness; doing
+    the same here gives a result identical to one call with ``attempts``.
+    """
+    if len(data) == 1:  # cv2.kmeans would read a single row as one sample per column
+        return 0.0, np.zeros((1, 1), np.int32), data
+    cv2.setRNGSeed(seed)  # per thread: it must be set in the thread that fits
+    best = None
+    for attempt in range(attempts):
+        report(attempt / attempts, f"K-means attempt {attempt + 1} of {attempts}")
+        found = cv2.kmeans(data, k, None, criteria, 1, flags)
+        if best is None or found[0] < best[0]:
+            best = found
+    return best
 
 
 def _integer(name, value, lo, hi=None):

@@ -1,0 +1,192 @@
+"""napari at the edges: layers in, `quantize` keywords out; results in, layers out.
+
+Shared by the dock widget and by `quantize_layer` for napari's console.
+Nothing numerical happens here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils.colormaps import DirectLabelColormap
+
+from ._quantize import QuantizeResult, quantize
+
+if TYPE_CHECKING:
+    import napari
+
+#: What a run adds: the quantized image, the cluster labels, or both.
+OUTPUTS = ("quantized", "clusters")
+#: Layer attributes copied to the outputs so that they overlay the source exactly.
+GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
+TRANSPARENT = np.zeros(4, np.float32)
+
+
+def spatial_shape(layer: Image) -> tuple[int, ...]:
+    shape = tuple(layer.data.shape)
+    return shape[:-1] if layer.rgb else shape
+
+
+def read_layer(layer, mask=None, fixed: dict[int, int] | None = None):
+    """The layer's data and the `quantize` keywords that describe it.
+
+    ``mask`` is a Labels layer (non-zero = use) or a boolean array; ``fixed``
+    maps layer axes to the index they are held at (the current slice), so that
+    only that plane is clustered.
+    """
+    if not isinstance(layer, Image):
+        kind = type(layer).__name__
+        raise TypeError(f"{layer.name!r} is a {kind} layer; choose an Image layer to quantize")
+    if layer.multiscale:
+        raise ValueError(f"{layer.name!r} is multiscale, which is not supported yet")
+    data = np.asarray(layer.data)
+    shape = spatial_shape(layer)
+    if isinstance(mask, Labels):
+        mask_name, mask = f"mask layer {mask.name!r}", np.asarray(mask.data) != 0
+    else:
+        mask_name = "mask"
+    if mask is not None and np.shape(mask) != shape:
+        raise ValueError(
+            f"{mask_name} has shape {np.shape(mask)}, but image {layer.name!r} has "
+            f"spatial shape {shape}"
+        )
+    if fixed:
+        plane = np.zeros(shape, bool)
+        plane[tuple(fixed.get(axis, slice(None)) for axis in range(len(shape)))] = True
+        mask = plane if mask is None else mask & plane
+    return data, {"channel_axis": -1 if layer.rgb else None, "mask": mask}
+
+
+def current_slice(viewer: napari.Viewer, layer: Image) -> dict[int, int]:
+    """Layer axes that are not displayed, mapped to the index the viewer shows."""
+    ndim = len(spatial_shape(layer))
+    offset = viewer.dims.ndim - ndim  # a layer's axes are the viewer's last ones
+    displayed = {axis - offset for axis in viewer.dims.displayed}
+    point = layer.world_to_data(viewer.dims.point)
+    shape = spatial_shape(layer)
+    return {
+        axis: int(np.clip(np.round(point[axis]), 0, shape[axis] - 1))
+        for axis in range(ndim)
+        if axis not in displayed
+    }
+
+
+def cluster_colours(layer: Image, centers: np.ndarray) -> DirectLabelColormap:
+    """Label i drawn in the colour cluster i has in the source layer's display."""
+    lo, hi = layer.contrast_limits
+    shown = np.clip((centers - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
+    if layer.rgb:
+        rgba = np.column_stack([shown[:, :3], np.ones(len(centers))])
+    else:
+        rgba = layer.colormap.map(shown[:, 0])
+    colours = {None: TRANSPARENT, 0: TRANSPARENT}
+    colours.update({i + 1: np.asarray(c, np.float32) for i, c in enumerate(rgba)})
+    return DirectLabelColormap(color_dict=colours)
+
+
+def output_layers(
+    layer: Image, result: QuantizeResult, params: dict[str, Any], outputs=OUTPUTS
+) -> list[tuple]:
+    """Layer data tuples for the quantized image and the cluster labels."""
+    k = len(result.centers)
+    record = {
+        **params,
+        "source": layer.name,
+        "seed": result.seed,
+        "epsilon": result.epsilon,
+        "centers": result.centers.tolist(),
+        "counts": result.counts.tolist(),
+        "compactness": result.compactness,
+    }
+    common = {attr: getattr(layer, attr) for attr in GEOMETRY}
+    common["metadata"] = {"napari_kquant": record}
+    tuples = []
+    if "quantized" in outputs:
+        look = {"rgb": True} if layer.rgb else {
+            "colormap": layer.colormap, "contrast_limits": layer.contrast_limits
+        }  # fmt: skip
+        kwargs = {**common, **look, "name": f"{layer.name} k={k} quantized"}
+        tuples.append((result.quantized, kwargs, "image"))
+    if "clusters" in outputs:
+        kwargs = {
+            **common,
+            "name": f"{layer.name} k={k} clusters",
+            "colormap": cluster_colours(layer, result.centers),
+        }
+        tuples.append((result.labels, kwargs, "labels"))
+    return tuples
+
+
+def add_or_update(viewer: napari.Viewer, tuples: list[tuple]) -> list:
+    """Add the layers, or refresh the ones a previous run with the same name made."""
+    layers = []
+    for data, kwargs, kind in tuples:
+        name = kwargs["name"]
+        old = next((lay for lay in viewer.layers if lay.name == name), None)
+        if _can_refresh(old, data, kwargs, kind):
+            old.data = data
+            for key, value in kwargs.items():
+                if key not in ("name", "rgb"):
+                    setattr(old, key, value)
+            layers.append(old)
+        else:
+            add = viewer.add_image if kind == "image" else viewer.add_labels
+            layers.append(add(data, **kwargs))
+    return layers
+
+
+def _can_refresh(old, data, kwargs, kind) -> bool:
+    if old is None or "napari_kquant" not in old.metadata:
+        return False  # never overwrite a layer this plugin did not make
+    same_kind = isinstance(old, Image if kind == "image" else Labels)
+    same_rgb = kind != "image" or old.rgb == kwargs.get("rgb", False)
+    return same_kind and same_rgb and old.data.ndim == data.ndim
+
+
+def viewer_of(layer) -> napari.Viewer:
+    """The viewer whose layer list holds ``layer`` (the current viewer first)."""
+    import napari
+
+    candidates = [napari.current_viewer(), *napari.Viewer._instances]
+    for viewer in candidates:
+        if viewer is not None and layer in viewer.layers:
+            return viewer
+    raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not in any open viewer")
+
+
+def quantize_layer(layer, k: int = 8, *, mask=None, outputs=OUTPUTS, viewer=None, **options):
+    """Quantize a napari Image layer and add the results to its viewer.
+
+    The one-line equivalent of the dock widget, for napari's console and
+    scripts: it reads the layer, calls `napari_kquant.quantize`, and adds (or
+    refreshes) ``"<name> k=<k> quantized"`` and ``"<name> k=<k> clusters"``
+    layers that overlay the source.
+
+    Parameters
+    ----------
+    layer : napari.layers.Image
+        The layer to quantize; RGB(A) layers are clustered on their colours.
+    k : int
+        Number of colours.
+    mask : napari.layers.Labels or array_like of bool, optional
+        Only pixels where the mask is non-zero (True) are clustered.
+    outputs : sequence of {"quantized", "clusters"}
+        Which layers to add.
+    viewer : napari.Viewer, optional
+        Where to add them; by default the viewer that holds ``layer``.
+    **options
+        Any other `napari_kquant.quantize` keyword (``seed``, ``sample``,
+        ``color_space``, ...).
+
+    Returns
+    -------
+    list of napari.layers.Layer
+        The added or refreshed layers.
+    """
+    viewer = viewer or viewer_of(layer)
+    data, keywords = read_layer(layer, mask)
+    result = quantize(data, k, **keywords, **options)
+    params = {"k": k, **{key: v for key, v in options.items() if key != "progress"}}
+    return add_or_update(viewer, output_layers(layer, result, params, outputs))

@@ -1,0 +1,246 @@
+"""The dock widget and `quantize_layer` in a real napari viewer (run under Xvfb)."""
+
+import time
+
+import numpy as np
+import pytest
+from napari.layers import Image, Labels
+from napari.utils.notifications import notification_manager
+from qtpy.QtCore import QTimer
+
+import napari_kquant
+
+from conftest import BLOCK_COLOURS, expected_block_labels, make_blocks
+
+GEOMETRY = {"scale": (2.0, 0.5), "translate": (10.0, -4.0), "rotate": 30.0, "units": ("um", "mm")}
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def widget(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    return widget
+
+
+def run(widget, qtbot, timeout=60_000, **values):
+    for name, value in values.items():
+        getattr(widget.form, name).value = value
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def errors_since(start):
+    return [r.message for r in notification_manager.records[start:] if r.severity == "error"]
+
+
+def test_manifest_puts_the_widget_in_the_layers_menu(viewer):
+    from napari._app_model import get_app_model
+
+    items = get_app_model().menus.get_menu("napari/layers/segment")
+    assert "napari-kquant.make_widget" in [getattr(i, "command", i).id for i in items]
+
+
+def test_rgb_run_adds_two_layers_that_overlay_the_source(viewer, widget, qtbot):
+    image = make_blocks()
+    source = viewer.add_image(image, name="blocks", rgb=True, **GEOMETRY)
+    assert widget.form.image.value is source  # defaults to the active layer
+    run(widget, qtbot, k=4, seed="1")
+
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["blocks", "blocks k=4 quantized", "blocks k=4 clusters"]
+    quantized, clusters = viewer.layers[1], viewer.layers[2]
+    assert isinstance(quantized, Image) and quantized.rgb and quantized.data.dtype == np.uint8
+    assert isinstance(clusters, Labels) and clusters.data.dtype == np.uint8
+    np.testing.assert_array_equal(clusters.data, expected_block_labels())
+
+    record = clusters.metadata["napari_kquant"]
+    centers = np.array(record["centers"])
+    np.testing.assert_allclose(centers, BLOCK_COLOURS[[1, 0, 3, 2]], atol=3)
+    for i, centre in enumerate(centers, start=1):  # label i drawn in cluster i's colour
+        np.testing.assert_allclose(clusters.colormap.color_dict[i][:3], centre / 255, atol=1e-6)
+    assert clusters.colormap.color_dict[0][3] == 0  # background stays transparent
+    assert record["k"] == 4 and record["seed"] == 1 and record["sample"] == 20000
+    assert sum(record["counts"]) == 32 * 32 and record["compactness"] > 0
+
+    for layer in (quantized, clusters):
+        np.testing.assert_allclose(layer.scale, source.scale)
+        np.testing.assert_allclose(layer.translate, source.translate)
+        np.testing.assert_allclose(layer.rotate, source.rotate)
+        np.testing.assert_allclose(layer.affine.affine_matrix, source.affine.affine_matrix)
+        assert layer.units == source.units
+    np.testing.assert_array_equal(source.data, image)  # the source is untouched
+    assert "k=4: compactness" in widget.palette.value and "25.0%" in widget.palette.value
+
+
+def test_rgba_transparent_pixels_get_background(viewer, widget, qtbot):
+    rgba = np.concatenate([make_blocks(), np.full((32, 32, 1), 255, np.uint8)], axis=-1)
+    rgba[:8, :8, 3] = 0
+    viewer.add_image(rgba, name="rgba")
+    run(widget, qtbot, k=4, seed="2")
+    quantized, clusters = viewer.layers["rgba k=4 quantized"], viewer.layers["rgba k=4 clusters"]
+    assert quantized.rgb and quantized.data.shape == (32, 32, 4)
+    np.testing.assert_array_equal(quantized.data[..., 3], rgba[..., 3])
+    np.testing.assert_array_equal(clusters.data[:8, :8], 0)
+    assert (clusters.data[8:] > 0).all()
+
+
+def test_grayscale_uint16_keeps_colormap_and_contrast(viewer, widget, qtbot):
+    image = np.zeros((20, 30), np.uint16)
+    image[:, 15:] = 3000
+    source = viewer.add_image(image, name="gray", colormap="magma", contrast_limits=(0, 4000))
+    run(widget, qtbot, k=2, seed="0")
+    quantized, clusters = viewer.layers["gray k=2 quantized"], viewer.layers["gray k=2 clusters"]
+    assert quantized.data.dtype == np.uint16 and not quantized.rgb
+    assert quantized.colormap.name == "magma"
+    assert tuple(quantized.contrast_limits) == (0, 4000)
+    np.testing.assert_array_equal(quantized.data, image)
+    expected = source.colormap.map(np.array([0.0, 3000 / 4000]))
+    np.testing.assert_allclose(clusters.colormap.color_dict[1], expected[0], atol=1e-6)
+    np.testing.assert_allclose(clusters.colormap.color_dict[2], expected[1], atol=1e-6)
+
+
+def test_stack_whole_and_current_slice(viewer, widget, qtbot):
+    stack = np.stack([make_blocks(seed=s) for s in range(3)])
+    viewer.add_image(stack, name="stack", rgb=True)
+    run(widget, qtbot, k=4, seed="3")
+    clusters = viewer.layers["stack k=4 clusters"]
+    assert clusters.data.shape == (3, 32, 32)
+    for t in range(3):
+        np.testing.assert_array_equal(clusters.data[t], expected_block_labels())
+
+    viewer.dims.set_current_step(0, 1)
+    run(widget, qtbot, scope="current slice only")
+    assert len(viewer.layers) == 3  # the same names: refreshed, not piled up
+    assert clusters.data.shape == (3, 32, 32)
+    np.testing.assert_array_equal(clusters.data[[0, 2]], 0)
+    np.testing.assert_array_equal(clusters.data[1], expected_block_labels())
+    quantized = viewer.layers["stack k=4 quantized"]
+    np.testing.assert_array_equal(quantized.data[0], stack[0])  # other planes untouched
+    assert clusters.metadata["napari_kquant"]["slice"] == {0: 1}
+
+
+def test_mask_layer_limits_clustering(viewer, widget, qtbot):
+    image = make_blocks()
+    viewer.add_image(image, name="blocks", rgb=True)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[:16] = 1
+    mask_layer = viewer.add_labels(mask, name="top")
+    widget.form.image.value = viewer.layers["blocks"]
+    run(widget, qtbot, k=2, seed="0", mask=mask_layer)
+    clusters = viewer.layers["blocks k=2 clusters"]
+    np.testing.assert_array_equal(clusters.data[16:], 0)
+    np.testing.assert_array_equal(clusters.data[:16, :16], 2)
+    np.testing.assert_array_equal(clusters.data[:16, 16:], 1)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ({}, "There is no image layer to quantize"),
+        ({"k": 600}, "k=600 is larger than the number of usable pixels (512)"),
+        (
+            {"mask": "wrong"},
+            "mask layer 'wrong' has shape (5, 5), but image 'blocks' has spatial shape (16, 32)",
+        ),
+        ({"seed": "abc"}, "seed must be a whole number or blank, got 'abc'"),
+        ({"epsilon": "x"}, "epsilon must be a number or 'auto', got 'x'"),
+    ],
+)
+def test_errors_are_notifications_and_change_nothing(viewer, widget, qtbot, setup, message):
+    if setup:
+        viewer.add_image(make_blocks()[:16], name="blocks", rgb=True)
+        widget.form.image.value = viewer.layers["blocks"]
+    if setup.get("mask") == "wrong":
+        setup = {"mask": viewer.add_labels(np.ones((5, 5), np.uint8), name="wrong")}
+    before = [(layer.name, layer.data.copy()) for layer in viewer.layers]
+    start = len(notification_manager.records)
+    run(widget, qtbot, **setup)
+    assert any(message in m for m in errors_since(start)), errors_since(start)
+    assert [(layer.name) for layer in viewer.layers] == [name for name, _ in before]
+    for layer, (_, data) in zip(viewer.layers, before, strict=True):
+        np.testing.assert_array_equal(layer.data, data)
+    assert widget.run_button.enabled and widget.worker is None
+
+
+def _slow_image():
+    """Big and noisy enough that an exact fit takes several seconds."""
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (1000, 1000, 3), dtype=np.uint8)
+
+
+def test_cancel_stops_a_run_and_adds_nothing(viewer, widget, qtbot):
+    viewer.add_image(_slow_image(), name="noise", rgb=True)
+    for name, value in {"k": 32, "exact": True, "attempts": 50, "seed": "0"}.items():
+        getattr(widget.form, name).value = value
+    widget.run()
+    qtbot.waitUntil(lambda: "attempt 2 of 50" in widget.status.value, timeout=60_000)
+    clicked = time.perf_counter()
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert time.perf_counter() - clicked < 5.0  # one attempt at most, here about a second
+    assert [layer.name for layer in viewer.layers] == ["noise"]
+    assert widget.status.value == "cancelled: nothing was added"
+
+
+def test_event_loop_stays_responsive_and_run_twice_is_one_run(viewer, widget, qtbot):
+    viewer.add_image(_slow_image(), name="noise", rgb=True)
+    for name, value in {"k": 16, "exact": True, "attempts": 3, "seed": "0"}.items():
+        getattr(widget.form, name).value = value
+    beats, done = [], []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
+    timer.start()
+    widget._bridge.progressed.connect(lambda f, m: done.append(time.perf_counter()))
+    widget.run()
+    first = widget.worker
+    widget.run()  # a second press while running is ignored
+    assert widget.worker is first and not widget.run_button.enabled
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    timer.stop()
+    # the run itself, up to its last progress report (adding layers afterwards is napari's)
+    gaps = np.diff([b for b in beats if b <= done[-1]])
+    assert len(beats) > 50  # the run took over a second: the heartbeat measured something
+    assert gaps.max() < 0.2, f"event loop stalled for {gaps.max():.3f} s"
+    assert [layer.name for layer in viewer.layers] == [
+        "noise",
+        "noise k=16 quantized",
+        "noise k=16 clusters",
+    ]
+
+
+def test_quantize_layer_from_the_console(viewer):
+    source = viewer.add_image(make_blocks(), name="blocks", rgb=True, **GEOMETRY)
+    layers = napari_kquant.quantize_layer(source, k=4, seed=0, color_space="lab")
+    assert [layer.name for layer in layers] == ["blocks k=4 quantized", "blocks k=4 clusters"]
+    assert all(layer in viewer.layers for layer in layers)
+    np.testing.assert_array_equal(layers[1].data, expected_block_labels())
+    assert layers[1].metadata["napari_kquant"]["color_space"] == "lab"
+    np.testing.assert_allclose(layers[0].scale, source.scale)
+    again = napari_kquant.quantize_layer(source, k=4, seed=1)
+    assert again[0] is layers[0] and len(viewer.layers) == 3
+
+
+def test_quantize_layer_refuses_a_labels_layer(viewer):
+    labels = viewer.add_labels(np.zeros((4, 4), np.uint8), name="seg")
+    with pytest.raises(TypeError, match="'seg' is a Labels layer; choose an Image layer"):
+        napari_kquant.quantize_layer(labels, k=2)
+
+
+def test_kquant_without_output_opens_napari_with_the_widget(qtbot):
+    from napari_kquant._cli import build_parser, open_viewer
+
+    viewer = open_viewer(build_parser().parse_args(["-k", "5"]))
+    try:
+        assert [layer.name for layer in viewer.layers] == ["astronaut"]
+        assert viewer.layers["astronaut"].rgb
+        widget = next(
+            w for w in viewer.window.dock_widgets.values() if hasattr(w, "form")
+        )  # the docked K-means widget
+        assert widget.form.k.value == 5 and widget.form.image.value is viewer.layers[0]
+    finally:
+        viewer.close()
