@@ -18,68 +18,75 @@ _LUT_EMPTY = 255  # sentinel of the uint8 colour cache: k <= 254 fits beside it
 LUT_MAX_K = 254
 
 
+@numba.njit(inline="always")
+def _sqdist(features, i, nfeat, centers, j):
+    d = 0.0
+    for ch in range(nfeat):
+        t = np.float64(features[i, ch]) - centers[j, ch]
+        d += t * t
+    return d
+
+
+@numba.njit(inline="always")
+def _nearest(features, i, nfeat, centers):
+    best, best_d = 0, np.inf
+    for j in range(centers.shape[0]):
+        d = _sqdist(features, i, nfeat, centers, j)
+        if d < best_d:
+            best, best_d = j, d
+    return best, best_d
+
+
+@numba.njit(inline="always")
+def _emit(i, label, pixels, ncolour, palette, labels, out):
+    labels[i] = label
+    for ch in range(ncolour):
+        out[i, ch] = palette[label, ch]
+    if pixels.shape[1] > ncolour:  # alpha, or every channel of a left-out pixel
+        for ch in range(ncolour, pixels.shape[1]):
+            out[i, ch] = pixels[i, ch]
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _assign_kernel(features, pixels, ncolour, valid, centers, palette, lut, labels, out):
+def _assign_kernel(features, nfeat, pixels, ncolour, valid, centers, palette, lut, labels, out):
     """Label every pixel with its nearest centre; write labels and quantized pixels.
 
-    ``features`` (n, f) is what distances are measured on (the pixels' colour
-    channels, or their L*a*b* values); ``pixels`` (n, c) is the source, copied
-    through where a pixel is left out and for channels past ``ncolour`` (alpha).
-    ``lut`` is an empty array, or a 2**24 uint8 cache indexed by 8-bit RGB.
+    Distances are measured on the first ``nfeat`` columns of ``features`` (the
+    pixels themselves, or their L*a*b* values); ``pixels`` (n, c) is the source,
+    copied through where a pixel is left out and for channels past ``ncolour``.
+    ``lut`` is an empty array, or a 2**24 uint8 cache of labels indexed by 8-bit
+    RGB: that path spells out its 3 channels so that the compiler unrolls them.
     Returns per-label pixel counts (index 0 = left out) and the sum of squared
     distances of the labelled pixels to their centres.
     """
     n = features.shape[0]
-    nfeat = features.shape[1]
-    k = centers.shape[0]
-    nchan = pixels.shape[1]
     use_valid = valid.size > 0
     use_lut = lut.size > 0
     nblocks = (n + _BLOCK - 1) // _BLOCK
-    counts = np.zeros((nblocks, k + 1), np.int64)
+    counts = np.zeros((nblocks, centers.shape[0] + 1), np.int64)
     sse = np.zeros(nblocks)
     for b in numba.prange(nblocks):
         total = 0.0
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             if use_valid and not valid[i]:
-                labels[i] = 0
+                _emit(i, 0, pixels, 0, palette, labels, out)
                 counts[b, 0] += 1
-                for ch in range(nchan):
-                    out[i, ch] = pixels[i, ch]
                 continue
-            best = -1
-            code = 0
             if use_lut:
                 code = (np.int64(features[i, 0]) << 16) | (np.int64(features[i, 1]) << 8)
                 code |= np.int64(features[i, 2])
-                cached = lut[code]
-                if cached != _LUT_EMPTY:
-                    best = np.int64(cached)
-            if best >= 0:
-                best_d = 0.0
-                for ch in range(nfeat):
-                    t = np.float64(features[i, ch]) - centers[best, ch]
-                    best_d += t * t
+                j = np.int64(lut[code])
+                if j == _LUT_EMPTY:
+                    j, d = _nearest(features, i, 3, centers)
+                    lut[code] = np.uint8(j)
+                else:
+                    d = _sqdist(features, i, 3, centers, j)
+                _emit(i, j + 1, pixels, 3, palette, labels, out)
             else:
-                best_d = np.inf
-                for j in range(k):
-                    d = 0.0
-                    for ch in range(nfeat):
-                        t = np.float64(features[i, ch]) - centers[j, ch]
-                        d += t * t
-                    if d < best_d:
-                        best_d = d
-                        best = j
-                if use_lut:
-                    lut[code] = np.uint8(best)
-            total += best_d
-            label = best + 1
-            labels[i] = label
-            counts[b, label] += 1
-            for ch in range(ncolour):
-                out[i, ch] = palette[label, ch]
-            for ch in range(ncolour, nchan):
-                out[i, ch] = pixels[i, ch]
+                j, d = _nearest(features, i, nfeat, centers)
+                _emit(i, j + 1, pixels, ncolour, palette, labels, out)
+            total += d
+            counts[b, j + 1] += 1
         sse[b] = total
     return counts.sum(axis=0), sse.sum()
 
@@ -126,10 +133,11 @@ def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, r
     n = len(pixels)
     for s in range(0, n, step):
         e = min(s + step, n)
-        colour = pixels[s:e, :ncolour]
+        block = pixels[s:e]  # C-contiguous, so numba compiles its fast layout
         c, d = _assign_kernel(
-            colour if to_features is None else to_features(colour),
-            pixels[s:e],
+            block if to_features is None else to_features(block[:, :ncolour]),
+            ncolour,
+            block,
             ncolour,
             _empty(np.bool_) if valid is None else valid[s:e],
             centers,
