@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -18,6 +19,7 @@ from ._quantize import (
     DEFAULT_SAMPLE,
     INITS,
     MAX_ITER,
+    is_lazy,
     quantize,
 )
 from ._sample_data import photo_path
@@ -37,12 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reduce the colours of an image by K-means clustering (OpenCV). "
         "With no IMAGE, the photograph bundled with napari-kquant is used.",
     )
-    p.add_argument("image", nargs="?", help="image file (PNG, TIFF, JPEG, ...)")
+    p.add_argument("image", nargs="?", help="image file (PNG, TIFF, JPEG, ...) or .zarr array")
     p.add_argument("-k", type=int, default=8, help="number of colours (default: 8)")
     p.add_argument(
-        "-o", "--output", help="write the quantized image here; without it, open napari"
+        "-o",
+        "--output",
+        help="write the quantized image here (.png, .tif, ..., or .zarr for a lazy, chunked "
+        "write); without -o, open napari",
     )
-    p.add_argument("--labels", help="also write the cluster labels (1..k) here (PNG or TIFF)")
+    p.add_argument(
+        "--labels", help="also write the cluster labels (1..k) here (.png, .tif, .zarr)"
+    )
     p.add_argument("--mask", help="image file whose non-zero pixels are the ones to cluster")
     p.add_argument("--criteria", choices=list(CRITERIA), default="eps+max_iter")
     p.add_argument("--max-iter", type=int, default=MAX_ITER, help="2 to 100 (default: 100)")
@@ -62,8 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_image(path: str) -> np.ndarray:
-    """An image file as RGB(A) or grayscale, in its own bit depth."""
+def is_zarr(path: str) -> bool:
+    return path.rstrip("/").endswith(".zarr")
+
+
+def read_image(path: str):
+    """An image file as RGB(A) or grayscale, in its own bit depth; a .zarr array lazily."""
+    if is_zarr(path):
+        import dask.array as da
+
+        try:
+            return da.from_zarr(path)
+        except Exception as e:  # zarr raises several kinds for a path that is not an array
+            raise CLIError(f"cannot read {path!r}: not a zarr array ({e})") from None
     if not os.path.isfile(path):
         raise CLIError(f"cannot read {path!r}: no such file")
     image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
@@ -107,6 +125,38 @@ def write_image(path: str, image: np.ndarray, protected: str) -> None:
             os.remove(tmp)
 
 
+def write_zarr(items, protected: str, extra=()):
+    """Write dask-able arrays to .zarr folders in one pass; each lands whole or not at all.
+
+    Returns the computed ``extra`` values, computed in the same pass.
+    """
+    import dask
+    import dask.array as da
+
+    stores, temps = [], []
+    try:
+        for path, data in items:
+            if os.path.exists(path) and os.path.samefile(path, protected):
+                raise CLIError(f"refusing to overwrite the input image {path!r}")
+            folder, name = os.path.split(os.path.abspath(path))
+            try:
+                tmp = tempfile.mkdtemp(prefix=f".{name}.", dir=folder)
+            except OSError as e:
+                raise CLIError(f"cannot write {path!r}: {e.strerror}") from None
+            temps.append(tmp)
+            stores.append(da.to_zarr(da.asarray(data), tmp, overwrite=True, compute=False))
+        values = dask.compute(*stores, *extra)[len(stores) :]
+        for (path, _), tmp in zip(items, temps, strict=True):
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        return values
+    finally:
+        for tmp in temps:
+            if os.path.isdir(tmp):
+                shutil.rmtree(tmp)
+
+
 def run(args: argparse.Namespace) -> str:
     source = args.image or photo_path()
     image = read_image(source)
@@ -114,7 +164,7 @@ def run(args: argparse.Namespace) -> str:
     if args.mask:
         mask_image = read_image(args.mask)
         mask = (mask_image != 0).any(axis=-1) if mask_image.ndim == 3 else mask_image != 0
-    channel_axis = -1 if image.ndim == 3 else None
+    channel_axis = -1 if image.ndim == 3 and image.shape[-1] in (3, 4) else None
     start = time.perf_counter()
     result = quantize(
         image,
@@ -130,17 +180,26 @@ def run(args: argparse.Namespace) -> str:
         color_space=args.color_space,
         mask=mask,
     )
+    outputs = [
+        (p, d) for p, d in ((args.output, result.quantized), (args.labels, result.labels)) if p
+    ]
+    for path, data in outputs:
+        if not is_zarr(path):
+            write_image(path, np.asarray(data), protected=source)
+    zarr_outputs = [(p, d) for p, d in outputs if is_zarr(p)]
+    lazy = is_lazy(result.compactness)
+    if zarr_outputs or lazy:
+        (compactness,) = write_zarr(zarr_outputs, source, extra=[result.compactness])
+    else:
+        compactness = result.compactness
     seconds = time.perf_counter() - start
-    for path, data in ((args.output, result.quantized), (args.labels, result.labels)):
-        if path:
-            write_image(path, data, protected=source)
     shape = "x".join(str(s) for s in image.shape[:2][::-1])
     kind = {None: "gray"}.get(channel_axis, "RGBA" if image.shape[-1] == 4 else "RGB")
     fit = "all pixels" if args.sample is None else f"sample {args.sample} px"
     written = ", ".join(p for p in (args.output, args.labels) if p)
     return (
         f"{os.path.basename(source)}: {shape} {kind} {image.dtype}, k={args.k}, {fit}, "
-        f"seed {result.seed}: {seconds:.2f} s, compactness {result.compactness:.4g}"
+        f"seed {result.seed}: {seconds:.2f} s, compactness {float(compactness):.4g}"
         f" -> {written}"
     )
 

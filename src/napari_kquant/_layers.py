@@ -12,7 +12,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
-from ._quantize import QuantizeResult, quantize
+from ._quantize import QuantizeResult, is_lazy, quantize
 
 if TYPE_CHECKING:
     import napari
@@ -25,8 +25,16 @@ TRANSPARENT = np.zeros(4, np.float32)
 
 
 def spatial_shape(layer: Image) -> tuple[int, ...]:
-    shape = tuple(layer.data.shape)
+    shape = tuple((layer.data[0] if layer.multiscale else layer.data).shape)
     return shape[:-1] if layer.rgb else shape
+
+
+def layer_data(layer):
+    """The layer's data as it is: an array (numpy, dask, zarr, ...) or a list of levels.
+
+    Nothing is loaded: lazy data stays lazy.
+    """
+    return list(layer.data) if layer.multiscale else layer.data
 
 
 def read_layer(layer, mask=None, fixed: dict[int, int] | None = None):
@@ -34,29 +42,48 @@ def read_layer(layer, mask=None, fixed: dict[int, int] | None = None):
 
     ``mask`` is a Labels layer (non-zero = use) or a boolean array; ``fixed``
     maps layer axes to the index they are held at (the current slice), so that
-    only that plane is clustered.
+    only that plane is clustered. Lazy data stays lazy.
     """
     if not isinstance(layer, Image):
         kind = type(layer).__name__
         raise TypeError(f"{layer.name!r} is a {kind} layer; choose an Image layer to quantize")
-    if layer.multiscale:
-        raise ValueError(f"{layer.name!r} is multiscale, which is not supported yet")
-    data = np.asarray(layer.data)
     shape = spatial_shape(layer)
+    if layer.multiscale and (mask is not None or fixed):
+        raise ValueError(
+            f"{layer.name!r} is multiscale: quantize it whole, without a mask or slice"
+        )
+    data = layer_data(layer)
+    lazy = is_lazy(data)
     if isinstance(mask, Labels):
-        mask_name, mask = f"mask layer {mask.name!r}", np.asarray(mask.data) != 0
+        mask_name, mask = f"mask layer {mask.name!r}", _nonzero(mask.data)
     else:
         mask_name = "mask"
-    if mask is not None and np.shape(mask) != shape:
+    if mask is not None and tuple(mask.shape) != shape:
         raise ValueError(
-            f"{mask_name} has shape {np.shape(mask)}, but image {layer.name!r} has "
+            f"{mask_name} has shape {tuple(mask.shape)}, but image {layer.name!r} has "
             f"spatial shape {shape}"
         )
     if fixed:
-        plane = np.zeros(shape, bool)
+        plane = _zeros(shape, data.chunks[: len(shape)] if lazy else None)
         plane[tuple(fixed.get(axis, slice(None)) for axis in range(len(shape)))] = True
         mask = plane if mask is None else mask & plane
     return data, {"channel_axis": -1 if layer.rgb else None, "mask": mask}
+
+
+def _nonzero(data):
+    if is_lazy(data):
+        import dask.array as da
+
+        return da.asarray(data) != 0
+    return np.asarray(data) != 0
+
+
+def _zeros(shape, chunks):
+    if chunks is None:
+        return np.zeros(shape, bool)
+    import dask.array as da
+
+    return da.zeros(shape, dtype=bool, chunks=chunks)
 
 
 def current_slice(viewer: napari.Viewer, layer: Image) -> dict[int, int]:
@@ -97,8 +124,9 @@ def output_layers(
         "seed": result.seed,
         "epsilon": result.epsilon,
         "centers": result.centers.tolist(),
-        "counts": result.counts.tolist(),
-        "compactness": result.compactness,
+        # lazy results: these need a pass over all the data, so they are not computed here
+        "counts": None if is_lazy(result.counts) else result.counts.tolist(),
+        "compactness": None if is_lazy(result.compactness) else result.compactness,
     }
     common = {attr: getattr(layer, attr) for attr in GEOMETRY}
     common["metadata"] = {"napari_kquant": record}
@@ -142,7 +170,11 @@ def _can_refresh(old, data, kwargs, kind) -> bool:
         return False  # never overwrite a layer this plugin did not make
     same_kind = isinstance(old, Image if kind == "image" else Labels)
     same_rgb = kind != "image" or old.rgb == kwargs.get("rgb", False)
-    return same_kind and same_rgb and old.data.ndim == data.ndim
+    multiscale = isinstance(data, list)
+    if old.multiscale != multiscale:
+        return False
+    old_ndim = (old.data[0] if multiscale else old.data).ndim
+    return same_kind and same_rgb and old_ndim == (data[0] if multiscale else data).ndim
 
 
 def viewer_of(layer) -> napari.Viewer:

@@ -16,7 +16,15 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
 
 from ._layers import add_or_update, cluster_colours, current_slice, output_layers, read_layer
-from ._quantize import COLOR_SPACES, CRITERIA, DEFAULT_ATTEMPTS, DEFAULT_SAMPLE, INITS, quantize
+from ._quantize import (
+    COLOR_SPACES,
+    CRITERIA,
+    DEFAULT_ATTEMPTS,
+    DEFAULT_SAMPLE,
+    INITS,
+    is_lazy,
+    quantize,
+)
 
 SCOPES = ("whole stack, one palette", "current slice only")
 OUTPUT_CHOICES = {
@@ -234,18 +242,24 @@ class KQuantWidget(Container):
 
     def _show_palette(self, layer, result):
         colours = cluster_colours(layer, result.centers)
-        total = max(int(result.counts.sum()), 1)
+        k = len(result.centers)
+        if is_lazy(result.counts):  # lazy data: shares would need a pass over everything
+            shares = [""] * k
+            summary = "lazy result (counts and compactness are computed on request)"
+        else:
+            total = max(int(result.counts.sum()), 1)
+            shares = [f"{100 * count / total:.1f}%" for count in result.counts]
+            summary = f"compactness {result.compactness:.4g}"
         rows = []
-        for i, count in enumerate(result.counts, start=1):
+        for i, share in enumerate(shares, start=1):
             r, g, b = (round(255 * float(c)) for c in colours.color_dict[i][:3])
             rows.append(
                 f'<tr><td style="background-color:#{r:02x}{g:02x}{b:02x}">'
                 f"&nbsp;&nbsp;&nbsp;&nbsp;</td><td>&nbsp;{i}</td>"
-                f'<td align="right">&nbsp;{100 * count / total:.1f}%</td></tr>'
+                f'<td align="right">&nbsp;{share}</td></tr>'
             )
         self.palette.value = (
-            f"<b>{html.escape(layer.name)}</b>, k={len(result.counts)}: compactness "
-            f"{result.compactness:.4g}<table>{''.join(rows)}</table>"
+            f"<b>{html.escape(layer.name)}</b>, k={k}: {summary}<table>{''.join(rows)}</table>"
         )
 
 

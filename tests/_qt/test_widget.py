@@ -9,6 +9,7 @@ from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QTimer
 
 import napari_kquant
+from napari_kquant._quantize import DEFAULT_SAMPLE
 
 from conftest import BLOCK_COLOURS, expected_block_labels, make_blocks
 
@@ -63,7 +64,7 @@ def test_rgb_run_adds_two_layers_that_overlay_the_source(viewer, widget, qtbot):
     for i, centre in enumerate(centers, start=1):  # label i drawn in cluster i's colour
         np.testing.assert_allclose(clusters.colormap.color_dict[i][:3], centre / 255, atol=1e-6)
     assert clusters.colormap.color_dict[0][3] == 0  # background stays transparent
-    assert record["k"] == 4 and record["seed"] == 1 and record["sample"] == 20000
+    assert record["k"] == 4 and record["seed"] == 1 and record["sample"] == DEFAULT_SAMPLE
     assert sum(record["counts"]) == 32 * 32 and record["compactness"] > 0
 
     for layer in (quantized, clusters):
@@ -244,3 +245,38 @@ def test_kquant_without_output_opens_napari_with_the_widget(qtbot):
         assert widget.form.k.value == 5 and widget.form.image.value is viewer.layers[0]
     finally:
         viewer.close()
+
+
+def test_multiscale_dask_layer_gives_multiscale_lazy_layers(viewer, widget, qtbot):
+    import dask.array as da
+    from skimage import data
+
+    photo = np.tile(data.coffee(), (2, 2, 1))  # (800, 1200, 3)
+    levels = [da.from_array(photo[:: 2**i, :: 2**i], chunks=(128, 128, 3)) for i in range(3)]
+    viewer.add_image(levels, name="pyramid", rgb=True, multiscale=True)
+    run(widget, qtbot, k=6, seed="4")
+    quantized = viewer.layers["pyramid k=6 quantized"]
+    clusters = viewer.layers["pyramid k=6 clusters"]
+    assert quantized.multiscale and clusters.multiscale and quantized.rgb
+    assert [tuple(level.shape) for level in quantized.data] == [lv.shape for lv in levels]
+    assert all(isinstance(level, da.Array) for level in clusters.data)
+    centers = np.array(clusters.metadata["napari_kquant"]["centers"])
+    crop = np.asarray(clusters.data[2][:20, :30])
+    pixels = photo[::4, ::4][:20, :30].reshape(-1, 3).astype(float)
+    nearest = ((pixels[:, None] - centers[None]) ** 2).sum(-1).argmin(1) + 1
+    np.testing.assert_array_equal(crop.ravel(), nearest)
+    assert clusters.metadata["napari_kquant"]["counts"] is None  # lazy: not computed
+    assert "lazy result" in widget.palette.value
+
+
+def test_dask_layer_stays_lazy(viewer, widget, qtbot):
+    import dask.array as da
+
+    blocks = np.tile(make_blocks(), (8, 8, 1))  # 256 x 256
+    viewer.add_image(da.from_array(blocks, chunks=(64, 64, 3)), name="lazy", rgb=True)
+    run(widget, qtbot, k=4, seed="1", sample=5000)
+    clusters = viewer.layers["lazy k=4 clusters"]
+    assert isinstance(clusters.data, da.Array)
+    np.testing.assert_array_equal(
+        np.asarray(clusters.data[:32, :32]), expected_block_labels()
+    )
