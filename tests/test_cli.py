@@ -96,3 +96,23 @@ def test_python_m_runs_the_console_script(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert out.exists() and "k=2" in proc.stdout
+
+
+def test_cli_zarr_in_and_out_stays_chunked(tmp_path, capsys):
+    import zarr
+
+    image = np.tile(make_blocks(), (8, 8, 1))  # 256 x 256: more pixels than the default sample
+    src = tmp_path / "in.zarr"
+    zarr.open_array(src, mode="w", shape=image.shape, chunks=(64, 64, 3), dtype="u1")[:] = image
+    out, labels = tmp_path / "q.zarr", tmp_path / "l.zarr"
+    argv = [str(src), "-k", "4", "-o", str(out), "--labels", str(labels), "--seed", "1"]
+    assert main(argv) == 0
+    written = zarr.open_array(labels, mode="r")
+    assert written.chunks == (64, 64)
+    np.testing.assert_array_equal(written[:], np.tile(expected_block_labels(), (8, 8)))
+    quantized = zarr.open_array(out, mode="r")
+    assert quantized.shape == image.shape and quantized.dtype == np.uint8
+    assert "in.zarr: 256x256 RGB uint8, k=4" in capsys.readouterr().out
+    assert main(argv) == 0  # writing again replaces the folders whole
+    np.testing.assert_array_equal(zarr.open_array(labels, mode="r")[:], written[:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "l.zarr", "q.zarr"]

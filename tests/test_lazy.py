@@ -9,10 +9,11 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
-from conftest import expected_block_labels, make_blocks
 
 from napari_kquant import quantize
 from napari_kquant._lazy import SAMPLE_CHUNKS
+
+from conftest import expected_block_labels, make_blocks
 
 
 def nearest(pixels, centers):
@@ -92,7 +93,7 @@ def test_zarr_input(tmp_path, photo):
 
 
 def test_lazy_mask_alpha_and_channel_axis(photo):
-    rgba = np.concatenate([photo, np.full(photo.shape[:2] + (1,), 255, np.uint8)], axis=-1)
+    rgba = np.concatenate([photo, np.full((*photo.shape[:2], 1), 255, np.uint8)], axis=-1)
     rgba[:50, :50, 3] = 0
     mask = np.ones(photo.shape[:2], bool)
     mask[-30:] = False

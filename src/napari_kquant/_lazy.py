@@ -36,7 +36,8 @@ SSE_BLOCK = 1 << 20
 
 def quantize_lazy(image, settings, channel_axis, alpha, mask, report):
     """`quantize` for a dask (or dask-wrappable) array; results are dask arrays."""
-    image = image if isinstance(image, da.Array) else da.from_array(image)
+    if not isinstance(image, da.Array):  # zarr, h5py, ...: keep their own chunking
+        image = da.from_array(image, chunks=image.chunks)
     lay = layout(image.shape, image.dtype, channel_axis, alpha)
     if settings.sample is None:
         raise ValueError(

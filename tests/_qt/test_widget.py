@@ -277,6 +277,4 @@ def test_dask_layer_stays_lazy(viewer, widget, qtbot):
     run(widget, qtbot, k=4, seed="1", sample=5000)
     clusters = viewer.layers["lazy k=4 clusters"]
     assert isinstance(clusters.data, da.Array)
-    np.testing.assert_array_equal(
-        np.asarray(clusters.data[:32, :32]), expected_block_labels()
-    )
+    np.testing.assert_array_equal(np.asarray(clusters.data[:32, :32]), expected_block_labels())
