@@ -157,12 +157,16 @@ def test_label_dtype_grows_with_k():
         ("eps", cv2.TERM_CRITERIA_EPS, "kmeans++", cv2.KMEANS_PP_CENTERS),
     ],
 )
-def test_exact_mode_equals_direct_cv2_kmeans(photos, name, criteria, cv_type, init, flags):
+@pytest.mark.parametrize("followed", [False, True], ids=["one-call", "attempt-by-attempt"])
+def test_exact_mode_equals_direct_cv2_kmeans(
+    photos, name, criteria, cv_type, init, flags, followed
+):
     image = photos[name]
     k, seed = 6, 42
+    progress = (lambda fraction, message: None) if followed else None
     result = quantize(
         image, k, channel_axis=-1, sample=None, seed=seed, criteria=criteria,
-        max_iter=10, epsilon=1.0, attempts=3, init=init,
+        max_iter=10, epsilon=1.0, attempts=3, init=init, progress=progress,
     )  # fmt: skip
     cv2.setRNGSeed(seed)
     compactness, labels, centers = cv2.kmeans(

@@ -21,6 +21,7 @@ from ._quantize import (
     _quantize_array,
     _usable,
     apply_model,
+    check_mask,
     fit_model,
     layout,
     paint_labels,
@@ -53,7 +54,8 @@ def quantize_lazy(image, settings, channel_axis, alpha, mask, report):
     model, _, _ = fit_model(fit_pixels, lay.ncolour, image.dtype, settings, report, 5)
     labels, quantized = assign_lazy(pixels_cl, mask, lay, model)
     counts, compactness = statistics(pixels_cl, labels, lay, model)
-    report(1.0, "done")
+    if report is not None:
+        report(1.0, "done")
     return QuantizeResult(
         quantized=_restore(quantized, lay),
         labels=labels,
@@ -95,7 +97,8 @@ def quantize_levels(levels, settings, channel_axis, alpha, mask, report):
         *arrays, counts, compactness = dask.compute(*quantized, *labels, counts, compactness)
         quantized, labels = arrays[: len(levels)], arrays[len(levels) :]
         compactness = float(compactness)
-    report(1.0, "done")
+    if report is not None:
+        report(1.0, "done")
     return QuantizeResult(
         quantized, labels, model.centers, counts, compactness, settings.seed, model.epsilon
     )
@@ -122,14 +125,7 @@ def _as_lazy_mask(mask, spatial_shape, chunks):
     if mask is None:
         return None
     mask = mask if isinstance(mask, da.Array) else da.asarray(mask)
-    if mask.dtype != bool:
-        raise TypeError(f"mask must be a boolean array, got dtype {mask.dtype}")
-    if mask.shape != tuple(spatial_shape):
-        raise ValueError(
-            f"mask shape {mask.shape} does not match the image's spatial shape "
-            f"{tuple(spatial_shape)}"
-        )
-    return mask.rechunk(chunks)
+    return check_mask(mask, spatial_shape).rechunk(chunks)
 
 
 def _small(image, settings, channel_axis, alpha, mask, report):
