@@ -9,7 +9,7 @@ method inherits another's warm caches. Each method is warmed up on a 64 x 64 cro
 (imports, JIT), then timed on the full image: the median of --repeats runs (one run for
 methods that take over 10 s). Peak memory is the resident-set high-water mark above what the
 process held before the timed call (Linux: /proc/self/clear_refs). MSE is the mean over every
-pixel of the squared RGB distance between the method's output and the input.
+pixel of the squared RGB distance between the output of the last timed run and the input.
 """
 
 from __future__ import annotations
