@@ -30,6 +30,8 @@ def test_cli_writes_quantized_and_labels_in_rgb_order(tmp_path, capsys):
     assert written[0, 0, 2] > 150 and written[0, 0, 0] < 60
     line = capsys.readouterr().out
     assert "in.png: 32x32 RGB uint8, k=4" in line and "seed 1" in line and "compactness" in line
+    # written with the permissions of any new file, not the private ones of a temporary file
+    assert out.stat().st_mode & 0o777 == src.stat().st_mode & 0o777
 
 
 def test_cli_sixteen_bit_grayscale_and_mask(tmp_path):
@@ -116,3 +118,4 @@ def test_cli_zarr_in_and_out_stays_chunked(tmp_path, capsys):
     assert main(argv) == 0  # writing again replaces the folders whole
     np.testing.assert_array_equal(zarr.open_array(labels, mode="r")[:], written[:])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "l.zarr", "q.zarr"]
+    assert labels.stat().st_mode & 0o777 == src.stat().st_mode & 0o777

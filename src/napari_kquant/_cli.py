@@ -29,6 +29,13 @@ class CLIError(Exception):
     """A problem the user can fix; reported as one line and exit status 2."""
 
 
+def _usual_mode(path: str, mode: int) -> None:
+    """Give a temporary file or folder the permissions a plain create would have."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
 def _sample(text: str) -> int | None:
     return None if text == "all" else int(text)
 
@@ -110,6 +117,7 @@ def write_image(path: str, image: np.ndarray, protected: str) -> None:
         raise CLIError(f"cannot write {path!r}: {e.strerror}") from None
     os.close(fd)
     try:
+        _usual_mode(tmp, 0o666)  # mkstemp makes it private
         try:
             ok = cv2.imwrite(tmp, image)
         except cv2.error:
@@ -144,6 +152,7 @@ def write_zarr(items, protected: str, extra=()):
             except OSError as e:
                 raise CLIError(f"cannot write {path!r}: {e.strerror}") from None
             temps.append(tmp)
+            _usual_mode(tmp, 0o777)  # mkdtemp makes it private
             stores.append(da.to_zarr(da.asarray(data), tmp, overwrite=True, compute=False))
         values = dask.compute(*stores, *extra)[len(stores) :]
         for (path, _), tmp in zip(items, temps, strict=True):
