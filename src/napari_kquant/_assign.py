@@ -48,7 +48,9 @@ def _emit(i, label, pixels, ncolour, palette, labels, out):
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _assign_kernel(features, nfeat, pixels, ncolour, valid, centers, palette, lut, labels, out):
+def _assign_kernel(
+    features, nfeat, pixels, ncolour, valid, centers, palette, lut, labels, out, counts, sse
+):
     """Label every pixel with its nearest centre; write labels and quantized pixels.
 
     Distances are measured on the first ``nfeat`` columns of ``features`` (the
@@ -63,8 +65,6 @@ def _assign_kernel(features, nfeat, pixels, ncolour, valid, centers, palette, lu
     use_valid = valid.size > 0
     use_lut = lut.size > 0
     nblocks = (n + _BLOCK - 1) // _BLOCK
-    counts = np.zeros((nblocks, centers.shape[0] + 1), np.int64)
-    sse = np.zeros(nblocks)
     for b in numba.prange(nblocks):
         total = 0.0
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
@@ -88,7 +88,6 @@ def _assign_kernel(features, nfeat, pixels, ncolour, valid, centers, palette, lu
             total += d
             counts[b, j + 1] += 1
         sse[b] = total
-    return counts.sum(axis=0), sse.sum()
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -128,13 +127,18 @@ def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, r
     lut = np.full(1 << 24, _LUT_EMPTY, np.uint8) if rgb8 else _empty(np.uint8)
     # blocks keep a run stoppable and bound the L*a*b* buffer (12 MB a block)
     step = 1 << 22 if to_features is None else 1 << 20
+    n = len(pixels)
+    nblocks = (min(step, n) + _BLOCK - 1) // _BLOCK
+    block_counts = np.zeros((nblocks, len(centers) + 1), np.int64)  # per work item, summed
+    block_sse = np.zeros(nblocks)  # afterwards: no shared counters between threads
     counts = np.zeros(len(centers) + 1, np.int64)
     sse = 0.0
-    n = len(pixels)
     for s in range(0, n, step):
         e = min(s + step, n)
         block = pixels[s:e]  # C-contiguous, so numba compiles its fast layout
-        c, d = _assign_kernel(
+        block_counts[:] = 0
+        block_sse[:] = 0
+        _assign_kernel(
             block if to_features is None else to_features(block[:, :ncolour]),
             ncolour,
             block,
@@ -145,9 +149,11 @@ def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, r
             lut,
             labels[s:e],
             out[s:e],
+            block_counts,
+            block_sse,
         )
-        counts += c
-        sse += d
+        counts += block_counts.sum(axis=0)
+        sse += float(block_sse.sum())
         report(e / n)
     return counts, sse
 
