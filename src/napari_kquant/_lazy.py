@@ -24,15 +24,12 @@ from ._quantize import (
     check_mask,
     fit_model,
     layout,
-    paint_labels,
 )
 
 #: The fit sample is drawn from at most this many chunks, picked at random.
 SAMPLE_CHUNKS = 64
 #: Candidates drawn per wanted pixel: some may be left out (mask, alpha 0, NaN).
 OVERDRAW = 1.25
-#: Pixels per sub-block when summing squared distances (bounds a float64 buffer).
-SSE_BLOCK = 1 << 20
 
 
 def quantize_lazy(image, settings, channel_axis, alpha, mask, report):
@@ -52,8 +49,7 @@ def quantize_lazy(image, settings, channel_axis, alpha, mask, report):
     mask = _as_lazy_mask(mask, spatial_shape, pixels_cl.chunks[:-1])
     fit_pixels = draw_sample(pixels_cl, mask, lay, settings)
     model, _, _ = fit_model(fit_pixels, lay.ncolour, image.dtype, settings, report, 5)
-    labels, quantized = assign_lazy(pixels_cl, mask, lay, model)
-    counts, compactness = statistics(pixels_cl, labels, lay, model)
+    labels, quantized, counts, compactness = assign_lazy(pixels_cl, mask, lay, model)
     if report is not None:
         report(1.0, "done")
     return QuantizeResult(
@@ -87,12 +83,13 @@ def quantize_levels(levels, settings, channel_axis, alpha, mask, report):
     fit_level = big_enough[-1] if big_enough else 0
     fit_pixels = draw_sample(lazy[fit_level], None, lays[fit_level], settings)
     model, _, _ = fit_model(fit_pixels, lays[0].ncolour, levels[0].dtype, settings, report, 5)
-    quantized, labels = [], []
+    quantized, labels, stats = [], [], []
     for pixels_cl, lay in zip(lazy, lays, strict=True):
-        lab, q = assign_lazy(pixels_cl, None, lay, model)
+        lab, q, *level_stats = assign_lazy(pixels_cl, None, lay, model)
         quantized.append(_restore(q, lay))
         labels.append(lab)
-    counts, compactness = statistics(lazy[0], labels[0], lays[0], model)
+        stats.append(level_stats)
+    counts, compactness = stats[0]  # the finest level's
     if all(isinstance(level, np.ndarray) for level in levels):  # numpy in, numpy out
         *arrays, counts, compactness = dask.compute(*quantized, *labels, counts, compactness)
         quantized, labels = arrays[: len(levels)], arrays[len(levels) :]
@@ -183,61 +180,46 @@ def _usable_at(block, mask_block, picks, lay):
 
 
 def assign_lazy(pixels_cl, mask, lay, model):
-    """Blockwise labels and quantized pixels (channels last), both lazy."""
+    """Lazy labels, quantized pixels (channels last), counts and compactness.
+
+    One task per chunk runs the kernel once and returns all four parts as a
+    tuple (held in a dask array of dtype object); each output takes its part,
+    so computing several of them together is a single pass over the data.
+    """
     block_lay = _block_layout(lay)
     masks = [] if mask is None else [mask[..., None]]
-    labels = da.map_blocks(
-        _label_block, pixels_cl, *masks, model=model, lay=block_lay,
-        dtype=model.rank.dtype, drop_axis=pixels_cl.ndim - 1,
+    ndim = pixels_cl.ndim
+    parts = da.map_blocks(  # spatial chunks, one tuple each
+        _assign_block, pixels_cl, *masks, model=model, lay=block_lay,
+        dtype=object, drop_axis=ndim - 1, meta=np.empty((0,) * (ndim - 1), object),
     )  # fmt: skip
-    quantized = da.map_blocks(
-        _paint_block, labels[..., None], pixels_cl, model=model, lay=block_lay,
-        dtype=pixels_cl.dtype, chunks=pixels_cl.chunks,
+    label_dtype = model.rank.dtype
+    labels = parts.map_blocks(
+        _part, 0, dtype=label_dtype, meta=np.empty((0,) * (ndim - 1), label_dtype)
+    )
+    quantized = parts.map_blocks(
+        _part, 1, dtype=pixels_cl.dtype, new_axis=ndim - 1, chunks=pixels_cl.chunks,
+        meta=np.empty((0,) * ndim, pixels_cl.dtype),
     )  # fmt: skip
-    return labels, quantized
-
-
-def _label_block(block, mask_block=None, *, model, lay):
-    pixels, spatial = _pixels(block, lay)
-    mask = None if mask_block is None else mask_block[..., 0]
-    labels, _, _, _ = apply_model(model, pixels, _usable(pixels, lay.ncolour, spatial, mask))
-    return labels.reshape(spatial)
-
-
-def _paint_block(labels_block, block, *, model, lay):
-    pixels, _ = _pixels(block, lay)
-    return paint_labels(model, labels_block.reshape(-1), pixels).reshape(block.shape)
-
-
-def statistics(pixels_cl, labels, lay, model):
-    """Lazy (counts per label, compactness) over every pixel: a pass over the data."""
+    blocks = parts.to_delayed().ravel()
+    counts = dask.delayed(np.sum)([dask.delayed(_part)(b, 2) for b in blocks], axis=0)
+    sse = dask.delayed(sum)([dask.delayed(_part)(b, 3) for b in blocks])
     k = len(model.centers)
-    label_blocks = labels.to_delayed().ravel()
-    pixel_blocks = pixels_cl.to_delayed().ravel()  # one chunk along channels: same order
-    counts = [dask.delayed(_block_counts)(lab, k) for lab in label_blocks]
-    sse = [
-        dask.delayed(_block_sse)(block, lab, model, _block_layout(lay))
-        for block, lab in zip(pixel_blocks, label_blocks, strict=True)
-    ]
-    total = dask.delayed(np.sum)(counts, axis=0)
     return (
-        da.from_delayed(total, shape=(k,), dtype=np.int64),
-        da.from_delayed(dask.delayed(sum)(sse), shape=(), dtype=np.float64),
+        labels,
+        quantized,
+        da.from_delayed(counts, shape=(k,), dtype=np.int64),
+        da.from_delayed(sse, shape=(), dtype=np.float64),
     )
 
 
-def _block_counts(labels, k):
-    return np.bincount(labels.reshape(-1), minlength=k + 1)[1:].astype(np.int64)
+def _assign_block(block, mask_block=None, *, model, lay):
+    pixels, spatial = _pixels(block, lay)
+    mask = None if mask_block is None else mask_block[..., 0]
+    valid = _usable(pixels, lay.ncolour, spatial, mask)
+    labels, out, counts, sse = apply_model(model, pixels, valid)
+    return labels.reshape(spatial), out.reshape(block.shape), counts[1:], sse
 
 
-def _block_sse(block, labels, model, lay):
-    pixels, _ = _pixels(block, lay)
-    labels = labels.reshape(-1)
-    total = 0.0
-    for s in range(0, len(labels), SSE_BLOCK):
-        lab = labels[s : s + SSE_BLOCK]
-        used = lab > 0
-        features = model.features(pixels[s : s + SSE_BLOCK, : lay.ncolour][used])
-        d = features.astype(np.float64) - model.centers_feat[lab[used] - 1]
-        total += float(np.einsum("ij,ij->", d, d))
-    return total
+def _part(parts, i):
+    return parts[i]
