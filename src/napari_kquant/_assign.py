@@ -58,8 +58,10 @@ def _assign_kernel(
     copied through where a pixel is left out and for channels past ``ncolour``.
     ``lut`` is an empty array, or a 2**24 uint8 cache of labels indexed by 8-bit
     RGB: that path spells out its 3 channels so that the compiler unrolls them.
-    Returns per-label pixel counts (index 0 = left out) and the sum of squared
-    distances of the labelled pixels to their centres.
+    Adds each work item's per-label pixel counts (index 0 = left out) to row b
+    of ``counts`` and the squared distances of its labelled pixels to their
+    centres to ``sse[b]``: the caller sums them, because reductions inside the
+    parallel loop tripled numba's compile time.
     """
     n = features.shape[0]
     use_valid = valid.size > 0
