@@ -19,7 +19,6 @@ from ._quantize import (
     DEFAULT_SAMPLE,
     INITS,
     MAX_ITER,
-    is_lazy,
     quantize,
 )
 from ._sample_data import photo_path
@@ -166,6 +165,11 @@ def write_zarr(items, protected: str, extra=()):
                 shutil.rmtree(tmp)
 
 
+def colour_axis(image) -> int | None:
+    """-1 for RGB(A) files (3 or 4 channels last), None for gray images and stacks."""
+    return -1 if image.ndim == 3 and image.shape[-1] in (3, 4) else None
+
+
 def run(args: argparse.Namespace) -> str:
     source = args.image or photo_path()
     image = read_image(source)
@@ -173,7 +177,7 @@ def run(args: argparse.Namespace) -> str:
     if args.mask:
         mask_image = read_image(args.mask)
         mask = (mask_image != 0).any(axis=-1) if mask_image.ndim == 3 else mask_image != 0
-    channel_axis = -1 if image.ndim == 3 and image.shape[-1] in (3, 4) else None
+    channel_axis = colour_axis(image)
     start = time.perf_counter()
     result = quantize(
         image,
@@ -192,15 +196,16 @@ def run(args: argparse.Namespace) -> str:
     outputs = [
         (p, d) for p, d in ((args.output, result.quantized), (args.labels, result.labels)) if p
     ]
-    for path, data in outputs:
-        if not is_zarr(path):
-            write_image(path, np.asarray(data), protected=source)
-    zarr_outputs = [(p, d) for p, d in outputs if is_zarr(p)]
-    lazy = is_lazy(result.compactness)
-    if zarr_outputs or lazy:
-        (compactness,) = write_zarr(zarr_outputs, source, extra=[result.compactness])
-    else:
-        compactness = result.compactness
+    files = [(p, d) for p, d in outputs if not is_zarr(p)]
+    # lazy results: the zarr stores, the arrays for the files and the compactness are
+    # computed together, in one pass over the image (numpy results pass through as they are)
+    *arrays, compactness = write_zarr(
+        [(p, d) for p, d in outputs if is_zarr(p)],
+        source,
+        extra=[*(d for _, d in files), result.compactness],
+    )
+    for (path, _), data in zip(files, arrays, strict=True):
+        write_image(path, np.asarray(data), protected=source)
     seconds = time.perf_counter() - start
     shape = "x".join(str(s) for s in image.shape[:2][::-1])
     kind = {None: "gray"}.get(channel_axis, "RGBA" if image.shape[-1] == 4 else "RGB")
@@ -225,7 +230,7 @@ def open_viewer(args: argparse.Namespace):
     image = read_image(source)
     viewer = napari.Viewer()
     name = os.path.splitext(os.path.basename(source))[0]
-    viewer.add_image(image, name=name, rgb=image.ndim == 3)
+    viewer.add_image(image, name=name, rgb=colour_axis(image) is not None)
     _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
     widget.form.k.value = args.k
     return viewer
