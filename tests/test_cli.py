@@ -65,7 +65,7 @@ def test_cli_without_image_uses_the_bundled_photo(tmp_path, capsys):
         (["{d}/in.png", "-o", "{d}/in.png"], "refusing to overwrite the input image"),
         (["{d}/in.png", "-o", "{d}/nodir/o.png"], "cannot write '{d}/nodir/o.png'"),
         (["{d}/in.png", "-o", "{d}/o.unknown"], "OpenCV cannot encode a uint8 image as .unknown"),
-        (["{d}/in.png", "-k", "0", "-o", "{d}/o.png"], "k must be at least 1, got 0"),
+        (["{d}/in.png", "-k", "0", "-o", "{d}/o.png"], "k must be between 1 and 65535, got 0"),
         (["{d}/in.png", "-k", "5000", "-o", "{d}/o.png"], "k=5000 is larger than the number"),
         (["{d}/in.png", "--max-iter", "500", "-o", "{d}/o.png"], "max_iter must be between"),
     ],

@@ -11,7 +11,7 @@ import pytest
 import zarr
 
 from napari_kquant import quantize
-from napari_kquant._lazy import SAMPLE_CHUNKS
+from napari_kquant._sample import SAMPLE_CHUNKS
 
 from conftest import expected_block_labels, make_blocks
 

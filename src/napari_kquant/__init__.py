@@ -4,10 +4,23 @@
 imported when `quantize_layer` is first used.
 """
 
-from ._quantize import QuantizeResult, quantize
+from ._fit import fit, fit_pooled
+from ._palette import Palette
+from ._quantize import quantize
+from ._result import QuantizeResult
+from ._sample_data import load_photo
 
 __version__ = "0.1.0"
-__all__ = ["QuantizeResult", "__version__", "quantize", "quantize_layer"]
+__all__ = [
+    "Palette",
+    "QuantizeResult",
+    "__version__",
+    "fit",
+    "fit_pooled",
+    "load_photo",
+    "quantize",
+    "quantize_layer",
+]
 
 
 def __getattr__(name):

@@ -112,12 +112,13 @@ def _empty(dtype):
     return np.empty(0, dtype)
 
 
-def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, report):
+def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, report, lock):
     """Nearest-centre labels for every pixel, written into ``labels`` and ``out``.
 
     ``to_features`` maps a block of colour channels to the space the centres
     live in (None: the colour channels themselves). ``report(fraction)`` is
-    called after each block. Returns (counts, sse), ``counts`` indexed by label.
+    called after each block, outside ``lock``, which is held around each kernel
+    call. Returns (counts, sse), ``counts`` indexed by label.
     """
     centers = np.ascontiguousarray(centers, np.float64)
     rgb8 = (
@@ -138,22 +139,24 @@ def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, r
     for s in range(0, n, step):
         e = min(s + step, n)
         block = pixels[s:e]  # C-contiguous, so numba compiles its fast layout
+        features = block if to_features is None else to_features(block[:, :ncolour])
         block_counts[:] = 0
         block_sse[:] = 0
-        _assign_kernel(
-            block if to_features is None else to_features(block[:, :ncolour]),
-            ncolour,
-            block,
-            ncolour,
-            _empty(np.bool_) if valid is None else valid[s:e],
-            centers,
-            palette,
-            lut,
-            labels[s:e],
-            out[s:e],
-            block_counts,
-            block_sse,
-        )
+        with lock:
+            _assign_kernel(
+                features,
+                features.shape[1] if to_features is not None else ncolour,
+                block,
+                ncolour,
+                _empty(np.bool_) if valid is None else valid[s:e],
+                centers,
+                palette,
+                lut,
+                labels[s:e],
+                out[s:e],
+                block_counts,
+                block_sse,
+            )
         counts += block_counts.sum(axis=0)
         sse += float(block_sse.sum())
         report(e / n)

@@ -12,15 +12,15 @@ import time
 import cv2
 import numpy as np
 
-from ._quantize import (
+from ._options import (
     COLOR_SPACES,
     CRITERIA,
     DEFAULT_ATTEMPTS,
     DEFAULT_SAMPLE,
     INITS,
     MAX_ITER,
-    quantize,
 )
+from ._quantize import quantize
 from ._sample_data import photo_path
 
 

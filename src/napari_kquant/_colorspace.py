@@ -1,14 +1,34 @@
-"""CIE L*a*b* conversion of RGB pixels and centres, through OpenCV."""
+"""The space distances are measured in: CIE L*a*b* through OpenCV, and safe scaling.
+
+Values are clustered as they are, except in two cases: ``color_space="lab"``
+(perceptual distances), and values so large that their squared distances would
+overflow float32 (cv2.kmeans) or float64 (the kernels). Those are divided by a
+power of two first, which is exact and keeps every distance comparison.
+"""
 
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
 
+#: Values beyond this magnitude are scaled down by a power of two before clustering.
+SAFE_MAX = 2.0**50
+_TARGET_EXP = 40
+
 
 def rgb_scale(dtype: np.dtype) -> float:
     """The value of full-intensity white: the integer maximum, or 1.0 for floats."""
+    dtype = np.dtype(dtype)
     return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
+
+
+def safe_scale(max_abs: float) -> float:
+    """1.0, or the power of two that brings ``max_abs`` down to about 2**40."""
+    if not math.isfinite(max_abs) or max_abs <= SAFE_MAX:
+        return 1.0
+    return 2.0 ** (math.frexp(max_abs)[1] - _TARGET_EXP)
 
 
 def to_lab(rgb: np.ndarray, scale: float) -> np.ndarray:

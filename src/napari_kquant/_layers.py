@@ -12,7 +12,9 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
-from ._quantize import QuantizeResult, is_lazy, quantize
+from ._layout import is_lazy
+from ._quantize import quantize
+from ._result import QuantizeResult
 
 if TYPE_CHECKING:
     import napari

@@ -16,15 +16,15 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
 
 from ._layers import add_or_update, cluster_colours, current_slice, output_layers, read_layer
-from ._quantize import (
+from ._layout import is_lazy
+from ._options import (
     COLOR_SPACES,
     CRITERIA,
     DEFAULT_ATTEMPTS,
     DEFAULT_SAMPLE,
     INITS,
-    is_lazy,
-    quantize,
 )
+from ._quantize import quantize
 
 SCOPES = ("whole stack, one palette", "current slice only")
 OUTPUT_CHOICES = {

@@ -9,7 +9,7 @@ from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QTimer
 
 import napari_kquant
-from napari_kquant._quantize import DEFAULT_SAMPLE
+from napari_kquant._options import DEFAULT_SAMPLE
 
 from conftest import BLOCK_COLOURS, expected_block_labels, make_blocks
 

@@ -1,0 +1,148 @@
+"""Applying a palette to pixels: nearest-centre labels and quantized colours (eager).
+
+The compiled kernels (`_assign`, numba) are imported on first use. The lazy
+path (`_lazy`) runs the same `Assigner` on every chunk.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from ._colorspace import rgb_scale, safe_scale, to_lab
+from ._layout import Layout, layout, pixels, restore, unmask, usable
+from ._result import QuantizeResult
+
+#: numba's default (workqueue) thread pool must not run two kernels at once. It is
+#: held only around a kernel call, never while user code (a progress hook) runs.
+KERNEL_LOCK = threading.Lock()
+
+
+def silent(*progress):
+    """The progress hook when nobody listens."""
+
+
+def label_dtype(k: int) -> np.dtype:
+    return np.dtype(np.uint8 if k <= 255 else np.uint16)
+
+
+def output_colours(centers: np.ndarray, dtype) -> np.ndarray:
+    """(k + 1, channels) centres in ``dtype`` (rounded and clipped for integers); row 0 unused."""
+    dtype = np.dtype(dtype)
+    colours = np.zeros((len(centers) + 1, centers.shape[1]), dtype)
+    if dtype.kind not in "ui":
+        colours[1:] = centers
+        return colours
+    info = np.iinfo(dtype)
+    values = np.rint(centers)
+    top, bottom = values >= float(info.max), values <= float(info.min)
+    inside = ~(top | bottom)  # float(info.max) may round past the dtype: never cast it
+    body = colours[1:]
+    body[inside] = values[inside].astype(dtype)
+    body[top], body[bottom] = info.max, info.min
+    return colours
+
+
+def _scaled(block, ncolour, scale):
+    return block[:, :ncolour].astype(np.float64) / scale
+
+
+@dataclass(frozen=True)
+class Assigner:
+    """A palette made ready for pixels of one dtype: centres in the distance space, colours."""
+
+    ncolour: int
+    centers: np.ndarray  # (k, features) float64: what distances are measured against
+    colours: np.ndarray  # (k + 1, ncolour) in the image dtype
+    to_features: Callable | None  # colour channels -> distance space; None: the values
+    sse_factor: float  # squared distances back to the palette's clustering units
+
+    @property
+    def label_dtype(self) -> np.dtype:
+        return label_dtype(len(self.centers))
+
+    def assign(self, pix, valid, report=silent):
+        """Labels, quantized pixels, counts (index 0 = left out) and summed squared distances."""
+        from . import _assign
+
+        labels = np.empty(len(pix), self.label_dtype)
+        out = np.empty_like(pix)
+        counts, sse = _assign.assign(
+            pix, self.ncolour, self.centers, self.colours, valid, labels, out,
+            self.to_features, report, KERNEL_LOCK,
+        )  # fmt: skip
+        return labels, out, counts, sse * self.sse_factor
+
+    def paint(self, labels, pix):
+        """Quantized pixels for given labels; where a label is 0, the source pixel."""
+        from . import _assign
+
+        out = np.empty_like(pix)
+        with KERNEL_LOCK:
+            _assign.paint(labels, pix, self.ncolour, self.colours, out)
+        return out
+
+
+def assigner(palette, dtype) -> Assigner:
+    """Prepare ``palette`` for pixels of ``dtype``."""
+    dtype = np.dtype(dtype)
+    centers = palette.centers_for(dtype)
+    colours = output_colours(centers, dtype)
+    ncolour = palette.nchannels
+    if palette.color_space == "lab":
+        to_features = partial(_lab, scale=rgb_scale(dtype))
+        return Assigner(ncolour, palette.lab_centers, colours, to_features, 1.0)
+    scale = safe_scale(float(np.abs(centers).max()))
+    if scale == 1.0:
+        return Assigner(ncolour, np.ascontiguousarray(centers), colours, None, 1.0)
+    to_features = partial(_scaled, ncolour=ncolour, scale=scale)
+    return Assigner(ncolour, centers / scale, colours, to_features, scale * scale)
+
+
+def _lab(block, scale):
+    return to_lab(block, scale)
+
+
+def check_channels(palette, lay: Layout) -> None:
+    if lay.ncolour != palette.nchannels:
+        alpha = " (plus alpha)" if lay.has_alpha else ""
+        raise ValueError(
+            f"the palette has {palette.nchannels} colour channels, but the image has "
+            f"{lay.ncolour}{alpha}"
+        )
+
+
+def result(palette, shape, channel_axis, labels, out, counts, sse) -> QuantizeResult:
+    return QuantizeResult(
+        quantized=restore(out, shape, channel_axis),
+        labels=labels,
+        centers=palette.centers_for(out.dtype),
+        counts=counts[1:].astype(np.int64),
+        compactness=float(sse),
+        seed=palette.seed,
+        epsilon=palette.epsilon,
+        palette=palette,
+    )
+
+
+def apply_array(palette, image, channel_axis, alpha, mask, progress) -> QuantizeResult:
+    """`Palette.apply` for an image in memory."""
+    if not isinstance(image, np.ndarray):
+        image = np.asarray(image)
+    lay = layout(image.shape, image.dtype, channel_axis, alpha)
+    image, mask = unmask(image, lay, mask)
+    check_channels(palette, lay)
+    pix, spatial = pixels(image, lay)
+    valid = usable(pix, lay.ncolour, spatial, mask)
+    asg = assigner(palette, pix.dtype)
+    report = silent if progress is None else (lambda done: progress(done, "assigning pixels"))
+    labels, out, counts, sse = asg.assign(pix, valid, report)
+    if progress is not None:
+        progress(1.0, "done")
+    return result(
+        palette, image.shape, lay.channel_axis, labels.reshape(spatial), out, counts, sse
+    )

@@ -1,0 +1,284 @@
+"""Fitting a palette: a seeded sample of usable pixels, clustered by ``cv2.kmeans``.
+
+`fit` takes one image (numpy, lazy or multiscale), `fit_pooled` a sequence of
+images sampled in proportion to their usable pixels. Both end in `cluster`,
+which calls OpenCV and orders the centres dark to light.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from ._colorspace import from_lab, rgb_scale, safe_scale, to_lab
+from ._layout import is_lazy, is_multiscale
+from ._options import EPSILON_FRACTION, callback, settings
+from ._palette import Palette
+from ._sample import fit_level, pool, sample_array, sample_lazy
+
+_LUMA = np.array([0.299, 0.587, 0.114])  # Rec. 601 weights for dark-to-light order
+#: How often a run that waits on cv2.kmeans calls its progress hook (so Cancel is heard).
+POLL_SECONDS = 0.1
+
+
+def fit(
+    image,
+    k: int = 8,
+    *,
+    channel_axis=None,
+    alpha=None,
+    mask=None,
+    progress: Callable[[float, str], None] | None = None,
+    **options,
+) -> Palette:
+    """Fit a palette of ``k`` colours to an image, to apply to it and to others.
+
+    Takes the same image, layout and fit options as `napari_kquant.quantize`
+    (``criteria``, ``max_iter``, ``epsilon``, ``attempts``, ``init``, ``seed``,
+    ``sample``, ``color_space``) with the same defaults and checks;
+    ``quantize(image, ...)`` is ``fit(image, ...).apply(image, ...)``.
+
+    Returns
+    -------
+    Palette
+        Centres dark to light, in the image's units, with the fit's settings,
+        seed, epsilon and compactness (on the fitted pixels).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from napari_kquant import fit
+    >>> image = np.zeros((4, 6, 3), np.uint8)
+    >>> image[:, 3:] = (200, 40, 10)
+    >>> palette = fit(image, k=2, channel_axis=-1, seed=0)
+    >>> palette.hex
+    ['#000000', '#c8280a']
+    >>> palette.apply(image[:, ::-1], channel_axis=-1).labels[0]
+    array([2, 2, 2, 1, 1, 1], dtype=uint8)
+    """
+    return fit_image(image, k, channel_axis, alpha, mask, progress, options)[0].palette
+
+
+def fit_image(image, k, channel_axis, alpha, mask, progress, options):
+    """`fit`, plus what `quantize` needs to keep cv2's own partition in exact mode.
+
+    Returns (fitted, drawn): ``fitted`` is a `Fitted`; ``drawn`` is None or,
+    for an exact fit of a numpy image, the `Drawn` pixels it clustered.
+    """
+    opts = settings(k, **options)
+    callback("progress", progress)
+    if is_multiscale(image):
+        image = fit_level(list(image), channel_axis, alpha, mask, opts)
+        mask = None
+    if is_lazy(image):
+        dtype, ncolour, sample, _ = sample_lazy(image, channel_axis, alpha, mask, opts)
+        return cluster(sample, dtype, ncolour, opts, progress), None
+    if not isinstance(image, np.ndarray):
+        image = np.asarray(image)
+    drawn = sample_array(image, channel_axis, alpha, mask, opts)
+    if drawn.n_usable == 0:
+        raise ValueError("the image has no usable pixel (all masked, transparent or non-finite)")
+    fitted = cluster(drawn.sample, drawn.pixels.dtype, drawn.layout.ncolour, opts, progress)
+    return fitted, drawn if drawn.exact else None
+
+
+def fit_pooled(
+    images: Iterable,
+    k: int = 8,
+    *,
+    channel_axis=None,
+    alpha=None,
+    progress: Callable[[float, str], None] | None = None,
+    **options,
+) -> Palette:
+    """One palette for many images: a seeded sample pooled across all of them.
+
+    Each image contributes to the ``sample`` pixels in proportion to its usable
+    pixels. Images are read one at a time and only a sample of each is kept,
+    so the sequence may be larger than memory: give lazy arrays (dask, zarr) or
+    callables that load an image when called (e.g. from a file).
+
+    Parameters
+    ----------
+    images : iterable of array_like, dask array, or callable returning one
+        The images; all with the same number of colour channels and dtype. A
+        list of arrays here is a list of images, never a multiscale pyramid.
+    k, channel_axis, alpha, progress, **options
+        As for `fit` (``sample`` is the size of the pooled sample; None pools
+        every usable pixel of every numpy image).
+
+    Returns
+    -------
+    Palette
+        Reproducible from its seed: the same images and options give the same
+        palette.
+    """
+    opts = settings(k, **options)
+    callback("progress", progress)
+    parts, counts, kinds = [], [], []
+    for i, item in enumerate(images):
+        image = item() if callable(item) else item
+        own = replace(opts, seed=image_seed(opts.seed, i))
+        if is_lazy(image):
+            dtype, ncolour, part, n = sample_lazy(image, channel_axis, alpha, None, own)
+        else:
+            image = image if isinstance(image, np.ndarray) else np.asarray(image)
+            drawn = sample_array(image, channel_axis, alpha, None, own)
+            dtype, ncolour, n = drawn.pixels.dtype, drawn.layout.ncolour, drawn.n_usable
+            part = np.array(drawn.sample)  # a copy: the image itself is not kept
+        kinds.append((np.dtype(dtype), ncolour))
+        if kinds[-1] != kinds[0]:
+            raise ValueError(
+                f"image {i} is {kinds[-1][0]} with {ncolour} colour channels, but image 0 is "
+                f"{kinds[0][0]} with {kinds[0][1]}: a pooled palette needs them alike"
+            )
+        parts.append(part)
+        counts.append(n)
+        if progress is not None:
+            progress(0.0, f"sampled image {i + 1}")
+    if not parts:
+        raise ValueError("images is empty: give at least one image")
+    sample = pool(parts, counts, opts.sample, opts.seed)
+    return cluster(sample, *kinds[0], opts, progress).palette
+
+
+def image_seed(seed, i):
+    """The seed of image ``i``'s own sample in a pooled fit."""
+    return int(np.random.default_rng([seed, i]).integers(2**31 - 1))
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A fit's palette, plus cv2's compactness and partition of the fitted pixels."""
+
+    palette: Palette
+    compactness: float
+    labels: np.ndarray  # output labels (1..k) of the fitted pixels, in their order
+
+
+def cluster(sample, dtype, ncolour, opts, progress=None) -> Fitted:
+    """Cluster (n, colours) pixels with cv2.kmeans; centres dark to light."""
+    k = opts.k
+    dtype = np.dtype(dtype)
+    if opts.lab and ncolour != 3:
+        raise ValueError(
+            f"color_space='lab' needs 3 colour channels (RGB), but the image has {ncolour}"
+        )
+    if len(sample) < k:
+        raise ValueError(f"k={k} is larger than the number of usable pixels ({len(sample)})")
+    white = rgb_scale(dtype)
+    scale = 1.0
+    if opts.lab:
+        data = to_lab(sample, white)
+    else:
+        scale = safe_scale(float(np.abs(sample).max()))
+        data = sample.astype(np.float32) if scale == 1.0 else (sample / scale).astype(np.float32)
+    value_range = (float(sample.min()), float(sample.max()))
+    epsilon = opts.epsilon
+    if epsilon is None:
+        epsilon = EPSILON_FRACTION * float(data.max() - data.min())
+    elif scale != 1.0:
+        epsilon /= scale
+    fit_report = None
+    if progress is not None:
+        fit_report = progress
+    compactness, fit_labels, centers_feat = kmeans(
+        data, k, opts.cv2_criteria(epsilon), opts.attempts, opts.init, opts.seed, fit_report
+    )
+    if opts.lab:
+        centers = from_lab(centers_feat, white)
+    else:
+        centers = centers_feat.astype(np.float64) * scale
+    order = dark_to_light(centers, ncolour)
+    rank = np.empty(k, np.int64)
+    rank[order] = np.arange(1, k + 1)
+    distinct = len(np.unique(centers_feat, axis=0))
+    if distinct < k:
+        warnings.warn(
+            f"k={k}, but the clustered pixels have only {distinct} distinct colours; "
+            f"{k - distinct} clusters duplicate others",
+            UserWarning,
+            stacklevel=4,
+        )
+    record = opts.record()
+    seed = record.pop("seed")
+    palette = Palette(
+        centers=centers[order],
+        color_space=opts.color_space,
+        lab_centers=centers_feat[order].astype(np.float64) if opts.lab else None,
+        dtype=str(dtype),
+        value_range=value_range,
+        fit=record,
+        seed=seed,
+        epsilon=float(epsilon) * scale,
+        compactness=float(compactness) * scale * scale,
+    )
+    return Fitted(palette, float(compactness) * scale * scale, rank[fit_labels.ravel()])
+
+
+def kmeans(data, k, criteria, attempts, init, seed, report):
+    """``cv2.kmeans``; with a progress hook, attempts run where the caller can stop waiting.
+
+    Without a hook it is one call with ``attempts``. With one, a helper thread
+    runs each attempt as its own call, and the caller polls ``report`` every
+    `POLL_SECONDS`, so an exception from the hook (Cancel) stops the run at
+    once: the helper is abandoned (it starts no further attempt, and nothing it
+    returns is used). OpenCV draws every attempt's initial centres from the
+    same per-thread RNG and keeps the first attempt with the strictly lowest
+    compactness, and so does the helper (seeded in its own thread), so the
+    result is identical to one call (tested).
+    """
+    from ._options import INITS
+
+    flags = INITS[init]
+    if len(data) == 1:  # cv2.kmeans would read a single row as one sample per column
+        return 0.0, np.zeros((1, 1), np.int32), data
+    if report is None:
+        cv2.setRNGSeed(seed)  # per thread: it must be set in the thread that fits
+        return cv2.kmeans(data, k, None, criteria, attempts, flags)
+    state = {"attempt": 0, "best": None, "error": None}
+    stop, done = threading.Event(), threading.Event()
+
+    def attempts_in_order():
+        try:
+            cv2.setRNGSeed(seed)
+            for attempt in range(attempts):
+                if stop.is_set():
+                    return
+                state["attempt"] = attempt
+                found = cv2.kmeans(data, k, None, criteria, 1, flags)
+                if state["best"] is None or found[0] < state["best"][0]:
+                    state["best"] = found
+        except Exception as e:  # handed to the caller
+            state["error"] = e
+        finally:
+            done.set()
+
+    helper = threading.Thread(target=attempts_in_order, name="kquant-kmeans", daemon=True)
+    reported = 0
+    try:
+        report(0.0, f"K-means attempt 1 of {attempts}")
+        helper.start()
+        while not done.wait(POLL_SECONDS):
+            while reported < state["attempt"]:  # every attempt is announced, in order
+                reported += 1
+                report(reported / attempts, f"K-means attempt {reported + 1} of {attempts}")
+            report(reported / attempts, f"K-means attempt {reported + 1} of {attempts}")
+        for later in range(reported + 1, state["attempt"] + 1):
+            report(later / attempts, f"K-means attempt {later + 1} of {attempts}")
+    except BaseException:
+        stop.set()  # abandon the helper: its current cv2 call finishes unseen
+        raise
+    if state["error"] is not None:
+        raise state["error"]
+    return state["best"]
+
+
+def dark_to_light(centers, ncolour):
+    brightness = centers[:, :3] @ _LUMA if ncolour == 3 else centers.mean(axis=1)
+    return np.lexsort((*centers.T[::-1], brightness))

@@ -1,0 +1,329 @@
+"""`Palette`: a kept set of cluster centres that labels any image the same way.
+
+A palette is data: its centres in the units of the image it was fitted on, the
+space distances are measured in, and how it was fitted. ``palette.apply(image)``
+gives label i to the pixels nearest entry i, on any image with the same number
+of colour channels; ``save``/``load`` keep it in JSON, GIMP .gpl or CSV files.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._colorspace import rgb_scale, to_lab
+from ._layout import check_dtype, is_lazy, is_multiscale
+from ._options import COLOR_SPACES, MAX_K, callback, choice
+
+FORMAT = "napari-kquant palette"
+VERSION = 1
+_HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
+
+
+def _frozen(values, name, width=None) -> np.ndarray:
+    try:
+        array = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (k, channels) array of numbers") from None
+    if array.ndim == 1 and width is None:
+        array = array[:, None]
+    if array.ndim != 2 or not 1 <= len(array) <= MAX_K or array.shape[1] == 0:
+        raise ValueError(
+            f"{name} must be a (k, channels) array with 1 <= k <= {MAX_K}, got shape {array.shape}"
+        )
+    if width is not None and array.shape[1] != width:
+        raise ValueError(f"{name} must have {width} columns, got {array.shape[1]}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite numbers")
+    array.setflags(write=False)
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class Palette:
+    """Cluster centres in label order, and how they were made.
+
+    Attributes
+    ----------
+    centers : ndarray
+        (k, colour channels) float64, row ``i`` being label ``i + 1``, in the
+        units of ``dtype`` (RGB for ``color_space="lab"``).
+    color_space : {"rgb", "lab"}
+        The space nearest centres are found in.
+    lab_centers : ndarray or None
+        (k, 3) float64 CIE L*a*b* centres, for ``color_space="lab"``: the exact
+        values distances are measured against.
+    dtype : str or None
+        The image dtype the centres are in. Applied to an image of another
+        dtype they are converted as colours are (integer maximum = float 1.0 =
+        white). None: the units of whatever image the palette is applied to.
+    value_range : tuple of float or None
+        (min, max) of the fitted values.
+    fit : dict or None
+        The fit options (k, criteria, max_iter, attempts, init, sample,
+        color_space); None for a palette of given colours.
+    seed, epsilon, compactness
+        The seed and tolerance the fit used, and its compactness (sum of
+        squared distances in the clustering space).
+    name : str
+        A name for files and menus.
+    """
+
+    centers: np.ndarray
+    color_space: str = "rgb"
+    lab_centers: np.ndarray | None = None
+    dtype: str | None = None
+    value_range: tuple[float, float] | None = None
+    fit: dict | None = field(default=None, repr=False)
+    seed: int | None = None
+    epsilon: float | None = None
+    compactness: float | None = None
+    name: str = ""
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "centers", _frozen(self.centers, "centers"))
+        choice("color_space", self.color_space, COLOR_SPACES)
+        if self.dtype is not None:
+            set_(self, "dtype", str(check_dtype(self.dtype)))
+        if self.color_space == "lab":
+            if self.centers.shape[1] != 3:
+                raise ValueError(
+                    f"a 'lab' palette needs 3 colour channels, got {self.centers.shape[1]}"
+                )
+            if self.lab_centers is None:
+                set_(self, "lab_centers", to_lab(self.centers, self._white()).astype(np.float64))
+            lab = _frozen(self.lab_centers, "lab_centers", width=3)
+            if len(lab) != self.k:
+                raise ValueError(f"lab_centers has {len(lab)} rows, centers has {self.k}")
+            set_(self, "lab_centers", lab)
+        elif self.lab_centers is not None:
+            raise ValueError("lab_centers is only for color_space='lab'")
+        if self.value_range is not None:
+            set_(self, "value_range", tuple(float(v) for v in self.value_range))
+
+    # --- what it is -------------------------------------------------------------------------
+
+    @property
+    def k(self) -> int:
+        """Number of colours."""
+        return len(self.centers)
+
+    @property
+    def nchannels(self) -> int:
+        """Colour channels an image must have to take this palette."""
+        return self.centers.shape[1]
+
+    def _white(self) -> float:
+        return rgb_scale(self.dtype) if self.dtype is not None else 255.0
+
+    def centers_for(self, dtype) -> np.ndarray:
+        """The centres in the units of an image of ``dtype``."""
+        if self.dtype is None or np.dtype(dtype) == np.dtype(self.dtype):
+            return self.centers
+        return self.centers * (rgb_scale(dtype) / rgb_scale(self.dtype))
+
+    @property
+    def hex(self) -> list[str] | None:
+        """``#rrggbb`` per entry (gray for one channel); None for other channel counts."""
+        if self.nchannels not in (1, 3):
+            return None
+        eight = np.clip(np.rint(self.centers * (255.0 / self._white())), 0, 255).astype(int)
+        if self.nchannels == 1:
+            eight = np.repeat(eight, 3, axis=1)
+        return ["#{:02x}{:02x}{:02x}".format(*row) for row in eight]
+
+    def __eq__(self, other):
+        if not isinstance(other, Palette):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None
+
+    def __repr__(self):
+        fitted = "given colours" if self.fit is None else f"seed {self.seed}"
+        return (
+            f"Palette(k={self.k}, channels={self.nchannels}, color_space={self.color_space!r}, "
+            f"dtype={self.dtype}, {fitted})"
+        )
+
+    # --- using it ---------------------------------------------------------------------------
+
+    def apply(self, image, *, channel_axis=None, alpha=None, mask=None, progress=None):
+        """Label every pixel of ``image`` with its nearest palette entry.
+
+        Parameters
+        ----------
+        image : array_like, dask array, chunked array or list of arrays
+            As for `napari_kquant.quantize`: numpy, dask/zarr (lazy results) or a
+            multiscale list (lists of results). It must have `nchannels` colour
+            channels.
+        channel_axis, alpha, mask, progress
+            As for `napari_kquant.quantize`.
+
+        Returns
+        -------
+        QuantizeResult
+            Label i is palette entry i (``centers[i - 1]``) on every image;
+            ``centers`` are in the image's units; ``palette`` is this palette.
+
+        Raises
+        ------
+        ValueError
+            The image's colour channels differ from the palette's, or a bad
+            mask or layout.
+        """
+        callback("progress", progress)
+        if is_multiscale(image):
+            from ._lazy import apply_levels
+
+            return apply_levels(self, list(image), channel_axis, alpha, mask, progress)
+        if is_lazy(image):
+            from ._lazy import apply_lazy
+
+            return apply_lazy(self, image, channel_axis, alpha, mask, progress)
+        from ._apply import apply_array
+
+        return apply_array(self, image, channel_axis, alpha, mask, progress)
+
+    # --- making one -------------------------------------------------------------------------
+
+    @classmethod
+    def from_colors(cls, colors, *, dtype=None, color_space="rgb", name="") -> Palette:
+        """A palette of given colours, in the given order (label i = colour i).
+
+        Parameters
+        ----------
+        colors : sequence of str, or array_like
+            Hex strings (``"#ff8800"``, ``"f80"``: 8-bit RGB), or a (k,
+            channels) array of values.
+        dtype : dtype or None
+            The units of an array of values (e.g. ``"uint8"``); None: the units
+            of the image it is applied to. Hex colours are ``uint8``.
+        color_space : {"rgb", "lab"}
+            Where nearest colours are found; "lab" needs 3 channels and a dtype.
+        name : str
+            A name for files and menus.
+        """
+        if isinstance(colors, str):
+            colors = [colors]
+        if not isinstance(colors, np.ndarray):
+            colors = list(colors)
+        if len(colors) and all(isinstance(c, str) for c in colors):
+            rgb = []
+            for c in colors:
+                match = _HEX.fullmatch(c.strip())
+                if match is None:
+                    raise ValueError(f"colors: {c!r} is not a hex colour like '#ff8800'")
+                digits = match.group(1)
+                if len(digits) == 3:
+                    digits = "".join(d * 2 for d in digits)
+                rgb.append([int(digits[i : i + 2], 16) for i in (0, 2, 4)])
+            colors, dtype = rgb, "uint8" if dtype is None else dtype
+        if color_space == "lab" and dtype is None:
+            raise ValueError("color_space='lab' needs the colours' dtype (e.g. dtype='uint8')")
+        return cls(colors, color_space, dtype=dtype, name=name)
+
+    # --- files ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """Every field as JSON-ready values (the JSON file's content)."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "name": self.name,
+            "k": self.k,
+            "channels": self.nchannels,
+            "color_space": self.color_space,
+            "dtype": self.dtype,
+            "value_range": None if self.value_range is None else list(self.value_range),
+            "centers": self.centers.tolist(),
+            "lab_centers": None if self.lab_centers is None else self.lab_centers.tolist(),
+            "hex": self.hex,
+            "fit": self.fit,
+            "seed": self.seed,
+            "epsilon": self.epsilon,
+            "compactness": _finite_or_none(self.compactness),
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> Palette:
+        """The inverse of `to_dict`; a ValueError says what is wrong."""
+        if not isinstance(record, dict) or record.get("format") != FORMAT:
+            raise ValueError(f'not a napari-kquant palette (no "format": "{FORMAT}")')
+        version = record.get("version")
+        if version != VERSION:
+            raise ValueError(f"palette version {version!r} is not supported (this is {VERSION})")
+        missing = [key for key in ("centers", "color_space") if key not in record]
+        if missing:
+            raise ValueError(f"missing field(s): {', '.join(missing)}")
+        fit = record.get("fit")
+        if fit is not None and not isinstance(fit, dict):
+            raise ValueError(f"'fit' must be an object or null, got {fit!r}")
+        seed = record.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"'seed' must be an integer or null, got {seed!r}")
+        for key in ("epsilon", "compactness"):
+            value = record.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, numbers.Real)
+            ):
+                raise ValueError(f"{key!r} must be a number or null, got {value!r}")
+        value_range = record.get("value_range")
+        if value_range is not None and (
+            not isinstance(value_range, list) or len(value_range) != 2
+        ):
+            raise ValueError(f"'value_range' must be [min, max] or null, got {value_range!r}")
+        name = record.get("name", "")
+        if not isinstance(name, str):
+            raise ValueError(f"'name' must be a string, got {name!r}")
+        palette = cls(
+            centers=record["centers"],
+            color_space=record["color_space"],
+            lab_centers=record.get("lab_centers"),
+            dtype=record.get("dtype"),
+            value_range=value_range,
+            fit=fit,
+            seed=seed,
+            epsilon=record.get("epsilon"),
+            compactness=record.get("compactness"),
+            name=name,
+        )
+        if "k" in record and record["k"] != palette.k:
+            raise ValueError(f"'k' is {record['k']!r} but there are {palette.k} centers")
+        return palette
+
+    def save(self, path) -> None:
+        """Write to ``path``: ``.json`` (every field, exact), ``.gpl`` (GIMP, 8-bit RGB) or
+        ``.csv`` (label, hex and the centre values, exact).
+
+        The file is written whole or not at all (a temporary file, then a rename).
+        """
+        from ._palette_files import write
+
+        write(os.fspath(path), self)
+
+    @classmethod
+    def load(cls, path) -> Palette:
+        """Read a palette file written by `save` (or a GIMP ``.gpl``, or a CSV of colours).
+
+        Raises
+        ------
+        ValueError
+            The file is missing, unreadable, or not a palette; the message names
+            the file and what is wrong.
+        """
+        from ._palette_files import read
+
+        return read(os.fspath(path), cls)
+
+
+def _finite_or_none(value):
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
