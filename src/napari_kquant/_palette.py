@@ -227,7 +227,7 @@ class Palette:
             colors, dtype = rgb, "uint8" if dtype is None else dtype
         if color_space == "lab" and dtype is None:
             raise ValueError("color_space='lab' needs the colours' dtype (e.g. dtype='uint8')")
-        return cls(colors, color_space, dtype=dtype, name=name)
+        return cls(_frozen(colors, "colors"), color_space, dtype=dtype, name=name)
 
     # --- files ------------------------------------------------------------------------------
 
