@@ -228,7 +228,7 @@ def test_given_array_palette_in_the_images_units():
     ("colors", "kwargs", "match"),
     [
         (["#12345"], {}, "'#12345' is not a hex colour"),
-        ([], {}, r"colors must be .* got shape \(0,\)"),
+        ([], {}, r"colors must be .* got shape \(0, 1\)"),
         ([[1, 2], [3]], {}, "array of numbers"),
         ([[np.nan, 0, 0]], {}, "finite"),
         ([[0, 0, 0]], {"color_space": "lab"}, "needs the colours' dtype"),

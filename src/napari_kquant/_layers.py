@@ -6,6 +6,7 @@ Nothing numerical happens here.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,6 +14,7 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
 from ._layout import is_lazy
+from ._palette import Palette
 from ._quantize import quantize
 from ._result import QuantizeResult
 
@@ -129,6 +131,7 @@ def output_layers(
         # lazy results: these need a pass over all the data, so they are not computed here
         "counts": None if is_lazy(result.counts) else result.counts.tolist(),
         "compactness": None if is_lazy(result.compactness) else result.compactness,
+        "palette": result.palette.to_dict(),
     }
     common = {attr: getattr(layer, attr) for attr in GEOMETRY}
     common["metadata"] = {"napari_kquant": record}
@@ -190,20 +193,74 @@ def viewer_of(layer) -> napari.Viewer:
     raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not in any open viewer")
 
 
-def quantize_layer(layer, k: int = 8, *, mask=None, outputs=OUTPUTS, viewer=None, **options):
+def is_result(layer) -> bool:
+    """A layer this plugin made (its metadata carries the run's record and palette)."""
+    return isinstance(getattr(layer, "metadata", None), dict) and "napari_kquant" in layer.metadata
+
+
+def palette_of(layer) -> Palette:
+    """The palette a result layer of this plugin was made with."""
+    if not is_result(layer) or "palette" not in layer.metadata["napari_kquant"]:
+        name = getattr(layer, "name", layer)
+        raise ValueError(f"layer {name!r} was not made by napari-kquant: it has no palette")
+    return Palette.from_dict(layer.metadata["napari_kquant"]["palette"])
+
+
+def as_palette(palette) -> Palette:
+    """A `Palette`, from a palette, a palette file's path, or a result layer of this plugin."""
+    if isinstance(palette, Palette):
+        return palette
+    if isinstance(palette, str | os.PathLike):
+        return Palette.load(palette)
+    if hasattr(palette, "metadata") and hasattr(palette, "data"):
+        return palette_of(palette)
+    raise TypeError(
+        "palette must be a Palette, a palette file's path or a napari-kquant result layer, "
+        f"got {type(palette).__name__}"
+    )
+
+
+def run_keywords(k, palette, options) -> dict:
+    """What `run` needs: fit options for a new palette, or a kept palette alone."""
+    if palette is None:
+        return {"k": k, **options}
+    extra = sorted(key for key in options if key != "progress")
+    if extra:
+        raise ValueError(
+            f"palette= applies a kept palette, so fit options do not apply: {', '.join(extra)}"
+        )
+    return {"palette": as_palette(palette)}
+
+
+def run(data, keywords: dict, progress=None) -> QuantizeResult:
+    """Fit and apply (``k`` and fit options), or apply a kept ``palette``: the same call
+    for the widget's worker and the console."""
+    if "palette" in keywords:
+        rest = {key: v for key, v in keywords.items() if key != "palette"}
+        return keywords["palette"].apply(data, progress=progress, **rest)
+    return quantize(data, progress=progress, **keywords)
+
+
+def quantize_layer(
+    layer, k: int = 8, *, palette=None, mask=None, outputs=OUTPUTS, viewer=None, **options
+):
     """Quantize a napari Image layer and add the results to its viewer.
 
     The one-line equivalent of the dock widget, for napari's console and
-    scripts: it reads the layer, calls `napari_kquant.quantize`, and adds (or
-    refreshes) ``"<name> k=<k> quantized"`` and ``"<name> k=<k> clusters"``
-    layers that overlay the source.
+    scripts: it reads the layer, calls `napari_kquant.quantize` (or applies a
+    kept palette), and adds (or refreshes) ``"<name> k=<k> quantized"`` and
+    ``"<name> k=<k> clusters"`` layers that overlay the source.
 
     Parameters
     ----------
     layer : napari.layers.Image
         The layer to quantize; RGB(A) layers are clustered on their colours.
     k : int
-        Number of colours.
+        Number of colours (ignored with ``palette``).
+    palette : Palette, path, or napari layer, optional
+        Apply this palette instead of fitting one: a `napari_kquant.Palette`, a
+        palette file (.json, .gpl, .csv), or a result layer of an earlier run,
+        so that label i means the same colour on both.
     mask : napari.layers.Labels or array_like of bool, optional
         Only pixels where the mask is non-zero (True) are clustered.
     outputs : sequence of {"quantized", "clusters"}
@@ -212,7 +269,7 @@ def quantize_layer(layer, k: int = 8, *, mask=None, outputs=OUTPUTS, viewer=None
         Where to add them; by default the viewer that holds ``layer``.
     **options
         Any other `napari_kquant.quantize` keyword (``seed``, ``sample``,
-        ``color_space``, ...).
+        ``color_space``, ...), when fitting.
 
     Returns
     -------
@@ -220,7 +277,32 @@ def quantize_layer(layer, k: int = 8, *, mask=None, outputs=OUTPUTS, viewer=None
         The added or refreshed layers.
     """
     viewer = viewer or viewer_of(layer)
-    data, keywords = read_layer(layer, mask)
-    result = quantize(data, k, **keywords, **options)
-    params = {"k": k, **{key: v for key, v in options.items() if key != "progress"}}
+    keywords = run_keywords(k, palette, options)
+    data, layout_keywords = read_layer(layer, mask)
+    progress = options.get("progress")
+    fit_keywords = {key: v for key, v in keywords.items() if key != "progress"}
+    result = run(data, {**fit_keywords, **layout_keywords}, progress)
+    params = {key: v for key, v in fit_keywords.items() if key != "palette"}
+    params["k"] = len(result.centers)
+    if palette is not None:
+        params["palette_from"] = _describe(palette)
     return add_or_update(viewer, output_layers(layer, result, params, outputs))
+
+
+def _describe(palette) -> str:
+    if isinstance(palette, str | os.PathLike):
+        return os.fspath(palette)
+    if hasattr(palette, "name") and hasattr(palette, "data"):
+        return f"layer {palette.name}"
+    return palette.name or "a palette"
+
+
+def write_palette(path: str, data, meta: dict) -> list[str]:
+    """npe2 writer: save the palette of a result layer (.json, .gpl, .csv)."""
+    record = meta.get("metadata", {}).get("napari_kquant", {})
+    if "palette" not in record:
+        raise ValueError(
+            f"layer {meta.get('name')!r} was not made by napari-kquant: it has no palette to save"
+        )
+    Palette.from_dict(record["palette"]).save(path)
+    return [path]

@@ -6,6 +6,7 @@ annotations of `options`, which must be real objects, not strings.
 
 import html
 import threading
+from pathlib import Path
 from typing import Annotated, Literal
 
 import napari
@@ -15,8 +16,15 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
 
-from ._layers import add_or_update, cluster_colours, current_slice, output_layers, read_layer
-from ._layout import is_lazy
+from ._layers import (
+    add_or_update,
+    current_slice,
+    is_result,
+    output_layers,
+    palette_of,
+    read_layer,
+    run,
+)
 from ._options import (
     COLOR_SPACES,
     CRITERIA,
@@ -24,9 +32,13 @@ from ._options import (
     DEFAULT_SAMPLE,
     INITS,
 )
-from ._quantize import quantize
+from ._palette import Palette
 
 SCOPES = ("whole stack, one palette", "current slice only")
+NEW_PALETTE, FILE_PALETTE = "fit a new palette", "load a palette file"
+#: The form fields that only matter when a new palette is fitted.
+FIT_FIELDS = ("k", "criteria", "max_iter", "epsilon", "attempts", "init", "seed", "sample",
+              "exact", "color_space")  # fmt: skip
 OUTPUT_CHOICES = {
     "quantized image + cluster labels": ("quantized", "clusters"),
     "quantized image": ("quantized",),
@@ -36,6 +48,23 @@ OUTPUT_CHOICES = {
 
 def options(
     image: napari.layers.Image,
+    palette: Annotated[
+        str,
+        {
+            "choices": [NEW_PALETTE, FILE_PALETTE],
+            "tooltip": "Fit a new palette, or apply a kept one (of an earlier result layer, "
+            "or from a file) so that label i means the same colour everywhere.",
+        },
+    ] = NEW_PALETTE,
+    palette_file: Annotated[
+        Path,
+        {
+            "mode": "r",
+            "filter": "Palettes (*.json *.gpl *.csv)",
+            "tooltip": "A palette saved by napari-kquant (.json, .csv) or a GIMP palette (.gpl).",
+            "visible": False,
+        },
+    ] = Path(),
     k: Annotated[int, {"min": 1, "max": 1024, "tooltip": "Number of colours (clusters)."}] = 8,
     criteria: Annotated[
         str,
@@ -121,30 +150,61 @@ class KQuantWidget(Container):
         self.form = magicgui(options, call_button=False, persist=False)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.save_button = PushButton(text="Save palette…", enabled=False)
         self.progress = ProgressBar(min=0, max=1000, value=0)
         self.status = Label(value="")
         self.palette = Label(value="")
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal")
         buttons.margins = (0, 0, 0, 0)
         super().__init__(
-            widgets=[self.form, buttons, self.progress, self.status, self.palette], labels=False
-        )
+            widgets=[
+                self.form, buttons, self.progress, self.status, self.palette, self.save_button
+            ],
+            labels=False,
+        )  # fmt: skip
         self.palette.native.setWordWrap(True)
         self.worker = None
         self._stop = threading.Event()
         self._bridge = _Bridge()
         self._bridge.progressed.connect(self._on_progress)
+        self._shown = None  # the result layer whose palette is shown
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
+        self.save_button.changed.connect(lambda: self.save_palette())
+        self.form.palette.changed.connect(self._palette_choice_changed)
         viewer.layers.selection.events.active.connect(self._follow_active)
         self.reset_choices()
         self._follow_active()
 
+    def reset_choices(self, *_):
+        """Refresh the layer choices, and the palettes of result layers on offer."""
+        super().reset_choices()
+        if not hasattr(self, "form"):
+            return
+        current = self.form.palette.value
+        kept = [(f"palette of {layer.name!r}", layer) for layer in self._results()]
+        choices = [(NEW_PALETTE, NEW_PALETTE), *kept, (FILE_PALETTE, FILE_PALETTE)]
+        self.form.palette.choices = choices
+        if any(value is current for _, value in choices):
+            self.form.palette.value = current
+        if self._shown is not None and self._shown not in self._viewer.layers:
+            self._show(None)
+
+    def _results(self):
+        return [layer for layer in self._viewer.layers if is_result(layer)]
+
+    def _palette_choice_changed(self, value=None):
+        choice = self.form.palette.value
+        self.form.palette_file.visible = choice == FILE_PALETTE
+        for name in FIT_FIELDS:
+            getattr(self.form, name).enabled = choice == NEW_PALETTE
+
     def _follow_active(self, event=None):
-        """Quantize the active layer, unless it is one of our own results."""
+        """Quantize the active layer; when it is one of our results, show its palette."""
         active = self._viewer.layers.selection.active
-        ours = active is not None and "napari_kquant" in active.metadata
-        if active is not None and not ours and active in self.form.image.choices:
+        if active is not None and is_result(active):
+            self._show(active)
+        elif active is not None and active in self.form.image.choices:
             self.form.image.value = active
 
     # --- running ------------------------------------------------------------------------------
@@ -187,6 +247,24 @@ class KQuantWidget(Container):
         if values["scope"] == SCOPES[1]:
             fixed = current_slice(self._viewer, layer)
         data, keywords = read_layer(layer, values["mask"], fixed)
+        choice = values["palette"]
+        if choice != NEW_PALETTE:
+            if choice == FILE_PALETTE:
+                path = values["palette_file"]
+                if not str(path) or path == Path() or path.is_dir():
+                    raise ValueError("Choose a palette file (.json, .gpl or .csv) to apply.")
+                palette, source = Palette.load(path), str(path)
+            else:
+                palette, source = palette_of(choice), f"layer {choice.name}"
+            record = {
+                "k": palette.k,
+                "palette_from": source,
+                "mask": values["mask"].name if values["mask"] is not None else None,
+                "scope": values["scope"],
+                "slice": fixed,
+            }
+            outputs = OUTPUT_CHOICES[values["outputs"]]
+            return layer, data, keywords, {"palette": palette}, record, outputs
         params = {
             "k": values["k"],
             "criteria": values["criteria"],
@@ -214,7 +292,7 @@ class KQuantWidget(Container):
                 raise Cancelled
             self._bridge.progressed.emit(fraction, message)
 
-        result = quantize(data, **params, **keywords, progress=report)
+        result = run(data, {**params, **keywords}, report)
         return layer, result, record, outputs
 
     def _on_progress(self, fraction, message):
@@ -223,9 +301,12 @@ class KQuantWidget(Container):
 
     def _on_returned(self, value):
         layer, result, record, outputs = value
-        add_or_update(self._viewer, output_layers(layer, result, record, outputs))
-        self._show_palette(layer, result)
-        self.status.value = f"done: seed {result.seed}"
+        added = add_or_update(self._viewer, output_layers(layer, result, record, outputs))
+        self._show(added[-1])
+        if "palette_from" in record:
+            self.status.value = f"done: palette of {record['palette_from']}"
+        else:
+            self.status.value = f"done: seed {result.seed}"
 
     def _on_errored(self, error):
         if isinstance(error, Cancelled):
@@ -240,27 +321,61 @@ class KQuantWidget(Container):
         self.run_button.enabled = True
         self.cancel_button.enabled = False
 
-    def _show_palette(self, layer, result):
-        colours = cluster_colours(layer, result.centers)
-        k = len(result.centers)
-        if is_lazy(result.counts):  # lazy data: shares would need a pass over everything
-            shares = [""] * k
+    def _show(self, layer):
+        """Show a result layer's palette: a swatch, the label and the share per cluster."""
+        self._shown = layer
+        self.save_button.enabled = layer is not None
+        if layer is None:
+            self.palette.value = ""
+            return
+        record = layer.metadata["napari_kquant"]
+        palette = palette_of(layer)
+        colormap = getattr(layer, "colormap", None)
+        if hasattr(colormap, "color_dict"):  # the clusters layer: its own colours
+            colours = [colormap.color_dict[i][:3] for i in range(1, palette.k + 1)]
+            swatches = ["#{:02x}{:02x}{:02x}".format(*(round(255 * float(c)) for c in rgb))
+                        for rgb in colours]  # fmt: skip
+        else:
+            swatches = palette.hex or ["#808080"] * palette.k
+        counts = record.get("counts")
+        if counts is None:  # lazy data: shares would need a pass over everything
+            shares = [""] * palette.k
             summary = "lazy result (counts and compactness are computed on request)"
         else:
-            total = max(int(result.counts.sum()), 1)
-            shares = [f"{100 * count / total:.1f}%" for count in result.counts]
-            summary = f"compactness {result.compactness:.4g}"
-        rows = []
-        for i, share in enumerate(shares, start=1):
-            r, g, b = (round(255 * float(c)) for c in colours.color_dict[i][:3])
-            rows.append(
-                f'<tr><td style="background-color:#{r:02x}{g:02x}{b:02x}">'
-                f"&nbsp;&nbsp;&nbsp;&nbsp;</td><td>&nbsp;{i}</td>"
-                f'<td align="right">&nbsp;{share}</td></tr>'
-            )
+            total = max(sum(counts), 1)
+            shares = [f"{100 * count / total:.1f}%" for count in counts]
+            summary = f"compactness {record['compactness']:.4g}"
+        rows = [
+            f'<tr><td style="background-color:{swatch}">&nbsp;&nbsp;&nbsp;&nbsp;</td>'
+            f'<td>&nbsp;{i}</td><td align="right">&nbsp;{share}</td></tr>'
+            for i, (swatch, share) in enumerate(zip(swatches, shares, strict=True), start=1)
+        ]
         self.palette.value = (
-            f"<b>{html.escape(layer.name)}</b>, k={k}: {summary}<table>{''.join(rows)}</table>"
+            f"<b>{html.escape(layer.name)}</b>, k={palette.k}: {summary}"
+            f"<table>{''.join(rows)}</table>"
         )
+
+    def save_palette(self, path=None):
+        """Write the shown result's palette (.json, .gpl or .csv); ask where when no path."""
+        if self._shown is None:
+            show_error("No result to save: run the quantization or select a result layer.")
+            return None
+        if path is None:
+            from qtpy.QtWidgets import QFileDialog
+
+            path, _ = QFileDialog.getSaveFileName(
+                self.native, "Save palette", f"{self._shown.name}.json",
+                "Palette (*.json);;GIMP palette (*.gpl);;CSV (*.csv)",
+            )  # fmt: skip
+            if not path:
+                return None
+        try:
+            palette_of(self._shown).save(path)
+        except ValueError as e:
+            show_error(str(e))
+            return None
+        show_info(f"Palette saved to {path}")
+        return path
 
 
 def _number(name, text, kind, blank):

@@ -278,3 +278,112 @@ def test_dask_layer_stays_lazy(viewer, widget, qtbot):
     clusters = viewer.layers["lazy k=4 clusters"]
     assert isinstance(clusters.data, da.Array)
     np.testing.assert_array_equal(np.asarray(clusters.data[:32, :32]), expected_block_labels())
+
+
+# --- kept palettes ---------------------------------------------------------------------------
+
+
+def _two_images(viewer):
+    first = viewer.add_image(make_blocks(seed=0), name="first", rgb=True)
+    second = viewer.add_image(make_blocks(seed=5)[::-1], name="second", rgb=True)
+    return first, second
+
+
+def test_widget_reuses_the_palette_of_a_result_layer(viewer, widget, qtbot):
+    first, second = _two_images(viewer)
+    widget.form.image.value = first
+    run(widget, qtbot, k=4, seed="1")
+    clusters_a = viewer.layers["first k=4 clusters"]
+    assert any(value is clusters_a for value in widget.form.palette.choices)
+    texts = [
+        widget.form.palette.native.itemText(i) for i in range(widget.form.palette.native.count())
+    ]
+    assert "palette of 'first k=4 clusters'" in texts
+    widget.form.image.value = second
+    widget.form.palette.value = clusters_a
+    assert not widget.form.k.enabled  # the fit options do not apply
+    run(widget, qtbot)
+    clusters_b = viewer.layers["second k=4 clusters"]
+    np.testing.assert_array_equal(clusters_b.data, expected_block_labels()[::-1])
+    record_a, record_b = clusters_a.metadata["napari_kquant"], clusters_b.metadata["napari_kquant"]
+    assert record_b["palette"] == record_a["palette"]
+    assert record_b["palette_from"] == "layer first k=4 clusters"
+    for i in range(1, 5):  # same label, same colour
+        np.testing.assert_array_equal(
+            clusters_a.colormap.color_dict[i], clusters_b.colormap.color_dict[i]
+        )
+    centers = np.array(record_a["centers"])
+    pixels = second.data.reshape(-1, 3).astype(float)
+    nearest = ((pixels[:, None] - centers[None]) ** 2).sum(-1).argmin(1) + 1
+    np.testing.assert_array_equal(clusters_b.data.ravel(), nearest)
+
+
+def test_widget_saves_and_loads_a_palette_file(viewer, widget, qtbot, tmp_path):
+    first, second = _two_images(viewer)
+    widget.form.image.value = first
+    run(widget, qtbot, k=4, seed="2")
+    path = tmp_path / "kept.json"
+    assert widget.save_palette(str(path)) == str(path)
+    saved = napari_kquant.Palette.load(path)
+    clusters_a = viewer.layers["first k=4 clusters"]
+    assert saved.to_dict() == clusters_a.metadata["napari_kquant"]["palette"]
+
+    widget.form.image.value = second
+    widget.form.palette.value = "load a palette file"
+    assert not widget.form.palette_file.native.isHidden()
+    widget.form.palette_file.value = path
+    run(widget, qtbot)
+    clusters_b = viewer.layers["second k=4 clusters"]
+    np.testing.assert_array_equal(clusters_b.data, expected_block_labels()[::-1])
+    assert clusters_b.metadata["napari_kquant"]["palette_from"] == str(path)
+
+
+def test_widget_reports_a_bad_palette_file_and_changes_nothing(viewer, widget, qtbot, tmp_path):
+    _two_images(viewer)
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    widget.form.palette.value = "load a palette file"
+    widget.form.palette_file.value = bad
+    start = len(notification_manager.records)
+    run(widget, qtbot)
+    assert any("bad.json" in m and "not a napari-kquant palette" in m for m in errors_since(start))
+    assert [layer.name for layer in viewer.layers] == ["first", "second"]
+
+
+def test_palette_view_follows_the_selected_result_layer(viewer, widget, qtbot):
+    first, second = _two_images(viewer)
+    napari_kquant.quantize_layer(second, k=3, seed=0)  # from the console
+    widget.form.image.value = first
+    run(widget, qtbot, k=4, seed="1")
+    assert "first k=4 clusters" in widget.palette.value
+    viewer.layers.selection.active = viewer.layers["second k=3 clusters"]
+    assert "second k=3 clusters" in widget.palette.value and "k=3" in widget.palette.value
+    viewer.layers.remove("second k=3 clusters")
+    viewer.layers.remove("first k=4 clusters")
+    assert widget.palette.value == "" or "quantized" in widget.palette.value
+
+
+def test_quantize_layer_with_a_kept_palette(viewer, tmp_path):
+    first, second = _two_images(viewer)
+    _, clusters_a = napari_kquant.quantize_layer(first, k=4, seed=3)
+    by_layer = napari_kquant.quantize_layer(second, palette=clusters_a)
+    np.testing.assert_array_equal(by_layer[1].data, expected_block_labels()[::-1])
+    palette = napari_kquant.Palette.from_dict(clusters_a.metadata["napari_kquant"]["palette"])
+    palette.save(tmp_path / "p.gpl")
+    by_file = napari_kquant.quantize_layer(second, palette=tmp_path / "p.gpl")
+    np.testing.assert_array_equal(by_file[1].data, expected_block_labels()[::-1])
+    with pytest.raises(ValueError, match="fit options do not apply: seed"):
+        napari_kquant.quantize_layer(second, palette=palette, seed=1)
+    with pytest.raises(ValueError, match="'first' was not made by napari-kquant"):
+        napari_kquant.quantize_layer(second, palette=first)
+
+
+def test_npe2_writer_saves_a_result_layers_palette(viewer, tmp_path):
+    source = viewer.add_image(make_blocks(), name="blocks", rgb=True)
+    _, clusters = napari_kquant.quantize_layer(source, k=4, seed=0)
+    path = tmp_path / "palette.json"
+    written = clusters.save(str(path), plugin="napari-kquant")
+    assert written == [str(path)]
+    assert (
+        napari_kquant.Palette.load(path).to_dict() == clusters.metadata["napari_kquant"]["palette"]
+    )
