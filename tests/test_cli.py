@@ -62,9 +62,9 @@ def test_cli_without_image_uses_the_bundled_photo(tmp_path, capsys):
     [
         (["{d}/missing.png", "-o", "{d}/o.png"], "cannot read '{d}/missing.png': no such file"),
         (["{d}/notimage.png", "-o", "{d}/o.png"], "not an image format OpenCV can decode"),
-        (["{d}/in.png", "-o", "{d}/in.png"], "refusing to overwrite the input image"),
-        (["{d}/in.png", "-o", "{d}/nodir/o.png"], "cannot write '{d}/nodir/o.png'"),
-        (["{d}/in.png", "-o", "{d}/o.unknown"], "OpenCV cannot encode a uint8 image as .unknown"),
+        (["{d}/in.png", "-o", "{d}/in.png"], "refusing to write output '{d}/in.png': it is an input"),
+        (["{d}/in.png", "-o", "{d}/nodir/o.png"], "cannot write output '{d}/nodir/o.png': folder"),
+        (["{d}/in.png", "-o", "{d}/o.unknown"], "'{d}/o.unknown': unknown extension"),
         (["{d}/in.png", "-k", "0", "-o", "{d}/o.png"], "k must be between 1 and 65535, got 0"),
         (["{d}/in.png", "-k", "5000", "-o", "{d}/o.png"], "k=5000 is larger than the number"),
         (["{d}/in.png", "--max-iter", "500", "-o", "{d}/o.png"], "max_iter must be between"),
@@ -85,11 +85,19 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert leftovers == []  # no half-written temporary file
 
 
-def test_cli_bad_option_value_exits_2(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["--criteria", "nope", "-o", "x.png"])
-    assert exc.value.code == 2
-    assert "invalid choice: 'nope'" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--criteria", "nope", "-o", "x.png"], "invalid choice: 'nope'"),
+        (["-k", "many", "-o", "x.png"], "invalid int value: 'many'"),
+        (["--sample", "lots", "-o", "x.png"], "must be a whole number or 'all', got 'lots'"),
+        (["--nope"], "unrecognized arguments: --nope"),
+    ],
+)
+def test_cli_bad_option_value_is_one_line_and_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and err.startswith("kquant: error:")
 
 
 def test_python_m_runs_the_console_script(tmp_path):

@@ -1,61 +1,82 @@
-"""``kquant``: quantize an image file from the command line."""
+"""``kquant``: quantize image files from the command line, one or a batch.
+
+A thin shell: it reads files (`_files`), calls `quantize`, `fit_pooled` or
+`Palette.apply`, and writes files (`_files`). Every path and option is checked
+before any work; a problem is one line on stderr and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 
-import cv2
 import numpy as np
 
-from ._options import (
-    COLOR_SPACES,
-    CRITERIA,
-    DEFAULT_ATTEMPTS,
-    DEFAULT_SAMPLE,
-    INITS,
-    MAX_ITER,
-)
-from ._quantize import quantize
+from ._files import FileError, is_zarr, plan, read_image, write_all
+from ._options import COLOR_SPACES, CRITERIA, DEFAULT_ATTEMPTS, DEFAULT_SAMPLE, INITS, MAX_ITER
 from ._sample_data import photo_path
+
+#: Exit status when some files of a batch failed and the others were written.
+SOME_FAILED = 1
+USAGE = 2
+FIT_OPTIONS = (
+    "criteria",
+    "max_iter",
+    "epsilon",
+    "attempts",
+    "init",
+    "seed",
+    "sample",
+    "color_space",
+)
 
 
 class CLIError(Exception):
     """A problem the user can fix; reported as one line and exit status 2."""
 
 
-def _usual_mode(path: str, mode: int) -> None:
-    """Give a temporary file or folder the permissions a plain create would have."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, mode & ~umask)
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not the whole usage
+        raise CLIError(f"{message} (see kquant --help)")
 
 
 def _sample(text: str) -> int | None:
-    return None if text == "all" else int(text)
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number or 'all', got {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="kquant",
-        description="Reduce the colours of an image by K-means clustering (OpenCV). "
-        "With no IMAGE, the photograph bundled with napari-kquant is used.",
+        description="Reduce the colours of images by K-means clustering (OpenCV). With one "
+        "IMAGE and -o, quantize it; with several and --out-dir, fit one palette across all "
+        "of them (or apply --palette) and write each. With no IMAGE, the photograph bundled "
+        "with napari-kquant is used; without -o or --out-dir, napari opens.",
     )
-    p.add_argument("image", nargs="?", help="image file (PNG, TIFF, JPEG, ...) or .zarr array")
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="image files or a .zarr array")
     p.add_argument("-k", type=int, default=8, help="number of colours (default: 8)")
     p.add_argument(
-        "-o",
-        "--output",
-        help="write the quantized image here (.png, .tif, ..., or .zarr for a lazy, chunked "
-        "write); without -o, open napari",
+        "-o", "--output", help="write the quantized image here (.png, .tif, ..., or .zarr)"
     )
     p.add_argument(
         "--labels", help="also write the cluster labels (1..k) here (.png, .tif, .zarr)"
     )
+    p.add_argument(
+        "--out-dir", help="batch: write <name>.png (and <name>-labels.png) for each IMAGE here"
+    )
+    p.add_argument(
+        "--write-labels", action="store_true", help="batch: also write each image's labels"
+    )
+    p.add_argument("--palette", help="apply this saved palette (.json, .gpl, .csv): no fit")
+    p.add_argument("--save-palette", help="keep the fitted palette in this file (.json, ...)")
     p.add_argument("--mask", help="image file whose non-zero pixels are the ones to cluster")
     p.add_argument("--criteria", choices=list(CRITERIA), default="eps+max_iter")
     p.add_argument("--max-iter", type=int, default=MAX_ITER, help="2 to 100 (default: 100)")
@@ -75,158 +96,276 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def is_zarr(path: str) -> bool:
-    return path.rstrip("/").endswith(".zarr")
-
-
-def read_image(path: str):
-    """An image file as RGB(A) or grayscale, in its own bit depth; a .zarr array lazily."""
-    if is_zarr(path):
-        import dask.array as da
-
-        try:
-            return da.from_zarr(path)
-        except Exception as e:  # zarr raises several kinds for a path that is not an array
-            raise CLIError(f"cannot read {path!r}: not a zarr array ({e})") from None
-    if not os.path.isfile(path):
-        raise CLIError(f"cannot read {path!r}: no such file")
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise CLIError(f"cannot read {path!r}: not an image format OpenCV can decode")
-    if image.ndim == 3 and image.shape[2] == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    return image
-
-
-def write_image(path: str, image: np.ndarray, protected: str) -> None:
-    """Write atomically (a temporary file, then a rename); never over ``protected``."""
-    if os.path.exists(path) and os.path.samefile(path, protected):
-        raise CLIError(f"refusing to overwrite the input image {path!r}")
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
-    folder, name = os.path.split(os.path.abspath(path))
-    ext = os.path.splitext(name)[1]
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=ext, dir=folder)
-    except OSError as e:
-        raise CLIError(f"cannot write {path!r}: {e.strerror}") from None
-    os.close(fd)
-    try:
-        _usual_mode(tmp, 0o666)  # mkstemp makes it private
-        try:
-            ok = cv2.imwrite(tmp, image)
-        except cv2.error:
-            ok = False
-        if not ok:
-            raise CLIError(
-                f"cannot write {path!r}: OpenCV cannot encode a {image.dtype} image "
-                f"as {ext or 'a file without extension'}"
-            )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_zarr(items, protected: str, extra=()):
-    """Write dask-able arrays to .zarr folders in one pass; each lands whole or not at all.
-
-    Returns the computed ``extra`` values, computed in the same pass.
-    """
-    import dask
-    import dask.array as da
-
-    stores, temps = [], []
-    try:
-        for path, data in items:
-            if os.path.exists(path) and os.path.samefile(path, protected):
-                raise CLIError(f"refusing to overwrite the input image {path!r}")
-            folder, name = os.path.split(os.path.abspath(path))
-            try:
-                tmp = tempfile.mkdtemp(prefix=f".{name}.", dir=folder)
-            except OSError as e:
-                raise CLIError(f"cannot write {path!r}: {e.strerror}") from None
-            temps.append(tmp)
-            _usual_mode(tmp, 0o777)  # mkdtemp makes it private
-            stores.append(da.to_zarr(da.asarray(data), tmp, overwrite=True, compute=False))
-        values = dask.compute(*stores, *extra)[len(stores) :]
-        for (path, _), tmp in zip(items, temps, strict=True):
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        return values
-    finally:
-        for tmp in temps:
-            if os.path.isdir(tmp):
-                shutil.rmtree(tmp)
-
-
 def colour_axis(image) -> int | None:
     """-1 for RGB(A) files (3 or 4 channels last), None for gray images and stacks."""
     return -1 if image.ndim == 3 and image.shape[-1] in (3, 4) else None
 
 
-def run(args: argparse.Namespace) -> str:
-    source = args.image or photo_path()
+def _fit_options(args) -> dict:
+    return {name: getattr(args, name) for name in FIT_OPTIONS}
+
+
+def _fit_given(args, parser) -> list[str]:
+    """Fit options the user set (they do not go with --palette)."""
+    given = [
+        name for name in ("k", *FIT_OPTIONS) if getattr(args, name) != parser.get_default(name)
+    ]
+    return [f"--{name.replace('_', '-')}" if len(name) > 1 else f"-{name}" for name in given]
+
+
+def _load_palette(args):
+    from ._palette import Palette
+
+    try:
+        return Palette.load(args.palette)
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+
+
+def _check_palette_path(path, inputs):
+    if path is None:
+        return
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".json", ".gpl", ".csv"):
+        raise CLIError(f"--save-palette {path!r}: use a .json, .gpl or .csv file")
+    real = os.path.realpath(path)
+    if any(os.path.realpath(p) == real for p in inputs):
+        raise CLIError(f"refusing to write palette {path!r}: it is an input")
+    if os.path.isdir(path):
+        raise CLIError(f"cannot write palette {path!r}: it is a folder")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise CLIError(f"cannot write palette {path!r}: its folder does not exist")
+
+
+def _summary(source, image, channel_axis, k, how, seconds, compactness, written) -> str:
+    shape = "x".join(str(s) for s in image.shape[:2][::-1])
+    kind = {None: "gray"}.get(channel_axis, "RGBA" if image.shape[-1] == 4 else "RGB")
+    return (
+        f"{os.path.basename(source)}: {shape} {kind} {image.dtype}, k={k}, {how}: "
+        f"{seconds:.2f} s, compactness {float(compactness):.4g} -> {', '.join(written)}"
+    )
+
+
+# --- one image ------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, parser=None) -> str:
+    """One image: quantize (or apply --palette) and write -o and --labels."""
+    parser = parser or build_parser()
+    source = args.images[0] if args.images else photo_path()
+    inputs = [source, *(p for p in (args.mask, args.palette) if p)]
+    if args.palette and _fit_given(args, parser):
+        raise CLIError(
+            f"--palette applies a saved palette; drop {', '.join(_fit_given(args, parser))}"
+        )
+    palette = _load_palette(args) if args.palette else None
+    _check_palette_path(args.save_palette, inputs)
     image = read_image(source)
+    channel_axis = colour_axis(image)
+    nchan = image.shape[-1] if channel_axis is not None else 1
+    k = palette.k if palette is not None else args.k
+    label_dtype = np.uint8 if k <= 255 else np.uint16
+    wanted = [(args.output, "output", image.dtype, nchan), (args.labels, "labels", label_dtype, 1)]
+    planned = plan([w for w in wanted if w[0]], inputs)
+    if args.save_palette and any(
+        os.path.realpath(args.save_palette) == os.path.realpath(o.path) for o in planned
+    ):
+        raise CLIError(f"--save-palette {args.save_palette!r} is also an image output")
     mask = None
     if args.mask:
         mask_image = read_image(args.mask)
         mask = (mask_image != 0).any(axis=-1) if mask_image.ndim == 3 else mask_image != 0
-    channel_axis = colour_axis(image)
     start = time.perf_counter()
-    result = quantize(
-        image,
-        args.k,
-        channel_axis=channel_axis,
-        criteria=args.criteria,
-        max_iter=args.max_iter,
-        epsilon=args.epsilon,
-        attempts=args.attempts,
-        init=args.init,
-        seed=args.seed,
-        sample=args.sample,
-        color_space=args.color_space,
-        mask=mask,
-    )
-    outputs = [
-        (p, d) for p, d in ((args.output, result.quantized), (args.labels, result.labels)) if p
-    ]
-    files = [(p, d) for p, d in outputs if not is_zarr(p)]
-    # lazy results: the zarr stores, the arrays for the files and the compactness are
-    # computed together, in one pass over the image (numpy results pass through as they are)
-    *arrays, compactness = write_zarr(
-        [(p, d) for p, d in outputs if is_zarr(p)],
-        source,
-        extra=[*(d for _, d in files), result.compactness],
-    )
-    for (path, _), data in zip(files, arrays, strict=True):
-        write_image(path, np.asarray(data), protected=source)
+    if palette is None:
+        from ._quantize import quantize
+
+        result = quantize(
+            image, args.k, channel_axis=channel_axis, mask=mask, **_fit_options(args)
+        )
+        fit = "all pixels" if args.sample is None else f"sample {args.sample} px"
+        how = f"{fit}, seed {result.seed}"
+    else:
+        result = palette.apply(image, channel_axis=channel_axis, mask=mask)
+        how = f"palette {os.path.basename(args.palette)}"
+    arrays = {"output": result.quantized, "labels": result.labels}
+    (compactness,) = write_all(planned, [arrays[o.what] for o in planned], [result.compactness])
+    if args.save_palette:
+        result.palette.save(args.save_palette)
     seconds = time.perf_counter() - start
-    shape = "x".join(str(s) for s in image.shape[:2][::-1])
-    kind = {None: "gray"}.get(channel_axis, "RGBA" if image.shape[-1] == 4 else "RGB")
-    fit = "all pixels" if args.sample is None else f"sample {args.sample} px"
-    written = ", ".join(p for p in (args.output, args.labels) if p)
-    return (
-        f"{os.path.basename(source)}: {shape} {kind} {image.dtype}, k={args.k}, {fit}, "
-        f"seed {result.seed}: {seconds:.2f} s, compactness {float(compactness):.4g}"
-        f" -> {written}"
+    written = [o.path for o in planned] + ([args.save_palette] if args.save_palette else [])
+    return _summary(source, image, channel_axis, k, how, seconds, compactness, written)
+
+
+# --- a batch --------------------------------------------------------------------------------
+
+
+def run_batch(args: argparse.Namespace, parser) -> int:
+    """Several images: one pooled palette (or --palette), each image written into --out-dir."""
+    from tqdm import tqdm
+
+    if args.output or args.labels or args.mask:
+        raise CLIError(
+            "with several images use --out-dir (and --write-labels), not -o/--labels/--mask"
+        )
+    if not args.out_dir:
+        raise CLIError("several images need --out-dir DIR")
+    if not os.path.isdir(args.out_dir):
+        raise CLIError(f"--out-dir {args.out_dir!r} is not a folder")
+    if any(is_zarr(p) for p in args.images):
+        raise CLIError("a batch takes image files; quantize a .zarr array on its own with -o")
+    if args.palette and _fit_given(args, parser):
+        raise CLIError(
+            f"--palette applies a saved palette; drop {', '.join(_fit_given(args, parser))}"
+        )
+    inputs = [*args.images, *(p for p in (args.palette,) if p)]
+    _check_palette_path(args.save_palette, inputs)
+    palette = _load_palette(args) if args.palette else None
+    label_dtype = np.uint8 if (palette.k if palette else args.k) <= 255 else np.uint16
+    names = {}
+    for path in args.images:  # names before any work: two inputs must not share an output
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in names:
+            raise CLIError(f"{names[stem]!r} and {path!r} would both be written as {stem}.png")
+        names[stem] = path
+    outputs = {}
+    for stem, path in names.items():
+        wanted = [(os.path.join(args.out_dir, f"{stem}.png"), "output")]
+        if args.write_labels:
+            wanted.append((os.path.join(args.out_dir, f"{stem}-labels.png"), "labels"))
+        outputs[path] = wanted
+    every = [p for wanted in outputs.values() for p, _ in wanted]
+    plan(
+        [(p, "output", np.uint8, 3) for p in every if not p.endswith("-labels.png")]
+        + [(p, "labels", label_dtype, 1) for p in every if p.endswith("-labels.png")],
+        inputs,
+    )
+    if args.save_palette and os.path.realpath(args.save_palette) in map(os.path.realpath, every):
+        raise CLIError(f"--save-palette {args.save_palette!r} is also an image output")
+
+    failed = {}
+    if palette is None:
+        palette = _pooled_palette(args, failed, tqdm)
+        if args.save_palette:
+            palette.save(args.save_palette)
+    bar = tqdm(args.images, desc="applying", unit="image", disable=None, file=sys.stderr)
+    for path in bar:
+        if path in failed:
+            continue
+        start = time.perf_counter()
+        try:
+            image = read_image(path)
+            channel_axis = colour_axis(image)
+            nchan = image.shape[-1] if channel_axis is not None else 1
+            wanted = outputs[path]
+            planned = plan(
+                [
+                    (
+                        p,
+                        what,
+                        image.dtype if what == "output" else label_dtype,
+                        nchan if what == "output" else 1,
+                    )
+                    for p, what in wanted
+                ],
+                inputs,
+            )
+            result = palette.apply(image, channel_axis=channel_axis)
+            arrays = {"output": result.quantized, "labels": result.labels}
+            (compactness,) = write_all(
+                planned, [arrays[o.what] for o in planned], [result.compactness]
+            )
+        except (FileError, ValueError, TypeError) as e:
+            failed[path] = str(e)
+            tqdm.write(f"kquant: {os.path.basename(path)}: failed: {e}", file=sys.stderr)
+            continue
+        seconds = time.perf_counter() - start
+        how = "pooled palette" if not args.palette else f"palette {os.path.basename(args.palette)}"
+        tqdm.write(
+            _summary(
+                path,
+                image,
+                channel_axis,
+                palette.k,
+                how,
+                seconds,
+                compactness,
+                [o.path for o in planned],
+            )
+        )
+    if failed:
+        names = ", ".join(failed)
+        print(
+            f"kquant: error: {len(failed)} of {len(args.images)} files failed: {names}",
+            file=sys.stderr,
+        )
+        return SOME_FAILED
+    return 0
+
+
+def _pooled_palette(args, failed, tqdm):
+    """One palette from a sample pooled across the readable images; unreadable ones noted."""
+    from ._fit import fit_pooled
+
+    channel_axes = set()
+
+    def readable():
+        for path in tqdm(
+            args.images, desc="sampling", unit="image", disable=None, file=sys.stderr
+        ):
+            try:
+                image = read_image(path)
+            except FileError as e:
+                failed[path] = str(e)
+                tqdm.write(f"kquant: {os.path.basename(path)}: failed: {e}", file=sys.stderr)
+                continue
+            channel_axes.add(colour_axis(image))
+            if len(channel_axes) > 1:
+                raise CLIError(
+                    f"{path!r} is not like the images before it (gray and colour mixed)"
+                )
+            yield image
+
+    images = readable()
+    first = next(images, None)
+    if first is None:
+        raise CLIError("no image could be read: " + "; ".join(failed.values()))
+
+    def chain():
+        yield first
+        yield from images
+
+    try:
+        return fit_pooled(chain(), args.k, channel_axis=colour_axis(first), **_fit_options(args))
+    except (ValueError, TypeError) as e:
+        raise CLIError(str(e)) from None
+
+
+# --- napari ---------------------------------------------------------------------------------
+
+
+def has_display() -> bool:
+    """Whether Qt can open a window here (a display, or an offscreen platform)."""
+    if sys.platform != "linux":
+        return True
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or platform in (
+        "offscreen",
+        "minimal",
+        "vnc",
     )
 
 
 def open_viewer(args: argparse.Namespace):
     """A napari viewer with the image loaded and the widget docked, set to ``-k``."""
+    if not has_display():
+        raise CLIError("no display to open napari on; give -o OUT to write a file instead")
     try:
         import napari
     except ImportError:
         raise CLIError(
             "napari is not installed: pip install 'napari-kquant[all]', or give -o OUT"
         ) from None
-    source = args.image or photo_path()
+    source = args.images[0] if args.images else photo_path()
     image = read_image(source)
     viewer = napari.Viewer()
     name = os.path.splitext(os.path.basename(source))[0]
@@ -238,16 +377,28 @@ def open_viewer(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kquant`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        if args.output:
-            print(run(args))
-        else:
-            open_viewer(args)
-            import napari
+    import cv2
 
-            napari.run()
+    # OpenCV's own warnings: every failure is reported here, in one line
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if len(args.images) > 1 or args.out_dir:
+            return run_batch(args, parser)
+        if args.output or args.labels:
+            print(run(args, parser))
+            return 0
+        if args.save_palette or args.palette:
+            raise CLIError("give -o OUT (and/or --labels) to write the result")
+        open_viewer(args)
+        import napari
+
+        napari.run()
     except (CLIError, ValueError, TypeError) as e:
         print(f"kquant: error: {e}", file=sys.stderr)
-        return 2
+        return USAGE
+    except KeyboardInterrupt:
+        print("kquant: interrupted; nothing more was written", file=sys.stderr)
+        return 130
     return 0

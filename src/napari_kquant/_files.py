@@ -1,0 +1,338 @@
+"""Image files for the command line: checked reads, and writes that lose nothing.
+
+Reads refuse what would be quantized wrongly (truncated files, multi-page or
+2-channel TIFFs). Writes are planned and checked before any work (format,
+dtype, channels, collisions with inputs and with each other), then made as
+temporary files that are verified and renamed into place together: all
+outputs land, or none. Nothing is ever deleted that this module did not
+create, and no input is ever overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+class FileError(ValueError):
+    """A problem with a file the user named; reported as one line (exit status 2)."""
+
+
+#: extension: (dtypes it holds exactly, channel counts, lossless)
+FORMATS = {
+    ".png": ({"uint8", "uint16"}, {1, 3, 4}, True),
+    ".tif": ({"uint8", "int8", "uint16", "int16", "int32", "float32", "float64"}, {1, 3, 4}, True),
+    ".bmp": ({"uint8"}, {1, 3, 4}, True),
+    ".pgm": ({"uint8", "uint16"}, {1}, True),
+    ".ppm": ({"uint8", "uint16"}, {3}, True),
+    ".pnm": ({"uint8", "uint16"}, {1, 3}, True),
+    ".jpg": ({"uint8"}, {1, 3}, False),
+    ".webp": ({"uint8"}, {3, 4}, False),
+}
+FORMATS[".tiff"] = FORMATS[".tif"]
+FORMATS[".jpeg"] = FORMATS[".jpe"] = FORMATS[".jpg"]
+ZARR_MARK = "napari_kquant"  # attribute of the zarr arrays we write: only those we replace
+
+
+def is_zarr(path: str) -> bool:
+    return path.rstrip("/\\").lower().endswith(".zarr")
+
+
+def _real(path: str) -> str:
+    return os.path.realpath(os.path.abspath(path))
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def read_image(path: str):
+    """An image file as RGB(A) or gray in its own bit depth; a .zarr array lazily."""
+    if is_zarr(path):
+        return _read_zarr(path)
+    if os.path.isdir(path):
+        raise FileError(f"cannot read {path!r}: it is a folder, not an image file")
+    if not os.path.isfile(path):
+        raise FileError(f"cannot read {path!r}: no such file")
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".tif", ".tiff"):
+        _check_tiff(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise FileError(f"cannot read {path!r}: {e.strerror}") from None
+    _check_complete(path, data)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise FileError(f"cannot read {path!r}: not an image format OpenCV can decode")
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[..., 0]
+    if image.ndim != 2:
+        raise FileError(f"cannot read {path!r}: {image.shape[2]} channels are not supported")
+    return image
+
+
+def _read_zarr(path):
+    import dask.array as da
+
+    if not os.path.isdir(path):
+        raise FileError(f"cannot read {path!r}: no such zarr folder")
+    try:
+        return da.from_zarr(path)
+    except Exception as e:  # zarr raises several kinds for a path that is not an array
+        raise FileError(f"cannot read {path!r}: not a zarr array ({type(e).__name__})") from None
+
+
+def _check_complete(path, data):
+    """Truncated JPEG and PNG files decode to half-grey images: refuse them."""
+    if data[:3] == b"\xff\xd8\xff" and b"\xff\xd9" not in data[-64:]:
+        raise FileError(f"cannot read {path!r}: the JPEG file is truncated (no end marker)")
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-16:]:
+        raise FileError(f"cannot read {path!r}: the PNG file is truncated (no IEND chunk)")
+
+
+def _check_tiff(path):
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            pages = len(tif.pages)
+            shape = tif.pages.first.shape
+            samples = tif.pages.first.samplesperpixel
+    except Exception as e:  # tifffile raises many kinds for a bad file
+        raise FileError(
+            f"cannot read {path!r}: not a readable TIFF ({type(e).__name__})"
+        ) from None
+    if pages > 1:
+        raise FileError(
+            f"cannot read {path!r}: a multi-page TIFF ({pages} pages); kquant reads one image "
+            "per file (split it, or use napari_kquant.quantize on the stack)"
+        )
+    if samples not in (1, 3, 4):
+        raise FileError(
+            f"cannot read {path!r}: {samples} samples per pixel (shape {shape}); kquant reads "
+            "gray, RGB or RGBA files (use napari_kquant.quantize with channel_axis)"
+        )
+
+
+# --- planning writes ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Output:
+    """A checked output: where, what it must hold, and how to write it."""
+
+    path: str
+    what: str  # "output", "labels", ...
+    dtype: np.dtype
+    channels: int
+    zarr: bool
+
+
+def plan(outputs, inputs) -> list[Output]:
+    """Check every output before any work; raise FileError naming the path and the problem.
+
+    ``outputs`` are (path, what, dtype, channels); ``inputs`` the paths read.
+    """
+    real_inputs = {_real(p): p for p in inputs}
+    seen = {}
+    planned = []
+    for path, what, dtype, channels in outputs:
+        dtype = np.dtype(dtype)
+        real = _real(path)
+        if real in real_inputs or any(
+            os.path.exists(path) and os.path.exists(p) and os.path.samefile(path, p)
+            for p in inputs
+        ):
+            raise FileError(f"refusing to write {what} {path!r}: it is an input")
+        for real_in, shown in real_inputs.items():
+            if os.path.isdir(real_in) and real.startswith(real_in.rstrip(os.sep) + os.sep):
+                raise FileError(f"refusing to write {what} {path!r} inside the input {shown!r}")
+        if real in seen:
+            raise FileError(f"{what} and {seen[real]} are the same path {path!r}")
+        seen[real] = what
+        folder = os.path.dirname(real)
+        if not os.path.isdir(folder):
+            raise FileError(f"cannot write {what} {path!r}: folder {folder!r} does not exist")
+        if is_zarr(path):
+            if os.path.isfile(path):
+                raise FileError(
+                    f"cannot write {what} {path!r}: a file (not a zarr folder) is there"
+                )
+            if os.path.exists(path) and not _ours(path):
+                raise FileError(
+                    f"refusing to replace {path!r}: it exists and was not written by kquant"
+                )
+            planned.append(Output(path, what, dtype, channels, True))
+            continue
+        if os.path.isdir(path):
+            raise FileError(f"cannot write {what} {path!r}: it is a folder")
+        ext = os.path.splitext(path)[1].lower()
+        if ext not in FORMATS:
+            known = ", ".join(sorted({*FORMATS, ".zarr"}))
+            raise FileError(f"cannot write {what} {path!r}: unknown extension (use {known})")
+        dtypes, counts, lossless = FORMATS[ext]
+        if dtype.name not in dtypes:
+            fits = sorted(e for e, (d, c, ok) in FORMATS.items() if dtype.name in d and ok)
+            raise FileError(
+                f"cannot write {what} {path!r}: {ext} cannot hold {dtype.name} values"
+                f" (use {', '.join([*fits, '.zarr'])})"
+            )
+        if channels not in counts:
+            raise FileError(f"cannot write {what} {path!r}: {ext} cannot hold {channels} channels")
+        if not lossless and what == "labels":
+            raise FileError(
+                f"cannot write labels {path!r}: {ext} is lossy and would change label values "
+                "(use .png or .tif)"
+            )
+        planned.append(Output(path, what, dtype, channels, False))
+    return planned
+
+
+def _ours(path) -> bool:
+    try:
+        import zarr
+
+        return ZARR_MARK in zarr.open_array(path, mode="r").attrs
+    except Exception:  # not a zarr array at all
+        return False
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def encode(output: Output, data: np.ndarray) -> bytes:
+    """The file's bytes, verified to decode to ``data`` for lossless formats."""
+    ext = os.path.splitext(output.path)[1].lower()
+    bgr = data
+    if data.ndim == 3 and data.shape[2] == 3:
+        bgr = cv2.cvtColor(data, cv2.COLOR_RGB2BGR)
+    elif data.ndim == 3 and data.shape[2] == 4:
+        bgr = cv2.cvtColor(data, cv2.COLOR_RGBA2BGRA)
+    try:
+        ok, buf = cv2.imencode(ext, bgr)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise FileError(f"cannot write {output.what} {output.path!r}: OpenCV cannot encode it")
+    if FORMATS[ext][2]:
+        back = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        if (
+            back is None
+            or back.dtype != bgr.dtype
+            or not np.array_equal(back.reshape(bgr.shape), bgr)
+        ):
+            raise FileError(
+                f"cannot write {output.what} {output.path!r}: {ext} would not hold the values "
+                "exactly"
+            )
+    return buf.tobytes()
+
+
+class Transaction:
+    """Temporary files and folders beside their targets, renamed into place together."""
+
+    def __init__(self):
+        self._staged = []  # (temporary path, target, is folder)
+
+    def stage_bytes(self, output: Output, data: bytes) -> None:
+        folder, name = os.path.split(os.path.abspath(output.path))
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+        except OSError as e:
+            raise FileError(f"cannot write {output.path!r}: {e.strerror}") from None
+        self._staged.append((tmp, output.path, False))
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            _usual_mode(tmp, 0o666)
+        except OSError as e:
+            raise FileError(f"cannot write {output.path!r}: {e.strerror}") from None
+
+    def stage_folder(self, output: Output) -> str:
+        folder, name = os.path.split(os.path.abspath(output.path))
+        try:
+            tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=folder)
+        except OSError as e:
+            raise FileError(f"cannot write {output.path!r}: {e.strerror}") from None
+        self._staged.append((tmp, output.path, True))
+        _usual_mode(tmp, 0o777)
+        return tmp
+
+    def commit(self) -> None:
+        """Rename every staged file into place; replaced zarr folders (ours) are removed last."""
+        replaced = []
+        for tmp, target, is_folder in self._staged:
+            if is_folder and os.path.isdir(target):
+                aside = tempfile.mkdtemp(
+                    prefix=".old.", dir=os.path.dirname(os.path.abspath(target))
+                )
+                os.rmdir(aside)
+                os.replace(target, aside)  # our own earlier output (checked in plan)
+                replaced.append(aside)
+            os.replace(tmp, target)
+        self._staged = []
+        for aside in replaced:
+            shutil.rmtree(aside, ignore_errors=True)
+
+    def abort(self) -> None:
+        """Remove what was staged (only our own temporary files and folders)."""
+        for tmp, _, is_folder in self._staged:
+            if is_folder:
+                shutil.rmtree(tmp, ignore_errors=True)
+            elif os.path.exists(tmp):
+                os.remove(tmp)
+        self._staged = []
+
+
+def _usual_mode(path: str, mode: int) -> None:
+    """Give a temporary file or folder the permissions a plain create would have."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
+
+
+def write_all(planned: list[Output], arrays, extra=()):
+    """Write every planned output (numpy or dask arrays) in one pass: all land, or none.
+
+    Returns ``extra`` (dask values computed in the same pass, e.g. counts).
+    """
+    import dask
+    import dask.array as da
+
+    transaction = Transaction()
+    try:
+        stores, files = [], []
+        for output, data in zip(planned, arrays, strict=True):
+            if output.zarr:
+                tmp = transaction.stage_folder(output)
+                stores.append(da.to_zarr(da.asarray(data), tmp, overwrite=True, compute=False))
+                files.append((output, tmp))
+            else:
+                files.append((output, data))
+        lazy = [d for o, d in files if not o.zarr]
+        computed = dask.compute(*stores, *lazy, *extra)[len(stores) :]
+        eager, values = computed[: len(lazy)], computed[len(lazy) :]
+        eager = iter(eager)
+        for output, data in files:
+            if output.zarr:
+                import zarr
+
+                zarr.open_array(data, mode="r+").attrs[ZARR_MARK] = {"written_by": "kquant"}
+            else:
+                transaction.stage_bytes(output, encode(output, np.asarray(next(eager))))
+        transaction.commit()
+        return values
+    except OSError as e:
+        raise FileError(f"cannot write: {e.strerror or e}") from None
+    finally:
+        transaction.abort()
