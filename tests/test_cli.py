@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -62,7 +63,10 @@ def test_cli_without_image_uses_the_bundled_photo(tmp_path, capsys):
     [
         (["{d}/missing.png", "-o", "{d}/o.png"], "cannot read '{d}/missing.png': no such file"),
         (["{d}/notimage.png", "-o", "{d}/o.png"], "not an image format OpenCV can decode"),
-        (["{d}/in.png", "-o", "{d}/in.png"], "refusing to write output '{d}/in.png': it is an input"),
+        (
+            ["{d}/in.png", "-o", "{d}/in.png"],
+            "refusing to write output '{d}/in.png': it is an input",
+        ),
         (["{d}/in.png", "-o", "{d}/nodir/o.png"], "cannot write output '{d}/nodir/o.png': folder"),
         (["{d}/in.png", "-o", "{d}/o.unknown"], "'{d}/o.unknown': unknown extension"),
         (["{d}/in.png", "-k", "0", "-o", "{d}/o.png"], "k must be between 1 and 65535, got 0"),
@@ -127,3 +131,189 @@ def test_cli_zarr_in_and_out_stays_chunked(tmp_path, capsys):
     np.testing.assert_array_equal(zarr.open_array(labels, mode="r")[:], written[:])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "l.zarr", "q.zarr"]
     assert labels.stat().st_mode & 0o777 == src.stat().st_mode & 0o777
+
+
+# --- batches and kept palettes ---------------------------------------------------------------
+
+
+def kquant(*argv, cwd):
+    """The real console script, as a user runs it."""
+    exe = os.path.join(os.path.dirname(sys.executable), "kquant")
+    return subprocess.run([exe, *map(str, argv)], cwd=cwd, capture_output=True, text=True)
+
+
+def snapshot(folder):
+    return {
+        p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_batch_fits_one_palette_and_names_the_unreadable_file(tmp_path):
+    shoot, out = tmp_path / "shoot", tmp_path / "out"
+    shoot.mkdir()
+    out.mkdir()
+    for s in range(3):
+        write_rgb(shoot / f"img{s}.png", make_blocks(seed=s))
+    (shoot / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"junk" * 10)
+    before = snapshot(shoot)
+    files = sorted(shoot.iterdir())
+    proc = kquant(*files, "-k", 4, "--seed", 1, "--out-dir", out, "--write-labels",
+                  "--save-palette", tmp_path / "p.json", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "1 of 4 files failed" in proc.stderr and "broken.png" in proc.stderr.splitlines()[-1]
+    assert snapshot(shoot) == before  # inputs untouched
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(f"img{s}{suffix}.png" for s in range(3) for suffix in ("", "-labels"))
+    for s in range(3):  # one palette: the same label for the same colour in every image
+        labels = cv2.imread(str(out / f"img{s}-labels.png"), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(labels, expected_block_labels())
+    assert sum("img" in line and "k=4" in line for line in proc.stdout.splitlines()) == 3
+
+    # the kept palette, applied without fitting, gives the same files
+    again = tmp_path / "again"
+    again.mkdir()
+    proc = kquant(shoot / "img2.png", "--palette", tmp_path / "p.json", "-o", again / "q.png",
+                  "--labels", again / "l.png", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (again / "l.png").read_bytes() == (out / "img2-labels.png").read_bytes()
+    assert (again / "q.png").read_bytes() == (out / "img2.png").read_bytes()
+
+
+def test_palette_with_fit_options_is_refused(tmp_path, capsys):
+    write_rgb(tmp_path / "in.png", make_blocks())
+    palette = tmp_path / "p.gpl"
+    palette.write_text("GIMP Palette\n0 0 0\n255 255 255\n")
+    argv = [str(tmp_path / "in.png"), "--palette", str(palette), "-o", str(tmp_path / "o.png")]
+    assert main([*argv, "-k", "3"]) == 2
+    assert "--palette applies a saved palette; drop -k" in capsys.readouterr().err
+    assert main(argv) == 0
+    labels = quantized = read_rgb(tmp_path / "o.png")
+    assert set(np.unique(quantized)) <= {0, 255} and labels.shape == (32, 32, 3)
+
+
+# --- nothing is lost --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def folder(tmp_path):
+    write_rgb(tmp_path / "in.png", make_blocks())
+    mask = np.full((32, 32), 255, np.uint8)
+    assert cv2.imwrite(str(tmp_path / "mask.png"), mask)
+    store = tmp_path / "d.zarr"
+    store.mkdir()
+    write_rgb(store / "in.png", make_blocks())
+    (store / "notes.txt").write_text("my notes")
+    mine = tmp_path / "mine.zarr"
+    mine.mkdir()
+    (mine / "data.txt").write_text("not kquant's")
+    import zarr
+
+    zarr.open_array(tmp_path / "z.zarr", mode="w", shape=(32, 32, 3), dtype="u1")[:] = (
+        make_blocks()
+    )
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["d.zarr/in.png", "-o", "d.zarr"], "'d.zarr' inside the input|not written by kquant"),
+        (["in.png", "-o", "mine.zarr"], "refusing to replace 'mine.zarr'"),
+        (["in.png", "-o", "o.png", "--mask", "mask.png", "--labels", "mask.png"], "is an input"),
+        (["in.png", "-o", "x.png", "--labels", "x.png"], "are the same path 'x.png'"),
+        (["in.png", "-o", "f.png", "--labels", "f.xyz"], "unknown extension"),
+        (["in.png", "-o", "o.png", "--labels", "l.jpg"], "lossy and would change label values"),
+        (["in.png", "-k", "300", "-o", "o.png", "--labels", "l.bmp"], "cannot hold uint16"),
+        (["z.zarr", "-o", "z.zarr/new.png"], "inside the input 'z.zarr'"),
+        (["z.zarr", "-o", "q.png", "--labels", "z.zarr"], "it is an input"),
+        (["in.png", "-o", "."], "it is a folder"),
+        (["in.png", "-o", "in.png/x.zarr"], "does not exist"),
+        (["in.png", "-o", "o.png", "--save-palette", "in.png"], "use a .json, .gpl or .csv"),
+        (["in.png", "-o", "o.png", "--save-palette", "o.png.json", "--palette", "in.png"],
+         "unknown extension"),
+    ],
+)  # fmt: skip
+def test_outputs_that_would_lose_data_are_refused_before_any_work(folder, argv, message):
+    before = snapshot(folder)
+    proc = kquant(*argv, cwd=folder)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and re.search(message, proc.stderr), proc.stderr
+    assert snapshot(folder) == before  # nothing written, nothing removed, nothing left over
+
+
+def test_sixteen_bit_and_float_results_need_a_format_that_holds_them(tmp_path, capsys):
+    image = (np.arange(32 * 32 * 3).reshape(32, 32, 3) * 50).astype(np.uint16)
+    assert cv2.imwrite(str(tmp_path / "in16.tif"), image)
+    for out, ok in (("o.jpg", False), ("o.bmp", False), ("o.png", True), ("o.tif", True)):
+        code = main(
+            [str(tmp_path / "in16.tif"), "-k", "3", "--seed", "0", "-o", str(tmp_path / out)]
+        )
+        assert code == (0 if ok else 2), (out, capsys.readouterr().err)
+        assert (tmp_path / out).exists() == ok
+    written = cv2.imread(str(tmp_path / "o.png"), cv2.IMREAD_UNCHANGED)
+    assert written.dtype == np.uint16 and len(np.unique(written.reshape(-1, 3), axis=0)) == 3
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        ("truncated_jpeg", "the JPEG file is truncated"),
+        ("multipage_tiff", "a multi-page TIFF (2 pages)"),
+        ("two_channel_tiff", "2 samples per pixel"),
+        ("folder", "it is a folder"),
+        ("empty", "not an image format"),
+    ],
+)
+def test_corrupt_or_unsupported_inputs_are_refused(tmp_path, capsys, make, message):
+    import tifffile
+
+    path = tmp_path / {"truncated_jpeg": "t.jpg", "folder": "f.png", "empty": "e.png"}.get(
+        make, "t.tif"
+    )
+    if make == "truncated_jpeg":
+        _, buf = cv2.imencode(".jpg", make_blocks())
+        path.write_bytes(buf.tobytes()[: len(buf) // 2])
+    elif make == "multipage_tiff":
+        tifffile.imwrite(path, np.zeros((2, 8, 8), np.uint8))
+    elif make == "two_channel_tiff":
+        tifffile.imwrite(path, np.zeros((8, 8, 2), np.uint8), photometric="minisblack",
+                         planarconfig="contig")  # fmt: skip
+    elif make == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"")
+    assert main([str(path), "-o", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_no_display_is_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.pop("QT_QPA_PLATFORM", None)
+    exe = os.path.join(os.path.dirname(sys.executable), "kquant")
+    proc = subprocess.run([exe, "-k", "3"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "kquant: error: no display to open napari on; give -o OUT to write a file instead"
+    )
+
+
+def test_zarr_output_replaces_only_its_own_store(tmp_path):
+    import zarr
+
+    write_rgb(tmp_path / "in.png", make_blocks())
+    assert (
+        main([str(tmp_path / "in.png"), "-k", "4", "--seed", "0", "-o", str(tmp_path / "q.zarr")])
+        == 0
+    )
+    assert "napari_kquant" in zarr.open_array(tmp_path / "q.zarr", mode="r").attrs
+    assert (
+        main([str(tmp_path / "in.png"), "-k", "3", "--seed", "0", "-o", str(tmp_path / "q.zarr")])
+        == 0
+    )
+    assert (
+        len(np.unique(zarr.open_array(tmp_path / "q.zarr", mode="r")[:].reshape(-1, 3), axis=0))
+        == 3
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "q.zarr"]

@@ -66,6 +66,8 @@ def read_image(path: str):
             data = f.read()
     except OSError as e:
         raise FileError(f"cannot read {path!r}: {e.strerror}") from None
+    if not data:
+        raise FileError(f"cannot read {path!r}: the file is empty, not an image format")
     _check_complete(path, data)
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None:
@@ -302,37 +304,46 @@ def _usual_mode(path: str, mode: int) -> None:
 
 
 def write_all(planned: list[Output], arrays, extra=()):
-    """Write every planned output (numpy or dask arrays) in one pass: all land, or none.
+    """Write every planned output in one pass: all land, or none.
 
-    Returns ``extra`` (dask values computed in the same pass, e.g. counts).
+    ``arrays`` are numpy or dask arrays; ``extra`` are values (numpy or dask) to
+    return, computed in the same pass as the lazy outputs. dask is imported only
+    when something is lazy or goes to zarr.
     """
-    import dask
-    import dask.array as da
-
     transaction = Transaction()
     try:
-        stores, files = [], []
+        lazy = (
+            any(o.zarr for o in planned)
+            or any(not isinstance(a, np.ndarray) for a in (*arrays, *extra))
+            and any(hasattr(a, "dask") for a in (*arrays, *extra))
+        )
+        if lazy:
+            arrays, extra = _compute(transaction, planned, arrays, extra)
         for output, data in zip(planned, arrays, strict=True):
-            if output.zarr:
-                tmp = transaction.stage_folder(output)
-                stores.append(da.to_zarr(da.asarray(data), tmp, overwrite=True, compute=False))
-                files.append((output, tmp))
-            else:
-                files.append((output, data))
-        lazy = [d for o, d in files if not o.zarr]
-        computed = dask.compute(*stores, *lazy, *extra)[len(stores) :]
-        eager, values = computed[: len(lazy)], computed[len(lazy) :]
-        eager = iter(eager)
-        for output, data in files:
-            if output.zarr:
-                import zarr
-
-                zarr.open_array(data, mode="r+").attrs[ZARR_MARK] = {"written_by": "kquant"}
-            else:
-                transaction.stage_bytes(output, encode(output, np.asarray(next(eager))))
+            if not output.zarr:
+                transaction.stage_bytes(output, encode(output, np.asarray(data)))
         transaction.commit()
-        return values
+        return list(extra)
     except OSError as e:
         raise FileError(f"cannot write: {e.strerror or e}") from None
     finally:
         transaction.abort()
+
+
+def _compute(transaction, planned, arrays, extra):
+    """Zarr stores written and lazy arrays computed together, in one pass over the data."""
+    import dask
+    import dask.array as da
+    import zarr
+
+    stores, temps = [], {}
+    for i, (output, data) in enumerate(zip(planned, arrays, strict=True)):
+        if output.zarr:
+            temps[i] = transaction.stage_folder(output)
+            stores.append(da.to_zarr(da.asarray(data), temps[i], overwrite=True, compute=False))
+    files = [a for o, a in zip(planned, arrays, strict=True) if not o.zarr]
+    computed = dask.compute(*stores, *files, *extra)[len(stores) :]
+    files, extra = iter(computed[: len(files)]), computed[len(files) :]
+    for tmp in temps.values():
+        zarr.open_array(tmp, mode="r+").attrs[ZARR_MARK] = {"written_by": "kquant"}
+    return [None if o.zarr else next(files) for o in planned], extra
