@@ -312,12 +312,8 @@ def write_all(planned: list[Output], arrays, extra=()):
     """
     transaction = Transaction()
     try:
-        lazy = (
-            any(o.zarr for o in planned)
-            or any(not isinstance(a, np.ndarray) for a in (*arrays, *extra))
-            and any(hasattr(a, "dask") for a in (*arrays, *extra))
-        )
-        if lazy:
+        lazy = any(hasattr(a, "dask") for a in (*arrays, *extra))
+        if lazy or any(o.zarr for o in planned):
             arrays, extra = _compute(transaction, planned, arrays, extra)
         for output, data in zip(planned, arrays, strict=True):
             if not output.zarr:
