@@ -233,7 +233,7 @@ def test_given_array_palette_in_the_images_units():
         ([[np.nan, 0, 0]], {}, "finite"),
         ([[0, 0, 0]], {"color_space": "lab"}, "needs the colours' dtype"),
         ([[0, 0]], {"color_space": "lab", "dtype": "uint8"}, "3 colour channels"),
-        ([[0, 0, 0]], {"dtype": "complex64"}, "not supported"),
+        ([[0, 0, 0]], {"dtype": "complex64"}, "dtype must be an integer, float32 or float64"),
     ],
 )
 def test_bad_given_colours(colors, kwargs, match):
@@ -266,7 +266,7 @@ def test_csv_round_trip_keeps_the_values(tmp_path, photos, color_space):
     loaded = Palette.load(tmp_path / "p.csv")
     np.testing.assert_array_equal(loaded.centers, palette.centers)
     header = (tmp_path / "p.csv").read_text().splitlines()[0]
-    assert header.startswith("label,hex,red,green,blue")
+    assert header.startswith("label,hex,dtype,red,green,blue")
     image = photos["chelsea"]
     np.testing.assert_array_equal(
         loaded.apply(image, channel_axis=-1).labels, palette.apply(image, channel_axis=-1).labels

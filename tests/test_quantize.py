@@ -261,7 +261,7 @@ def test_fewer_colours_than_k_warns_and_still_works(sample):
         ({"k": 0}, ValueError, r"k must be between 1 and 65535, got 0"),
         ({"k": 2.5}, TypeError, r"k must be an integer, got 2\.5"),
         ({"k": 1025}, ValueError, r"k=1025 is larger than the number of usable pixels \(1024\)"),
-        ({"attempts": 0}, ValueError, r"attempts must be at least 1, got 0"),
+        ({"attempts": 0}, ValueError, r"attempts must be between 1 and 1000, got 0"),
         ({"max_iter": 1}, ValueError, r"max_iter must be between 2 and 100, got 1"),
         ({"max_iter": 101}, ValueError, r"max_iter must be between 2 and 100, got 101"),
         ({"epsilon": -1.0}, ValueError, r"epsilon must be a finite number >= 0, got -1\.0"),

@@ -13,9 +13,11 @@ import math
 import cv2
 import numpy as np
 
-#: Values beyond this magnitude are scaled down by a power of two before clustering.
+#: Values beyond this magnitude are scaled down, values all below SAFE_MIN scaled up,
+#: by a power of two before clustering.
 SAFE_MAX = 2.0**50
-_TARGET_EXP = 40
+SAFE_MIN = 2.0**-20
+_TARGET_EXP = 20
 
 
 def rgb_scale(dtype: np.dtype) -> float:
@@ -25,8 +27,9 @@ def rgb_scale(dtype: np.dtype) -> float:
 
 
 def safe_scale(max_abs: float) -> float:
-    """1.0, or the power of two that brings ``max_abs`` down to about 2**40."""
-    if not math.isfinite(max_abs) or max_abs <= SAFE_MAX:
+    """1.0, or the power of two that brings ``max_abs`` to about 2**20 (float32-safe
+    squared distances, neither overflowing nor underflowing)."""
+    if not math.isfinite(max_abs) or max_abs == 0 or SAFE_MIN <= max_abs <= SAFE_MAX:
         return 1.0
     return 2.0 ** (math.frexp(max_abs)[1] - _TARGET_EXP)
 

@@ -298,9 +298,9 @@ class Transaction:
 
 def _usual_mode(path: str, mode: int) -> None:
     """Give a temporary file or folder the permissions a plain create would have."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, mode & ~umask)
+    from ._palette_files import UMASK
+
+    os.chmod(path, mode & ~UMASK)
 
 
 def write_all(planned: list[Output], arrays, extra=()):

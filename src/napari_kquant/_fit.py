@@ -17,7 +17,7 @@ import numpy as np
 
 from ._colorspace import from_lab, rgb_scale, safe_scale, to_lab
 from ._layout import is_lazy, is_multiscale
-from ._options import EPSILON_FRACTION, callback, settings
+from ._options import EPSILON_FRACTION, callback, check_names, settings
 from ._palette import Palette
 from ._sample import fit_level, pool, sample_array, sample_lazy
 
@@ -70,6 +70,7 @@ def fit_image(image, k, channel_axis, alpha, mask, progress, options):
     Returns (fitted, drawn): ``fitted`` is a `Fitted`; ``drawn`` is None or,
     for an exact fit of a numpy image, the `Drawn` pixels it clustered.
     """
+    check_names("fit", options)
     opts = settings(k, **options)
     callback("progress", progress)
     if is_multiscale(image):
@@ -118,6 +119,14 @@ def fit_pooled(
         Reproducible from its seed: the same images and options give the same
         palette.
     """
+    check_names("fit_pooled", options)
+    if isinstance(images, np.ndarray) or hasattr(images, "chunks") or is_multiscale(images):
+        raise TypeError(
+            "images must be a sequence of images (a list, a generator, ...), got a single "
+            f"{type(images).__name__}; use fit() for one image"
+        )
+    if not hasattr(images, "__iter__"):
+        raise TypeError(f"images must be an iterable of images, got {type(images).__name__}")
     opts = settings(k, **options)
     callback("progress", progress)
     parts, counts, kinds = [], [], []

@@ -104,6 +104,21 @@ def current_slice(viewer: napari.Viewer, layer: Image) -> dict[int, int]:
     }
 
 
+def warm_label_colormaps() -> None:
+    """Compile napari's numba label-colormap code now, in the calling (worker) thread.
+
+    napari maps Labels through numba-compiled code (typed dicts) when numba is
+    installed, and compiles it, uncached, the first time a Labels layer is
+    drawn: about 2-3 s that would freeze the viewer on the first run of a
+    session. Compiled once here (uint8 and uint16 labels, 8- and 16-bit
+    textures), later calls in any thread are fast. Idempotent.
+    """
+    for dtype, n in ((np.uint8, 3), (np.uint16, 3), (np.uint16, 300)):
+        colours = {None: TRANSPARENT, 0: TRANSPARENT}
+        colours.update({i: np.ones(4, np.float32) * (i % 7) / 7 for i in range(1, n)})
+        DirectLabelColormap(color_dict=colours).map(np.arange(n, dtype=dtype))
+
+
 def cluster_colours(layer: Image, centers: np.ndarray) -> DirectLabelColormap:
     """Label i drawn in the colour cluster i has in the source layer's display."""
     lo, hi = layer.contrast_limits

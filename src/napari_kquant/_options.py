@@ -32,6 +32,10 @@ DEFAULT_ATTEMPTS = 3
 MIN_ITER, MAX_ITER = 2, 100
 #: Labels are uint8 or uint16; nobody reads a palette of more colours.
 MAX_K = 2**16 - 1
+#: More attempts than this are no better; cv2 takes a C int.
+MAX_ATTEMPTS = 1000
+#: Fit samples beyond this would not fit in memory anyway.
+MAX_SAMPLE = 2**40
 #: With ``epsilon=None`` the tolerance is this fraction of the data's value
 #: range, so uint8, uint16 and float images converge alike.
 EPSILON_FRACTION = 1e-3
@@ -64,6 +68,20 @@ class Settings:
         return asdict(self)
 
 
+FIT_OPTIONS = ("criteria", "max_iter", "epsilon", "attempts", "init", "seed", "sample",
+               "color_space")  # fmt: skip
+
+
+def check_names(function: str, options: dict) -> None:
+    """A TypeError naming an unknown keyword, like Python's own, but with the choices."""
+    unknown = sorted(set(options) - set(FIT_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"{function}() got an unexpected option {unknown[0]!r}; fit options are "
+            f"{', '.join(FIT_OPTIONS)}"
+        )
+
+
 def settings(
     k=8,
     *,
@@ -81,11 +99,11 @@ def settings(
     criteria = choice("criteria", criteria, CRITERIA)
     max_iter = integer("max_iter", max_iter, MIN_ITER, MAX_ITER)
     epsilon = _epsilon(epsilon)
-    attempts = integer("attempts", attempts, 1)
+    attempts = integer("attempts", attempts, 1, MAX_ATTEMPTS)
     init = choice("init", init, INITS)
     seed = secrets.randbelow(SEED_MAX + 1) if seed is None else integer("seed", seed, 0, SEED_MAX)
     if sample is not None:
-        sample = integer("sample", sample, 1)
+        sample = integer("sample", sample, 1, MAX_SAMPLE)
         if sample < k:
             raise ValueError(f"sample={sample} is smaller than k={k}; give sample >= k")
     color_space = choice("color_space", color_space, COLOR_SPACES)
@@ -128,6 +146,10 @@ def _epsilon(value):
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"epsilon must be a number or None, got {value!r}")
-    if not (math.isfinite(value) and value >= 0):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:
+        finite = False
+    if not (finite and value >= 0):
         raise ValueError(f"epsilon must be a finite number >= 0, got {value}")
     return float(value)

@@ -8,6 +8,7 @@ of colour channels; ``save``/``load`` keep it in JSON, GIMP .gpl or CSV files.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
@@ -26,9 +27,11 @@ _HEX = re.compile(r"#?([0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
 
 
 def _frozen(values, name, width=None) -> np.ndarray:
+    if isinstance(values, np.ndarray) and values.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be real numbers, got dtype {values.dtype}")
     try:
         array = np.array(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{name} must be a (k, channels) array of numbers") from None
     if array.ndim == 1 and width is None:
         array = array[:, None]
@@ -90,8 +93,16 @@ class Palette:
         set_(self, "centers", _frozen(self.centers, "centers"))
         choice("color_space", self.color_space, COLOR_SPACES)
         if self.dtype is not None:
-            set_(self, "dtype", str(check_dtype(self.dtype)))
+            try:
+                set_(self, "dtype", str(check_dtype(self.dtype)))
+            except TypeError:
+                raise ValueError(
+                    f"dtype must be an integer, float32 or float64 dtype, got {self.dtype!r}"
+                ) from None
+        self._check_fields()
         if self.color_space == "lab":
+            if self.dtype is None:
+                raise ValueError("a 'lab' palette needs the dtype its colours are in")
             if self.centers.shape[1] != 3:
                 raise ValueError(
                     f"a 'lab' palette needs 3 colour channels, got {self.centers.shape[1]}"
@@ -104,8 +115,50 @@ class Palette:
             set_(self, "lab_centers", lab)
         elif self.lab_centers is not None:
             raise ValueError("lab_centers is only for color_space='lab'")
+
+    def _check_fields(self):
+        """Every field JSON-ready and of its type: what is saved can be loaded back."""
+        set_ = object.__setattr__
+        if not isinstance(self.name, str) or any(ord(c) < 32 or 0xD800 <= ord(c) < 0xE000
+                                                 for c in self.name):  # fmt: skip
+            raise ValueError(
+                f"name must be a string without control characters, got {self.name!r}"
+            )
         if self.value_range is not None:
-            set_(self, "value_range", tuple(float(v) for v in self.value_range))
+            try:
+                low, high = (float(v) for v in self.value_range)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(
+                    f"value_range must be (min, max) numbers or None, got {self.value_range!r}"
+                ) from None
+            if not (math.isfinite(low) and math.isfinite(high)):
+                raise ValueError(f"value_range must be finite, got {self.value_range!r}")
+            set_(self, "value_range", (low, high))
+        if self.seed is not None:
+            if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+                raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
+            set_(self, "seed", int(self.seed))
+        for key in ("epsilon", "compactness"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"{key} must be a number or None, got {value!r}")
+            value = float(value)
+            if key == "epsilon" and not math.isfinite(value):
+                raise ValueError(f"epsilon must be finite, got {value}")
+            set_(self, key, value if math.isfinite(value) else None)
+        if self.fit is not None:
+            if not isinstance(self.fit, dict):
+                raise ValueError(
+                    f"fit must be a dict of the fit options or None, got {self.fit!r}"
+                )
+            try:  # a private, JSON-ready copy: nobody can change it from outside
+                set_(
+                    self, "fit", json.loads(json.dumps(self.fit, allow_nan=False, default=_plain))
+                )
+            except (TypeError, ValueError):
+                raise ValueError(f"fit must hold JSON values, got {self.fit!r}") from None
 
     # --- what it is -------------------------------------------------------------------------
 
@@ -212,6 +265,10 @@ class Palette:
         """
         if isinstance(colors, str):
             colors = [colors]
+        if colors is None or not hasattr(colors, "__len__"):
+            raise TypeError(
+                f"colors must be hex strings or a (k, channels) array, got {type(colors).__name__}"
+            )
         if not isinstance(colors, np.ndarray):
             colors = list(colors)
         if len(colors) and all(isinstance(c, str) for c in colors):
@@ -224,7 +281,11 @@ class Palette:
                 if len(digits) == 3:
                     digits = "".join(d * 2 for d in digits)
                 rgb.append([int(digits[i : i + 2], 16) for i in (0, 2, 4)])
-            colors, dtype = rgb, "uint8" if dtype is None else dtype
+            colors = np.array(rgb, np.float64)
+            if dtype is None:
+                dtype = "uint8"
+            else:  # 8-bit colours in the units of dtype (its white for #ffffff)
+                colors = colors * (rgb_scale(check_dtype(dtype)) / 255.0)
         if color_space == "lab" and dtype is None:
             raise ValueError("color_space='lab' needs the colours' dtype (e.g. dtype='uint8')")
         return cls(_frozen(colors, "colors"), color_space, dtype=dtype, name=name)
@@ -245,7 +306,7 @@ class Palette:
             "centers": self.centers.tolist(),
             "lab_centers": None if self.lab_centers is None else self.lab_centers.tolist(),
             "hex": self.hex,
-            "fit": self.fit,
+            "fit": None if self.fit is None else json.loads(json.dumps(self.fit)),
             "seed": self.seed,
             "epsilon": self.epsilon,
             "compactness": _finite_or_none(self.compactness),
@@ -262,38 +323,25 @@ class Palette:
         missing = [key for key in ("centers", "color_space") if key not in record]
         if missing:
             raise ValueError(f"missing field(s): {', '.join(missing)}")
-        fit = record.get("fit")
-        if fit is not None and not isinstance(fit, dict):
-            raise ValueError(f"'fit' must be an object or null, got {fit!r}")
-        seed = record.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"'seed' must be an integer or null, got {seed!r}")
-        for key in ("epsilon", "compactness"):
-            value = record.get(key)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, numbers.Real)
-            ):
-                raise ValueError(f"{key!r} must be a number or null, got {value!r}")
-        value_range = record.get("value_range")
-        if value_range is not None and (
-            not isinstance(value_range, list) or len(value_range) != 2
-        ):
-            raise ValueError(f"'value_range' must be [min, max] or null, got {value_range!r}")
-        name = record.get("name", "")
-        if not isinstance(name, str):
-            raise ValueError(f"'name' must be a string, got {name!r}")
-        palette = cls(
-            centers=record["centers"],
-            color_space=record["color_space"],
-            lab_centers=record.get("lab_centers"),
-            dtype=record.get("dtype"),
-            value_range=value_range,
-            fit=fit,
-            seed=seed,
-            epsilon=record.get("epsilon"),
-            compactness=record.get("compactness"),
-            name=name,
-        )
+        try:
+            palette = cls(
+                centers=record["centers"],
+                color_space=record["color_space"],
+                lab_centers=record.get("lab_centers"),
+                dtype=record.get("dtype"),
+                value_range=record.get("value_range"),
+                fit=record.get("fit"),
+                seed=record.get("seed"),
+                epsilon=record.get("epsilon"),
+                compactness=record.get("compactness"),
+                name=record.get("name", ""),
+            )
+        except (TypeError, OverflowError) as e:
+            raise ValueError(str(e)) from None
+        if "channels" in record and record["channels"] != palette.nchannels:
+            raise ValueError(
+                f"'channels' is {record['channels']!r} but the centers have {palette.nchannels}"
+            )
         if "k" in record and record["k"] != palette.k:
             raise ValueError(f"'k' is {record['k']!r} but there are {palette.k} centers")
         return palette
@@ -306,7 +354,7 @@ class Palette:
         """
         from ._palette_files import write
 
-        write(os.fspath(path), self)
+        write(os.fsdecode(path), self)
 
     @classmethod
     def load(cls, path) -> Palette:
@@ -320,7 +368,14 @@ class Palette:
         """
         from ._palette_files import read
 
-        return read(os.fspath(path), cls)
+        return read(os.fsdecode(path), cls)
+
+
+def _plain(value):
+    """numpy scalars in a fit record, as plain Python values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-ready")
 
 
 def _finite_or_none(value):

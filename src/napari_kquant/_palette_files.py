@@ -15,6 +15,9 @@ import tempfile
 import numpy as np
 
 FORMATS = (".json", ".gpl", ".csv")
+#: The process's umask, read once (setting it to read it is not thread-safe).
+UMASK = os.umask(0o022)
+os.umask(UMASK)
 #: Palette files are small; anything larger is not one (and is not read into memory).
 MAX_BYTES = 64 << 20
 
@@ -45,9 +48,7 @@ def write(path: str, palette) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it private
         os.replace(tmp, path)
     except OSError as e:
         raise ValueError(f"cannot write palette file {path!r}: {e.strerror}") from None
@@ -83,11 +84,12 @@ def _csv_text(palette) -> str:
     writer = csv.writer(out, lineterminator="\n")
     lab = palette.lab_centers is not None
     writer.writerow(
-        ["label", "hex", *_channel_names(palette.nchannels), *(["L", "a", "b"] if lab else [])]
-    )
+        ["label", "hex", "dtype", *_channel_names(palette.nchannels),
+         *(["L", "a", "b"] if lab else [])]
+    )  # fmt: skip
     hexes = palette.hex or [""] * palette.k
     for i in range(palette.k):
-        row = [i + 1, hexes[i], *(repr(float(v)) for v in palette.centers[i])]
+        row = [i + 1, hexes[i], palette.dtype or "", *(repr(float(v)) for v in palette.centers[i])]
         if lab:
             row += [repr(float(v)) for v in palette.lab_centers[i]]
         writer.writerow(row)
@@ -105,7 +107,7 @@ def read(path: str, cls):
     if os.path.getsize(path) > MAX_BYTES:
         raise ValueError(f"palette file {path!r} is too large to be a palette")
     try:
-        with open(path, encoding="utf-8", newline="") as f:
+        with open(path, encoding="utf-8-sig", newline="") as f:  # Excel writes a BOM
             text = f.read()
     except UnicodeDecodeError:
         raise ValueError(f"palette file {path!r} is not text (UTF-8)") from None
@@ -113,16 +115,22 @@ def read(path: str, cls):
         raise ValueError(f"cannot read palette file {path!r}: {e.strerror}") from None
     try:
         return {".json": _from_json, ".gpl": _from_gpl, ".csv": _from_csv}[ext](text, cls)
-    except (ValueError, TypeError, KeyError) as e:
+    except (ValueError, TypeError, KeyError, OverflowError, csv.Error) as e:
         raise ValueError(f"palette file {path!r}: {e}") from None
+    except RecursionError:
+        raise ValueError(f"palette file {path!r}: nested too deeply to be a palette") from None
 
 
 def _from_json(text, cls):
     try:
-        record = json.loads(text)
+        record = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as e:
         raise ValueError(f"not valid JSON ({e})") from None
     return cls.from_dict(record)
+
+
+def _no_constant(name):
+    raise ValueError(f"not valid JSON ({name} is not a JSON number)")
 
 
 def _from_gpl(text, cls):
@@ -140,10 +148,7 @@ def _from_gpl(text, cls):
         if stripped.startswith("Columns:"):
             continue
         fields = stripped.split(None, 3)
-        try:
-            rgb = [int(v) for v in fields[:3]]
-        except ValueError:
-            rgb = []
+        rgb = [int(v) for v in fields[:3] if v.isascii() and v.isdigit()]
         if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
             raise ValueError(f"line {number} is not 'R G B [name]' with values 0-255: {line!r}")
         colours.append(rgb)
@@ -159,7 +164,8 @@ def _from_csv(text, cls):
         raise ValueError("a palette CSV needs a header row and at least one colour row")
     header = [cell.strip() for cell in rows[0]]
     lab = header[-3:] == ["L", "a", "b"]
-    value_columns = [i for i, name in enumerate(header) if name not in ("label", "hex", "name")]
+    text_columns = ("label", "hex", "name", "dtype")
+    value_columns = [i for i, name in enumerate(header) if name not in text_columns]
     if lab:
         value_columns = value_columns[:-3]
     if not value_columns:
@@ -178,8 +184,15 @@ def _from_csv(text, cls):
         labels = [row[header.index("label")].strip() for row in rows[1:]]
         if labels != [str(i) for i in range(1, len(labels) + 1)]:
             raise ValueError("the label column must run 1, 2, ... in order")
+    dtype = None
+    if "dtype" in header:
+        dtypes = {row[header.index("dtype")].strip() for row in rows[1:]}
+        if len(dtypes) != 1:
+            raise ValueError(f"the dtype column must hold one dtype, got {sorted(dtypes)}")
+        dtype = dtypes.pop() or None
     return cls(
         np.array(centers),
         "lab" if lab else "rgb",
         lab_centers=np.array(lab_centers) if lab else None,
+        dtype=dtype,
     )

@@ -6,6 +6,7 @@ annotations of `options`, which must be real objects, not strings.
 
 import html
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -24,6 +25,7 @@ from ._layers import (
     palette_of,
     read_layer,
     run,
+    warm_label_colormaps,
 )
 from ._options import (
     COLOR_SPACES,
@@ -163,9 +165,12 @@ class KQuantWidget(Container):
             labels=False,
         )  # fmt: skip
         self.palette.native.setWordWrap(True)
-        self.worker = None
+        self.worker = None  # the current run's worker; None when idle or cancelled
         self._stop = threading.Event()
         self._bridge = _Bridge()
+        # the first run of a session would compile numba code (ours, and napari's label
+        # colormaps) in the GUI thread: do it now in the background, while nobody waits
+        threading.Thread(target=_warm_up, name="kquant-warm-up", daemon=True).start()
         self._bridge.progressed.connect(self._on_progress)
         self._shown = None  # the result layer whose palette is shown
         self.run_button.changed.connect(self.run)
@@ -218,24 +223,45 @@ class KQuantWidget(Container):
         except (TypeError, ValueError) as e:
             show_error(str(e))
             return
-        self._stop.clear()
-        self.worker = create_worker(
-            self._compute, *job, _start_thread=False, _ignore_errors=True
+        self._stop = stop = threading.Event()  # each run has its own
+        worker = create_worker(
+            compute, stop, self._bridge, *job, _start_thread=False, _ignore_errors=True
         )  # errors arrive at _on_errored
-        self.worker.returned.connect(self._on_returned)
-        self.worker.errored.connect(self._on_errored)
-        self.worker.finished.connect(self._on_finished)
+        worker.returned.connect(partial(self._on_returned, worker))
+        worker.errored.connect(partial(self._on_errored, worker))
+        worker.finished.connect(partial(self._on_finished, worker))
+        self.worker = worker
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.progress.value = 0
         self.status.value = "starting"
-        self.worker.start()
+        worker.start()
 
     def cancel(self):
-        """Stop the current run at the next step; nothing is added."""
-        if self.worker is not None:
-            self._stop.set()
-            self.status.value = "cancelling"
+        """Stop the current run now: control comes back at once, and nothing is added.
+
+        The worker is told to stop at its next step and is abandoned: whatever it
+        still returns is dropped, and a new run does not wait for it.
+        """
+        if self.worker is None:
+            return
+        self._stop.set()
+        self.worker = None
+        self._idle()
+        self.status.value = "cancelled: nothing was added"
+        show_info("K-means quantization cancelled; no layer was changed.")
+
+    def _idle(self):
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+
+    def _alive(self) -> bool:
+        """False once the dock (or the viewer) was closed: its Qt objects are gone."""
+        try:
+            self.native.objectName()
+        except RuntimeError:
+            return False
+        return True
 
     def _prepare(self):
         """Read the form and the layers in the GUI thread; raise on bad input."""
@@ -284,23 +310,19 @@ class KQuantWidget(Container):
         }
         return layer, data, keywords, params, record, OUTPUT_CHOICES[values["outputs"]]
 
-    def _compute(self, layer, data, keywords, params, record, outputs):
-        """Worker thread: the same `quantize` a script calls; nothing napari here."""
-
-        def report(fraction, message):
-            if self._stop.is_set():
-                raise Cancelled
-            self._bridge.progressed.emit(fraction, message)
-
-        result = run(data, {**params, **keywords}, report)
-        return layer, result, record, outputs
-
     def _on_progress(self, fraction, message):
+        if self.worker is None or not self._alive():
+            return  # cancelled, or closed: a late report
         self.progress.value = int(1000 * fraction)
         self.status.value = message
 
-    def _on_returned(self, value):
+    def _on_returned(self, worker, value):
+        if worker is not self.worker or not self._alive():
+            return  # abandoned (cancelled) or the viewer was closed: nothing reaches it
         layer, result, record, outputs = value
+        if layer not in self._viewer.layers:
+            self.status.value = "failed: the source layer was removed during the run"
+            return
         added = add_or_update(self._viewer, output_layers(layer, result, record, outputs))
         self._show(added[-1])
         if "palette_from" in record:
@@ -308,18 +330,20 @@ class KQuantWidget(Container):
         else:
             self.status.value = f"done: seed {result.seed}"
 
-    def _on_errored(self, error):
+    def _on_errored(self, worker, error):
+        if worker is not self.worker or not self._alive():
+            return
         if isinstance(error, Cancelled):
             self.status.value = "cancelled: nothing was added"
-            show_info("K-means quantization cancelled; no layer was changed.")
             return
         self.status.value = "failed: nothing was added"
         show_error(f"K-means quantization failed: {error}")
 
-    def _on_finished(self):
+    def _on_finished(self, worker):
+        if worker is not self.worker or not self._alive():
+            return
         self.worker = None
-        self.run_button.enabled = True
-        self.cancel_button.enabled = False
+        self._idle()
 
     def _show(self, layer):
         """Show a result layer's palette: a swatch, the label and the share per cluster."""
@@ -376,6 +400,43 @@ class KQuantWidget(Container):
             return None
         show_info(f"Palette saved to {path}")
         return path
+
+
+def compute(stop, bridge, layer, data, keywords, params, record, outputs):
+    """Worker thread: the same call a script makes; nothing napari here but the warm-up.
+
+    A plain function, not a method: napari names the task after it, and a widget's
+    repr must not be taken in a thread after its dock was closed.
+    """
+
+    def report(fraction, message):
+        if stop.is_set():
+            raise Cancelled
+        try:
+            bridge.progressed.emit(fraction, message)
+        except RuntimeError:  # the dock was closed: nobody is listening any more
+            stop.set()
+            raise Cancelled from None
+
+    result = run(data, {**params, **keywords}, report)
+    _warm_up()  # no-op after the first time; the drawing that follows must not compile
+    return layer, result, record, outputs
+
+
+_warm_lock = threading.Lock()
+_warmed = False
+
+
+def _warm_up():
+    """Load our compiled kernels and compile napari's label colormaps, once per session."""
+    global _warmed
+    with _warm_lock:
+        if _warmed:
+            return
+        from . import _assign  # noqa: F401  (numba: loads the cached kernels)
+
+        warm_label_colormaps()
+        _warmed = True
 
 
 def _number(name, text, kind, blank):
