@@ -77,7 +77,7 @@ def unmask(image, lay: Layout, mask):
     data = np.ma.getdata(image)
     if mask is None:
         return data, ~hidden
-    return data, check_mask(np.asarray(mask), hidden.shape) & ~hidden
+    return data, np.asarray(check_mask(mask, hidden.shape)) & ~hidden
 
 
 def check_mask(mask, spatial):
@@ -108,7 +108,7 @@ def usable(pix, ncolour, spatial, mask):
     """Boolean (n,) of the pixels to cluster, or None when every pixel is."""
     valid = None
     if mask is not None:
-        mask = check_mask(np.asarray(mask), spatial)
+        mask = np.asarray(check_mask(mask, spatial))
         valid = np.ascontiguousarray(mask).reshape(-1)
     if pix.shape[1] > ncolour:  # alpha: transparent pixels are left out
         opaque = pix[:, -1] != 0

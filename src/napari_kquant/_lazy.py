@@ -15,7 +15,7 @@ import numpy as np
 from ._apply import assigner, check_channels
 from ._layout import layout, pixels, usable
 from ._result import QuantizeResult
-from ._sample import as_dask, block_layout, channels_last, lazy_mask
+from ._sample import as_dask, block_layout, channels_last, check_levels, lazy_mask
 
 
 def apply_lazy(palette, image, channel_axis, alpha, mask, progress) -> QuantizeResult:
@@ -50,8 +50,7 @@ def apply_levels(palette, levels, channel_axis, alpha, mask, progress) -> Quanti
     ``counts`` and ``compactness`` describe the finest level. Numpy levels give
     numpy results, computed here.
     """
-    if mask is not None:
-        raise ValueError("mask is not supported with multiscale input")
+    check_levels(levels, mask)
     quantized, labels, stats = [], [], []
     for level in levels:
         lay = layout(level.shape, level.dtype, channel_axis, alpha)
@@ -123,6 +122,8 @@ def assign_lazy(cl, mask, lay, palette):
 
 
 def _assign_block(block, mask_block=None, *, asg, lay):
+    if isinstance(block, np.ma.MaskedArray):
+        raise ValueError("masked arrays inside dask arrays are not supported; pass mask=")
     pix, spatial = pixels(block, lay)
     mask = None if mask_block is None else mask_block[..., 0]
     valid = usable(pix, lay.ncolour, spatial, mask)

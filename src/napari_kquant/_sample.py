@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._layout import Layout, layout, pixels, unmask, usable
+from ._layout import Layout, check_dtype, layout, pixels, unmask, usable
 
 #: The first round of a lazy sample reads at most this many chunks, picked at random;
 #: later rounds (when too few usable pixels were found) read twice as many each.
@@ -94,6 +94,7 @@ def as_dask(image):
     """A dask array of the image (zarr, h5py, ... keep their chunking), native byte order."""
     import dask.array as da
 
+    check_dtype(image.dtype)
     if isinstance(image, np.ndarray):
         image = da.asarray(image)
     elif not isinstance(image, da.Array):
@@ -103,6 +104,8 @@ def as_dask(image):
             "image has unknown chunk sizes (NaN), e.g. after boolean indexing; call "
             "image.compute_chunk_sizes() first"
         )
+    if isinstance(getattr(image, "_meta", None), np.ma.MaskedArray):
+        raise ValueError("masked arrays inside dask arrays are not supported; pass mask=")
     if not image.dtype.isnative:
         image = image.astype(image.dtype.newbyteorder("="))
     return image
@@ -148,8 +151,6 @@ def sample_lazy(image, channel_axis, alpha, mask, opts):
     proportion to its size. So the sample reaches ``opts.sample`` whenever the
     image has that many usable pixels, however they are spread.
     """
-    import dask
-
     image = as_dask(image)
     lay = layout(image.shape, image.dtype, channel_axis, alpha)
     if opts.sample is None:
@@ -164,51 +165,72 @@ def sample_lazy(image, channel_axis, alpha, mask, opts):
     grid = cl.numblocks[:-1]
     order = rng.permutation(math.prod(grid))
     total = math.prod(spatial)
-    parts, got, drawn, kept, start, batch = [], 0, 0, 0, 0, SAMPLE_CHUNKS
+    parts, got, drawn, start, batch = [], 0, 0, 0, SAMPLE_CHUNKS
     while got < opts.sample and start < len(order):
         chosen = np.sort(order[start : start + batch])
         start, batch = start + batch, batch * 2
         where = [np.unravel_index(b, grid) for b in chosen]
         sizes = [math.prod(cl.chunks[axis][i] for axis, i in enumerate(idx)) for idx in where]
-        rate = kept / drawn if drawn else 1.0  # usable share seen so far
+        rate = got / drawn if drawn else 1.0  # usable share seen so far
         density = (opts.sample - got) * OVERDRAW / max(rate, 1e-3) / sum(sizes)
-        tasks = []
-        for idx, size in zip(where, sizes, strict=True):
-            n = min(size, math.ceil(density * size))
-            picks = np.sort(rng.choice(size, n, replace=False))
-            drawn += n
-            mask_block = None if mask is None else mask.blocks[idx]
-            tasks.append(
-                dask.delayed(_usable_at)(
-                    cl.blocks[(*idx, 0)], mask_block, picks, block_layout(lay)
-                )
-            )
-        found = [p for p in dask.compute(*tasks) if len(p)]
+        picks = [np.sort(rng.choice(size, min(size, math.ceil(density * size)), replace=False))
+                 for size in sizes]  # fmt: skip
+        found = _read(cl, mask, lay, where, picks)
         parts += found
-        new = sum(len(p) for p in found)
-        got, kept = got + new, kept + new
+        got += sum(len(p) for p in found)
+        drawn += sum(len(p) for p in picks)
+    if got < opts.sample and drawn < total:
+        # usable pixels are sparse: look at every pixel, so that the sample is as large as
+        # the image allows (the same as a numpy image would give)
+        where = [np.unravel_index(b, grid) for b in range(len(order))]
+        parts = _read(cl, mask, lay, where, [None] * len(where))
+        got = drawn = sum(len(p) for p in parts)
+        total = drawn
     if got == 0:
         raise ValueError("the image has no usable pixel (all masked, transparent or non-finite)")
     sample = np.concatenate(parts)
     if len(sample) > opts.sample:
         sample = sample[np.sort(rng.choice(len(sample), opts.sample, replace=False))]
-    estimate = got if drawn >= total else round(total * kept / drawn)
+    estimate = got if drawn >= total else round(total * got / drawn)
     return image.dtype, lay.ncolour, sample, estimate
 
 
+def _read(cl, mask, lay, where, picks):
+    """Usable pixels at ``picks`` (None: all) of the chunks at ``where``, computed together."""
+    import dask
+
+    tasks = []
+    for idx, pick in zip(where, picks, strict=True):
+        mask_block = None if mask is None else mask.blocks[idx]
+        block = cl.blocks[(*idx, 0)]
+        tasks.append(dask.delayed(_usable_at)(block, mask_block, pick, block_layout(lay)))
+    return [p for p in dask.compute(*tasks) if len(p)]
+
+
 def _usable_at(block, mask_block, picks, lay):
+    if isinstance(block, np.ma.MaskedArray):
+        raise ValueError("masked arrays inside dask arrays are not supported; pass mask=")
     pix, _ = pixels(block, lay)
+    if picks is None:
+        picks = slice(None)
     pix = pix[picks]
     mask = None if mask_block is None else mask_block.reshape(-1)[picks]
-    valid = usable(pix, lay.ncolour, (len(picks),), mask)
+    valid = usable(pix, lay.ncolour, (len(pix),), mask)
     colour = pix[:, : lay.ncolour]
     return colour if valid is None else colour[valid]
 
 
-def fit_level(levels, channel_axis, alpha, mask, opts):
-    """The multiscale level to fit on: the coarsest that still has ``opts.sample`` pixels."""
+def check_levels(levels, mask):
+    """Multiscale input takes no mask, and no masked arrays (whose masks would be lost)."""
     if mask is not None:
         raise ValueError("mask is not supported with multiscale input")
+    if any(isinstance(level, np.ma.MaskedArray) for level in levels):
+        raise ValueError("masked arrays are not supported as multiscale levels")
+
+
+def fit_level(levels, channel_axis, alpha, mask, opts):
+    """The multiscale level to fit on: the coarsest that still has ``opts.sample`` pixels."""
+    check_levels(levels, mask)
     if opts.sample is None:
         raise ValueError("sample=None (an exact fit) is not supported with multiscale input")
     lays = [layout(level.shape, level.dtype, channel_axis, alpha) for level in levels]
