@@ -32,4 +32,8 @@ venv=${VENV:-.venv}
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .
 "$venv/bin/npe2" validate napari-kquant --imports
-xvfb-run -a -s "-screen 0 1600x1000x24" "$venv/bin/python" -m pytest "$@"
+start=$SECONDS
+status=0
+xvfb-run -a -s "-screen 0 1600x1000x24" "$venv/bin/python" -m pytest --durations=10 "$@" || status=$?
+echo "test suite: $((SECONDS - start)) s of pytest (the budget is 360 s on 2 cores)"
+exit $status

@@ -81,3 +81,14 @@ def _project_root():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[1]
+
+
+def test_png_to_png_run_loads_no_dask_zarr_or_napari(tmp_path):
+    code = (
+        "import sys; from napari_kquant._cli import main; "
+        f"status = main(['-k', '3', '--seed', '0', '-o', {str(tmp_path / 'o.png')!r}]); "
+        "print(status, sorted(m for m in ('dask', 'zarr', 'napari', 'qtpy', 'tqdm') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "0 []"

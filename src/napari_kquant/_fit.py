@@ -186,7 +186,11 @@ def cluster(sample, dtype, ncolour, opts, progress=None) -> Fitted:
         data = to_lab(sample, white)
     else:
         scale = safe_scale(float(np.abs(sample).max()))
-        data = sample.astype(np.float32) if scale == 1.0 else (sample / scale).astype(np.float32)
+        data = (
+            sample.astype(np.float32)
+            if scale == 1.0
+            else (sample.astype(np.float64) / scale).astype(np.float32)
+        )
     value_range = (float(sample.min()), float(sample.max()))
     epsilon = opts.epsilon
     if epsilon is None:
