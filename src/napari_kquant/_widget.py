@@ -4,6 +4,7 @@ No ``from __future__ import annotations`` here: magicgui reads the form from the
 annotations of `options`, which must be real objects, not strings.
 """
 
+import contextlib
 import html
 import threading
 from functools import partial
@@ -15,7 +16,7 @@ from magicgui import magicgui
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from ._layers import (
     add_or_update,
@@ -323,12 +324,24 @@ class KQuantWidget(Container):
         if layer not in self._viewer.layers:
             self.status.value = "failed: the source layer was removed during the run"
             return
-        added = add_or_update(self._viewer, output_layers(layer, result, record, outputs))
-        self._show(added[-1])
         if "palette_from" in record:
-            self.status.value = f"done: palette of {record['palette_from']}"
+            done = f"done: palette of {record['palette_from']}"
         else:
-            self.status.value = f"done: seed {result.seed}"
+            done = f"done: seed {result.seed}"
+        self.status.value = "drawing the results"
+        self._add_one_by_one(output_layers(layer, result, record, outputs), done)
+
+    def _add_one_by_one(self, tuples, done, added=None):
+        """Add the result layers one per turn of the event loop (each costs napari a
+        texture upload and a visual), so the viewer never stalls for both at once."""
+        if not self._alive():
+            return
+        added = (added or []) + add_or_update(self._viewer, tuples[:1])
+        if tuples[1:]:
+            QTimer.singleShot(0, partial(self._add_one_by_one, tuples[1:], done, added))
+            return
+        self._show(added[-1])
+        self.status.value = done
 
     def _on_errored(self, worker, error):
         if worker is not self.worker or not self._alive():
@@ -428,14 +441,21 @@ _warmed = False
 
 
 def _warm_up():
-    """Load our compiled kernels and compile napari's label colormaps, once per session."""
+    """Once per session, off the GUI thread: load our compiled kernels, compile napari's
+    label colormaps, and import what napari imports when it first builds a Labels layer
+    (pandas for its features table, the vispy layer visuals)."""
     global _warmed
     with _warm_lock:
         if _warmed:
             return
+        import importlib
+
         from . import _assign  # noqa: F401  (numba: loads the cached kernels)
 
         warm_label_colormaps()
+        for module in ("pandas", "napari._vispy.layers.labels", "napari._vispy.layers.image"):
+            with contextlib.suppress(ImportError):  # only a head start: napari imports them
+                importlib.import_module(module)
         _warmed = True
 
 
