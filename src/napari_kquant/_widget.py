@@ -167,6 +167,7 @@ class KQuantWidget(Container):
         )  # fmt: skip
         self.palette.native.setWordWrap(True)
         self.worker = None  # the current run's worker; None when idle or cancelled
+        self._drawing = None  # the worker whose result layers are being added
         self._stop = threading.Event()
         self._bridge = _Bridge()
         # the first run of a session would compile numba code (ours, and napari's label
@@ -329,19 +330,30 @@ class KQuantWidget(Container):
         else:
             done = f"done: seed {result.seed}"
         self.status.value = "drawing the results"
-        self._add_one_by_one(output_layers(layer, result, record, outputs), done)
+        self._drawing = worker  # the run ends when its layers are in the viewer
+        self._add_one_by_one(worker, output_layers(layer, result, record, outputs), done)
 
-    def _add_one_by_one(self, tuples, done, added=None):
+    def _add_one_by_one(self, worker, tuples, done, added=()):
         """Add the result layers one per turn of the event loop (each costs napari a
         texture upload and a visual), so the viewer never stalls for both at once."""
-        if not self._alive():
+        if worker is not self.worker or not self._alive():
+            return  # cancelled meanwhile, or closed
+        try:
+            added = [*added, *add_or_update(self._viewer, tuples[:1])]
+        except Exception as e:  # napari refused a layer: say so, and end the run
+            self._drawing = self.worker = None
+            self._idle()
+            self.status.value = "failed while adding the results"
+            show_error(f"K-means quantization: could not add the result layers: {e}")
             return
-        added = (added or []) + add_or_update(self._viewer, tuples[:1])
         if tuples[1:]:
-            QTimer.singleShot(0, partial(self._add_one_by_one, tuples[1:], done, added))
+            QTimer.singleShot(0, partial(self._add_one_by_one, worker, tuples[1:], done, added))
             return
         self._show(added[-1])
         self.status.value = done
+        self._drawing = None
+        self.worker = None
+        self._idle()
 
     def _on_errored(self, worker, error):
         if worker is not self.worker or not self._alive():
@@ -353,8 +365,8 @@ class KQuantWidget(Container):
         show_error(f"K-means quantization failed: {error}")
 
     def _on_finished(self, worker):
-        if worker is not self.worker or not self._alive():
-            return
+        if worker is not self.worker or not self._alive() or self._drawing is worker:
+            return  # stale, closed, or its layers are still being added
         self.worker = None
         self._idle()
 
