@@ -26,6 +26,8 @@ import time
 import cv2
 import numpy as np
 
+from _machine import cpu_and_memory
+
 IMAGES = ("astronaut", "coffee", "chelsea")
 SIZES = {"4": 4_000_000, "16.7": 4096 * 4096}
 SLOW_SECONDS = 10.0
@@ -233,13 +235,7 @@ def machine():
     import threadpoolctl
 
     pools = {p["internal_api"] for p in threadpoolctl.threadpool_info()}
-    cpu = platform.processor() or platform.machine()
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu, mem = cpu_and_memory()
     return (
         f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}, "
         f"OpenCV {cv2.__version__}, numpy {np.__version__}, thread pools: {sorted(pools)}"

@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 
 import napari_kquant
+from _machine import cpu_and_memory
 from napari_kquant import Palette, fit, quantize
 
 SLOW_SECONDS = 60.0
@@ -282,13 +283,7 @@ def check(method, files, outdir, setup, check_index) -> dict:
 
 
 def machine(magick) -> str:
-    cpu = platform.processor() or platform.machine()
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    cpu, mem = cpu_and_memory()
     try:
         import PIL
 
