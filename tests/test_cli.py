@@ -150,8 +150,7 @@ def snapshot(folder):
 
 def test_batch_fits_one_palette_and_names_the_unreadable_file(tmp_path):
     shoot, out = tmp_path / "shoot", tmp_path / "out"
-    shoot.mkdir()
-    out.mkdir()
+    shoot.mkdir()  # out/ does not exist: kquant makes it
     for s in range(3):
         write_rgb(shoot / f"img{s}.png", make_blocks(seed=s))
     (shoot / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"junk" * 10)
@@ -177,6 +176,17 @@ def test_batch_fits_one_palette_and_names_the_unreadable_file(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (again / "l.png").read_bytes() == (out / "img2-labels.png").read_bytes()
     assert (again / "q.png").read_bytes() == (out / "img2.png").read_bytes()
+
+
+def test_refused_batch_makes_no_folder(tmp_path, capsys):
+    write_rgb(tmp_path / "a.png", make_blocks())
+    write_rgb(tmp_path / "b.png", make_blocks())
+    argv = [str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out-dir", str(tmp_path / "new")]
+    assert main([*argv, "--save-palette", str(tmp_path / "a.png")]) == 2
+    assert "it is an input" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    assert main([str(tmp_path / "a.png"), "--out-dir", str(tmp_path / "no" / "new")]) == 2
+    assert "parent folder does not exist" in capsys.readouterr().err
 
 
 def test_palette_with_fit_options_is_refused(tmp_path, capsys):

@@ -209,8 +209,14 @@ def run_batch(args: argparse.Namespace, parser) -> int:
         )
     if not args.out_dir:
         raise CLIError("several images need --out-dir DIR")
-    if not os.path.isdir(args.out_dir):
-        raise CLIError(f"--out-dir {args.out_dir!r} is not a folder")
+    new_folder = None
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        raise CLIError(f"--out-dir {args.out_dir!r} is a file, not a folder")
+    if not os.path.exists(args.out_dir):
+        parent = os.path.dirname(os.path.abspath(args.out_dir))
+        if not os.path.isdir(parent):
+            raise CLIError(f"--out-dir {args.out_dir!r}: its parent folder does not exist")
+        new_folder = args.out_dir  # made once every check has passed
     if any(is_zarr(p) for p in args.images):
         raise CLIError("a batch takes image files; quantize a .zarr array on its own with -o")
     if args.palette and _fit_given(args, parser):
@@ -247,6 +253,14 @@ def run_batch(args: argparse.Namespace, parser) -> int:
         palette = _pooled_palette(args, failed, tqdm)
         if args.save_palette:
             palette.save(args.save_palette)
+            tqdm.write(
+                f"pooled palette: k={palette.k}, seed {palette.seed} -> {args.save_palette}"
+            )
+    if new_folder is not None:
+        try:
+            os.makedirs(new_folder, exist_ok=True)
+        except OSError as e:
+            raise CLIError(f"cannot make --out-dir {new_folder!r}: {e.strerror}") from None
     bar = tqdm(args.images, desc="applying", unit="image", disable=None, file=sys.stderr)
     for path in bar:
         if path in failed:

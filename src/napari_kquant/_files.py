@@ -140,11 +140,13 @@ class Output:
     zarr: bool
 
 
-def plan(outputs, inputs) -> list[Output]:
+def plan(outputs, inputs, new_folder=None) -> list[Output]:
     """Check every output before any work; raise FileError naming the path and the problem.
 
-    ``outputs`` are (path, what, dtype, channels); ``inputs`` the paths read.
+    ``outputs`` are (path, what, dtype, channels); ``inputs`` the paths read;
+    ``new_folder`` a folder that does not exist yet and will be made before writing.
     """
+    new_folder = None if new_folder is None else _real(new_folder)
     real_inputs = {_real(p): p for p in inputs}
     seen = {}
     planned = []
@@ -163,7 +165,7 @@ def plan(outputs, inputs) -> list[Output]:
             raise FileError(f"{what} and {seen[real]} are the same path {path!r}")
         seen[real] = what
         folder = os.path.dirname(real)
-        if not os.path.isdir(folder):
+        if not os.path.isdir(folder) and folder != new_folder:
             raise FileError(f"cannot write {what} {path!r}: folder {folder!r} does not exist")
         if is_zarr(path):
             if os.path.isfile(path):
