@@ -183,7 +183,9 @@ def test_refused_batch_makes_no_folder(tmp_path, capsys):
     write_rgb(tmp_path / "b.png", make_blocks())
     argv = [str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out-dir", str(tmp_path / "new")]
     assert main([*argv, "--save-palette", str(tmp_path / "a.png")]) == 2
-    assert "it is an input" in capsys.readouterr().err
+    assert "use a .json, .gpl or .csv file" in capsys.readouterr().err
+    assert main([*argv, "-k", "0"]) == 2
+    assert "k must be between" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
     assert main([str(tmp_path / "a.png"), "--out-dir", str(tmp_path / "no" / "new")]) == 2
     assert "parent folder does not exist" in capsys.readouterr().err

@@ -15,7 +15,15 @@ import time
 import numpy as np
 
 from ._files import FileError, is_zarr, plan, read_image, write_all
-from ._options import COLOR_SPACES, CRITERIA, DEFAULT_ATTEMPTS, DEFAULT_SAMPLE, INITS, MAX_ITER
+from ._options import (
+    COLOR_SPACES,
+    CRITERIA,
+    DEFAULT_ATTEMPTS,
+    DEFAULT_SAMPLE,
+    INITS,
+    MAX_ITER,
+    settings,
+)
 from ._sample_data import photo_path
 
 #: Exit status when some files of a batch failed and the others were written.
@@ -224,6 +232,7 @@ def run_batch(args: argparse.Namespace, parser) -> int:
             f"--palette applies a saved palette; drop {', '.join(_fit_given(args, parser))}"
         )
     inputs = [*args.images, *(p for p in (args.palette,) if p)]
+    settings(args.k, **_fit_options(args))  # every option checked before any file is read
     _check_palette_path(args.save_palette, inputs)
     palette = _load_palette(args) if args.palette else None
     label_dtype = np.uint8 if (palette.k if palette else args.k) <= 255 else np.uint16
@@ -244,6 +253,7 @@ def run_batch(args: argparse.Namespace, parser) -> int:
         [(p, "output", np.uint8, 3) for p in every if not p.endswith("-labels.png")]
         + [(p, "labels", label_dtype, 1) for p in every if p.endswith("-labels.png")],
         inputs,
+        new_folder,
     )
     if args.save_palette and os.path.realpath(args.save_palette) in map(os.path.realpath, every):
         raise CLIError(f"--save-palette {args.save_palette!r} is also an image output")
