@@ -20,6 +20,7 @@ from ._options import (
     CRITERIA,
     DEFAULT_ATTEMPTS,
     DEFAULT_SAMPLE,
+    FIT_OPTIONS,
     INITS,
     MAX_ITER,
     settings,
@@ -29,16 +30,6 @@ from ._sample_data import photo_path
 #: Exit status when some files of a batch failed and the others were written.
 SOME_FAILED = 1
 USAGE = 2
-FIT_OPTIONS = (
-    "criteria",
-    "max_iter",
-    "epsilon",
-    "attempts",
-    "init",
-    "seed",
-    "sample",
-    "color_space",
-)
 
 
 class CLIError(Exception):
