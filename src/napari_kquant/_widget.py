@@ -34,6 +34,7 @@ from ._options import (
     DEFAULT_ATTEMPTS,
     DEFAULT_SAMPLE,
     INITS,
+    settings,
 )
 from ._palette import Palette
 
@@ -284,6 +285,15 @@ class KQuantWidget(Container):
                 palette, source = Palette.load(path), str(path)
             else:
                 palette, source = palette_of(choice), f"layer {choice.name}"
+            colours = (
+                (layer.data[0] if layer.multiscale else layer.data).shape[-1] if layer.rgb else 1
+            )
+            colours -= colours == 4  # RGBA: alpha is not a colour
+            if colours != palette.nchannels:
+                raise ValueError(
+                    f"The palette of {source} has {palette.nchannels} colour channels, but "
+                    f"image {layer.name!r} has {colours}."
+                )
             record = {
                 "k": palette.k,
                 "palette_from": source,
@@ -304,6 +314,7 @@ class KQuantWidget(Container):
             "sample": None if values["exact"] else values["sample"],
             "color_space": values["color_space"],
         }
+        settings(**params)  # every option checked here, before the worker starts
         record = {
             **params,
             "mask": values["mask"].name if values["mask"] is not None else None,

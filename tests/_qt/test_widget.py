@@ -415,3 +415,17 @@ def test_npe2_writer_saves_a_result_layers_palette(viewer, tmp_path):
     assert (
         napari_kquant.Palette.load(path).to_dict() == clusters.metadata["napari_kquant"]["palette"]
     )
+
+
+def test_widget_refuses_a_palette_with_other_channels(viewer, widget, qtbot):
+    first, _ = _two_images(viewer)
+    widget.form.image.value = first
+    run(widget, qtbot, k=4, seed="1")
+    gray = viewer.add_image(np.zeros((8, 8), np.uint8), name="gray")
+    widget.form.image.value = gray
+    widget.form.palette.value = viewer.layers["first k=4 clusters"]
+    start = len(notification_manager.records)
+    widget.run()
+    assert widget.worker is None  # refused before any work
+    assert any("has 3 colour channels, but image 'gray' has 1" in m for m in errors_since(start))
+    assert "gray k=4 clusters" not in [layer.name for layer in viewer.layers]
