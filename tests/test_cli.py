@@ -229,13 +229,16 @@ def folder(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["d.zarr/in.png", "-o", "d.zarr"], "'d.zarr' inside the input|not written by kquant"),
+        (["d.zarr/in.png", "-o", "d.zarr"], "the input 'd.zarr/in.png' is inside it"),
+        (["in.png", "-o", "q.zarr", "--labels", "q.zarr/l.png"], "lies inside the output"),
+        (["in.png", "-o", ""], "the output path is empty"),
+        (["in.png", "-o", "o.png", "--labels", ""], "the labels path is empty"),
         (["in.png", "-o", "mine.zarr"], "refusing to replace 'mine.zarr'"),
         (["in.png", "-o", "o.png", "--mask", "mask.png", "--labels", "mask.png"], "is an input"),
         (["in.png", "-o", "x.png", "--labels", "x.png"], "are the same path 'x.png'"),
         (["in.png", "-o", "f.png", "--labels", "f.xyz"], "unknown extension"),
         (["in.png", "-o", "o.png", "--labels", "l.jpg"], "lossy and would change label values"),
-        (["in.png", "-k", "300", "-o", "o.png", "--labels", "l.bmp"], "cannot hold uint16"),
+        (["in.png", "-k", "300", "-o", "o.png", "--labels", "l.bmp"], "cannot hold 1-channel uint16"),
         (["z.zarr", "-o", "z.zarr/new.png"], "inside the input 'z.zarr'"),
         (["z.zarr", "-o", "q.png", "--labels", "z.zarr"], "it is an input"),
         (["in.png", "-o", "."], "it is a folder"),
@@ -269,7 +272,7 @@ def test_sixteen_bit_and_float_results_need_a_format_that_holds_them(tmp_path, c
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        ("truncated_jpeg", "the JPEG file is truncated"),
+        ("truncated_jpeg", "the file is truncated or corrupt"),
         ("multipage_tiff", "a multi-page TIFF (2 pages)"),
         ("two_channel_tiff", "2 samples per pixel"),
         ("folder", "it is a folder"),
@@ -309,6 +312,84 @@ def test_no_display_is_one_line(tmp_path):
     assert proc.stderr.strip() == (
         "kquant: error: no display to open napari on; give -o OUT to write a file instead"
     )
+
+
+def test_zarr_store_of_ours_is_replaced_only_when_it_holds_nothing_else(tmp_path, capsys):
+    write_rgb(tmp_path / "in.png", make_blocks())
+    out = tmp_path / "s.zarr"
+    argv = [str(tmp_path / "in.png"), "-k", "2", "--seed", "0", "-o", str(out)]
+    assert main(argv) == 0
+    (out / "notes.txt").write_text("mine")
+    assert main(argv) == 2
+    assert "it holds 'notes.txt', not kquant's" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    write_rgb(out / "img.png", make_blocks())  # an input inside our own store
+    assert main([str(out / "img.png"), "-k", "2", "-o", str(out)]) == 2
+    assert "is inside it" in capsys.readouterr().err and (out / "img.png").exists()
+    (out / "img.png").unlink()
+    (tmp_path / "link.zarr").symlink_to(out)
+    assert main([*argv[:-1], str(tmp_path / "link.zarr")]) == 2
+    assert "is a symbolic link" in capsys.readouterr().err
+    assert (tmp_path / "link.zarr").is_symlink()
+
+
+@pytest.mark.parametrize(
+    ("make", "ok"),
+    [("trailing_bytes_jpeg", True), ("cut_jpeg_with_end_marker", False),
+     ("trailing_bytes_png", True), ("animated_gif", False), ("two_channel_tiff_as_png", False)],
+)  # fmt: skip
+def test_inputs_are_judged_by_content(tmp_path, capsys, make, ok):
+    import tifffile
+    from PIL import Image
+
+    path = tmp_path / {"trailing_bytes_png": "in.png", "animated_gif": "in.gif"}.get(
+        make, "in.jpg" if "jpeg" in make else "in.png"
+    )
+    _, jpeg = cv2.imencode(".jpg", make_blocks())
+    jpeg = jpeg.tobytes()
+    if make == "trailing_bytes_jpeg":  # a phone's Motion Photo: a video after the image
+        path.write_bytes(jpeg + b"\0" * 100)
+    elif make == "cut_jpeg_with_end_marker":
+        path.write_bytes(jpeg[: len(jpeg) // 2] + b"\xff\xd9")
+    elif make == "trailing_bytes_png":
+        path.write_bytes(cv2.imencode(".png", make_blocks())[1].tobytes() + b"x" * 32)
+    elif make == "animated_gif":
+        frames = [Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)) for i in range(3)]
+        frames[0].save(path, save_all=True, append_images=frames[1:])
+    else:
+        tifffile.imwrite(path, np.zeros((8, 8, 2), np.uint8), photometric="minisblack",
+                         planarconfig="contig")  # fmt: skip
+    code = main([str(path), "-k", "2", "--seed", "0", "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert code == (0 if ok else 2), err
+    assert (tmp_path / "o.png").exists() == ok and err.count("\n") == (0 if ok else 1)
+
+
+def test_float64_and_nan_results_round_trip_through_tiff(tmp_path):
+    import tifffile
+
+    image = np.random.default_rng(0).random((16, 16, 3))
+    image[0, 0, 0] = np.nan
+    tifffile.imwrite(tmp_path / "in.tif", image, photometric="rgb")
+    argv = [str(tmp_path / "in.tif"), "-k", "3", "--seed", "0", "-o", str(tmp_path / "o.tif")]
+    assert main(argv) == 0
+    written = tifffile.imread(tmp_path / "o.tif")
+    assert written.dtype == np.float64 and np.isnan(written[0, 0, 0])
+    assert len(np.unique(written[1:].reshape(-1, 3), axis=0)) == 3
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path):
+    from PIL import Image
+
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:, 20:] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.fromarray(image).save(tmp_path / "in.jpg", exif=exif, quality=100)
+    argv = [str(tmp_path / "in.jpg"), "-k", "2", "--seed", "0", "-o", str(tmp_path / "o.png")]
+    assert main(argv) == 0
+    assert read_rgb(tmp_path / "o.png").shape == (40, 20, 3)  # upright, as viewers show it
 
 
 def test_zarr_output_replaces_only_its_own_store(tmp_path):

@@ -165,7 +165,7 @@ def run(args: argparse.Namespace, parser=None) -> str:
     k = palette.k if palette is not None else args.k
     label_dtype = np.uint8 if k <= 255 else np.uint16
     wanted = [(args.output, "output", image.dtype, nchan), (args.labels, "labels", label_dtype, 1)]
-    planned = plan([w for w in wanted if w[0]], inputs)
+    planned = plan([w for w in wanted if w[0] is not None], inputs)
     if args.save_palette and any(
         os.path.realpath(args.save_palette) == os.path.realpath(o.path) for o in planned
     ):
@@ -202,7 +202,7 @@ def run_batch(args: argparse.Namespace, parser) -> int:
     """Several images: one pooled palette (or --palette), each image written into --out-dir."""
     from tqdm import tqdm
 
-    if args.output or args.labels or args.mask:
+    if any(v is not None for v in (args.output, args.labels, args.mask)):
         raise CLIError(
             "with several images use --out-dir (and --write-labels), not -o/--labels/--mask"
         )
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if len(args.images) > 1 or args.out_dir:
             return run_batch(args, parser)
-        if args.output or args.labels:
+        if args.output is not None or args.labels is not None:
             print(run(args, parser))
             return 0
         if args.save_palette or args.palette:

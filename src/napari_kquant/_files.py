@@ -11,8 +11,11 @@ create, and no input is ever overwritten.
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -51,16 +54,20 @@ def _real(path: str) -> str:
 
 
 def read_image(path: str):
-    """An image file as RGB(A) or gray in its own bit depth; a .zarr array lazily."""
+    """An image file as RGB(A) or gray in its own bit depth; a .zarr array lazily.
+
+    The file is recognised by its content, not its name; truncated files,
+    multi-page or animated files, and channel counts other than 1, 3 and 4
+    are refused. JPEGs are turned upright by their EXIF orientation.
+    """
     if is_zarr(path):
         return _read_zarr(path)
     if os.path.isdir(path):
         raise FileError(f"cannot read {path!r}: it is a folder, not an image file")
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileError(f"cannot read {path!r}: no such file")
-    ext = os.path.splitext(path)[1].lower()
-    if ext in (".tif", ".tiff"):
-        _check_tiff(path)
+    if not os.path.isfile(path):
+        raise FileError(f"cannot read {path!r}: not a regular file")
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -68,18 +75,50 @@ def read_image(path: str):
         raise FileError(f"cannot read {path!r}: {e.strerror}") from None
     if not data:
         raise FileError(f"cannot read {path!r}: the file is empty, not an image format")
-    _check_complete(path, data)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    jpeg = data[:3] == b"\xff\xd8\xff"
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        _check_tiff(path)
+    else:
+        _check_complete(path, data)
+    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if jpeg else cv2.IMREAD_UNCHANGED
+    try:  # a JPEG keeps its EXIF orientation (IMREAD_UNCHANGED would ignore it)
+        image, complaints = _decode(data, flags)
+    except cv2.error as e:
+        reason = "too large for OpenCV" if "validateInputImageSize" in str(e) else "cannot decode"
+        raise FileError(f"cannot read {path!r}: {reason}") from None
+    if complaints:  # libjpeg/libpng decoded past damage: the image is not the file's
+        raise FileError(f"cannot read {path!r}: the file is corrupt ({complaints[0]})")
     if image is None:
         raise FileError(f"cannot read {path!r}: not an image format OpenCV can decode")
-    if image.ndim == 3 and image.shape[2] == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
     if image.ndim == 3 and image.shape[2] == 1:
         return image[..., 0]
-    if image.ndim != 2:
+    if image.ndim == 3 and image.shape[2] not in (3, 4):
         raise FileError(f"cannot read {path!r}: {image.shape[2]} channels are not supported")
+    return swap_red_blue(image)
+
+
+def _decode(data: bytes, flags: int):
+    """``cv2.imdecode``, with what the codecs print on stderr caught (and not shown)."""
+    with tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        caught.seek(0)
+        text = caught.read().decode("utf-8", "replace")
+    damage = ("Corrupt JPEG data", "Premature end", "libpng error", "Not enough image data")
+    return image, [line for line in text.splitlines() if any(d in line for d in damage)]
+
+
+def swap_red_blue(image: np.ndarray) -> np.ndarray:
+    """RGB(A) <-> BGR(A) for any dtype (OpenCV's cvtColor takes 8, 16 and 32-bit float only)."""
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        order = [2, 1, 0, 3][: image.shape[2]]
+        return np.ascontiguousarray(image[..., order])
     return image
 
 
@@ -95,11 +134,33 @@ def _read_zarr(path):
 
 
 def _check_complete(path, data):
-    """Truncated JPEG and PNG files decode to half-grey images: refuse them."""
-    if data[:3] == b"\xff\xd8\xff" and b"\xff\xd9" not in data[-64:]:
-        raise FileError(f"cannot read {path!r}: the JPEG file is truncated (no end marker)")
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-16:]:
-        raise FileError(f"cannot read {path!r}: the PNG file is truncated (no IEND chunk)")
+    """Refuse files that decode to something other than the whole, single image.
+
+    OpenCV decodes a truncated JPEG as a half-grey image and reads the first
+    frame of an animation; Pillow (decoding, not trusting the end marker, so a
+    phone's Motion Photo with a video after the image is fine) says which.
+    """
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                frames = getattr(image, "n_frames", 1)
+                if image.format in ("JPEG", "PNG"):
+                    image.load()  # raises on a truncated or corrupt file
+    except UnidentifiedImageError:
+        return  # not a format Pillow knows: OpenCV decides
+    except Image.DecompressionBombError:
+        raise FileError(f"cannot read {path!r}: too large to decode safely") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise FileError(f"cannot read {path!r}: the file is truncated or corrupt ({e})") from None
+    if frames > 1:
+        raise FileError(
+            f"cannot read {path!r}: it holds {frames} frames; kquant reads one image per file"
+        )
 
 
 def _check_tiff(path):
@@ -147,7 +208,11 @@ def plan(outputs, inputs, new_folder=None) -> list[Output]:
     ``new_folder`` a folder that does not exist yet and will be made before writing.
     """
     new_folder = None if new_folder is None else _real(new_folder)
+    for path, what, *_ in outputs:
+        if not path:
+            raise FileError(f"the {what} path is empty")
     real_inputs = {_real(p): p for p in inputs}
+    real_outputs = {_real(o[0]): o for o in outputs}
     seen = {}
     planned = []
     for path, what, dtype, channels in outputs:
@@ -161,6 +226,9 @@ def plan(outputs, inputs, new_folder=None) -> list[Output]:
         for real_in, shown in real_inputs.items():
             if os.path.isdir(real_in) and real.startswith(real_in.rstrip(os.sep) + os.sep):
                 raise FileError(f"refusing to write {what} {path!r} inside the input {shown!r}")
+        for real_out, other in real_outputs.items():
+            if real.startswith(real_out.rstrip(os.sep) + os.sep):
+                raise FileError(f"{what} {path!r} lies inside the {other[1]} {other[0]!r}")
         if real in seen:
             raise FileError(f"{what} and {seen[real]} are the same path {path!r}")
         seen[real] = what
@@ -172,10 +240,15 @@ def plan(outputs, inputs, new_folder=None) -> list[Output]:
                 raise FileError(
                     f"cannot write {what} {path!r}: a file (not a zarr folder) is there"
                 )
-            if os.path.exists(path) and not _ours(path):
-                raise FileError(
-                    f"refusing to replace {path!r}: it exists and was not written by kquant"
-                )
+            for real_in, shown in real_inputs.items():  # replacing a store must spare inputs
+                if real_in.startswith(real.rstrip(os.sep) + os.sep):
+                    raise FileError(
+                        f"refusing to replace {path!r}: the input {shown!r} is inside it"
+                    )
+            if os.path.islink(path.rstrip("/" + os.sep)):
+                raise FileError(f"refusing to replace {path!r}: it is a symbolic link")
+            if os.path.exists(path):
+                _check_ours(path)
             planned.append(Output(path, what, dtype, channels, True))
             continue
         if os.path.isdir(path):
@@ -185,14 +258,14 @@ def plan(outputs, inputs, new_folder=None) -> list[Output]:
             known = ", ".join(sorted({*FORMATS, ".zarr"}))
             raise FileError(f"cannot write {what} {path!r}: unknown extension (use {known})")
         dtypes, counts, lossless = FORMATS[ext]
-        if dtype.name not in dtypes:
-            fits = sorted(e for e, (d, c, ok) in FORMATS.items() if dtype.name in d and ok)
-            raise FileError(
-                f"cannot write {what} {path!r}: {ext} cannot hold {dtype.name} values"
-                f" (use {', '.join([*fits, '.zarr'])})"
+        if dtype.name not in dtypes or channels not in counts:
+            fits = sorted(
+                e for e, (d, c, ok) in FORMATS.items() if dtype.name in d and channels in c and ok
             )
-        if channels not in counts:
-            raise FileError(f"cannot write {what} {path!r}: {ext} cannot hold {channels} channels")
+            raise FileError(
+                f"cannot write {what} {path!r}: {ext} cannot hold {channels}-channel "
+                f"{dtype.name} values (use {', '.join([*fits, '.zarr'])})"
+            )
         if not lossless and what == "labels":
             raise FileError(
                 f"cannot write labels {path!r}: {ext} is lossy and would change label values "
@@ -202,13 +275,27 @@ def plan(outputs, inputs, new_folder=None) -> list[Output]:
     return planned
 
 
-def _ours(path) -> bool:
+#: What a zarr array store holds: metadata, and chunk keys (v2 "0.0", v3 "c/0/0").
+_ZARR_ENTRY = re.compile(
+    r"(zarr\.json|\.zarray|\.zattrs|\.zgroup|\.zmetadata|c(/\d+)*|\d+([./]\d+)*)"
+)
+
+
+def _check_ours(path) -> None:
+    """An existing zarr store may be replaced only if kquant wrote it and it holds nothing else."""
     try:
         import zarr
 
-        return ZARR_MARK in zarr.open_array(path, mode="r").attrs
+        ours = ZARR_MARK in zarr.open_array(path, mode="r").attrs
     except Exception:  # not a zarr array at all
-        return False
+        ours = False
+    if not ours:
+        raise FileError(f"refusing to replace {path!r}: it exists and was not written by kquant")
+    for folder, _, names in os.walk(path):
+        for name in names:
+            key = os.path.relpath(os.path.join(folder, name), path).replace(os.sep, "/")
+            if not _ZARR_ENTRY.fullmatch(key):
+                raise FileError(f"refusing to replace {path!r}: it holds {key!r}, not kquant's")
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -217,11 +304,7 @@ def _ours(path) -> bool:
 def encode(output: Output, data: np.ndarray) -> bytes:
     """The file's bytes, verified to decode to ``data`` for lossless formats."""
     ext = os.path.splitext(output.path)[1].lower()
-    bgr = data
-    if data.ndim == 3 and data.shape[2] == 3:
-        bgr = cv2.cvtColor(data, cv2.COLOR_RGB2BGR)
-    elif data.ndim == 3 and data.shape[2] == 4:
-        bgr = cv2.cvtColor(data, cv2.COLOR_RGBA2BGRA)
+    bgr = swap_red_blue(data)
     try:
         ok, buf = cv2.imencode(ext, bgr)
     except cv2.error:
@@ -230,11 +313,13 @@ def encode(output: Output, data: np.ndarray) -> bytes:
         raise FileError(f"cannot write {output.what} {output.path!r}: OpenCV cannot encode it")
     if FORMATS[ext][2]:
         back = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-        if (
-            back is None
-            or back.dtype != bgr.dtype
-            or not np.array_equal(back.reshape(bgr.shape), bgr)
-        ):
+        same = (
+            back is not None
+            and back.dtype == bgr.dtype
+            and back.size == bgr.size
+            and np.array_equal(back.reshape(bgr.shape), bgr, equal_nan=bgr.dtype.kind == "f")
+        )
+        if not same:
             raise FileError(
                 f"cannot write {output.what} {output.path!r}: {ext} would not hold the values "
                 "exactly"
