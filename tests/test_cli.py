@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from napari_kquant import Palette
 from napari_kquant._cli import main
 
 from conftest import expected_block_labels, make_blocks
@@ -238,7 +239,7 @@ def folder(tmp_path):
         (["in.png", "-o", "x.png", "--labels", "x.png"], "are the same path 'x.png'"),
         (["in.png", "-o", "f.png", "--labels", "f.xyz"], "unknown extension"),
         (["in.png", "-o", "o.png", "--labels", "l.jpg"], "lossy and would change label values"),
-        (["in.png", "-k", "300", "-o", "o.png", "--labels", "l.bmp"], "cannot hold 1-channel uint16"),
+        (["in.png", "-k", "300", "-o", "o.png", "--labels", "l.bmp"], "1-channel uint16"),
         (["z.zarr", "-o", "z.zarr/new.png"], "inside the input 'z.zarr'"),
         (["z.zarr", "-o", "q.png", "--labels", "z.zarr"], "it is an input"),
         (["in.png", "-o", "."], "it is a folder"),
@@ -410,3 +411,30 @@ def test_zarr_output_replaces_only_its_own_store(tmp_path):
         == 3
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "q.zarr"]
+
+
+def test_failures_after_the_fit_leave_nothing_and_warnings_are_one_line(tmp_path, capsys):
+    import zarr
+
+    gray = np.zeros((16, 16), np.uint8)
+    assert cv2.imwrite(str(tmp_path / "g.png"), gray)
+    out = [str(tmp_path / "g.png"), "-k", "2", "-o", str(tmp_path / "o.png")]
+    assert main([*out, "--save-palette", str(tmp_path / "p.gpl")]) == 2  # gray: no GIMP palette
+    assert "GIMP palette holds RGB" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.png"]
+    proc = kquant(*out, "--seed", "0", cwd=tmp_path)  # one colour, k=2: a warning, one line
+    assert proc.returncode == 0
+    err = proc.stderr
+    assert err.startswith("kquant: warning: k=2, but the clustered pixels have only 1") and (
+        err.count("\n") == 1
+    )
+    stack = tmp_path / "stack.zarr"
+    zarr.open_array(stack, mode="w", shape=(3, 10, 10), dtype="u1")[:] = 7
+    assert main([str(stack), "-k", "1", "-o", str(tmp_path / "s.png")]) == 2
+    assert "write" in capsys.readouterr().err and not (tmp_path / "s.png").exists()
+    palette = tmp_path / "p.json"
+    Palette.from_colors(["#000"]).save(palette)
+    assert (
+        main([*out[:1], "--palette", str(palette), "-k", "8", "-o", str(tmp_path / "x.png")]) == 2
+    )
+    assert "drop -k" in capsys.readouterr().err

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -34,6 +37,18 @@ USAGE = 2
 
 class CLIError(Exception):
     """A problem the user can fix; reported as one line and exit status 2."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``finally`` cleans up."""
+
+
+def _terminated(signum, frame):
+    raise _Terminated
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"kquant: warning: {message}", file=sys.stderr)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,11 +120,13 @@ def _fit_options(args) -> dict:
 
 
 def _fit_given(args, parser) -> list[str]:
-    """Fit options the user set (they do not go with --palette)."""
-    given = [
-        name for name in ("k", *FIT_OPTIONS) if getattr(args, name) != parser.get_default(name)
-    ]
-    return [f"--{name.replace('_', '-')}" if len(name) > 1 else f"-{name}" for name in given]
+    """Fit options the user typed, even at their default values (they do not go with
+    --palette)."""
+    flags = ["-k", *(f"--{name.replace('_', '-')}" for name in FIT_OPTIONS)]
+    typed = getattr(args, "argv", [])
+    return [f for f in flags if any(t == f or t.startswith(f + "=") for t in typed)] + (
+        ["-k"] if any(t.startswith("-k") and t != "-k" for t in typed) else []
+    )
 
 
 def _load_palette(args):
@@ -119,6 +136,15 @@ def _load_palette(args):
         return Palette.load(args.palette)
     except ValueError as e:
         raise CLIError(str(e)) from None
+
+
+def _palette_text(path, palette) -> str:
+    from ._palette_files import text
+
+    try:
+        return text(path, palette)
+    except ValueError as e:
+        raise CLIError(f"--save-palette {path!r}: {e}") from None
 
 
 def _check_palette_path(path, inputs):
@@ -162,6 +188,15 @@ def run(args: argparse.Namespace, parser=None) -> str:
     image = read_image(source)
     channel_axis = colour_axis(image)
     nchan = image.shape[-1] if channel_axis is not None else 1
+    ncolour = nchan - (nchan == 4)
+    if args.save_palette and args.save_palette.lower().endswith(".gpl") and ncolour != 3:
+        raise CLIError(f"--save-palette {args.save_palette!r}: a GIMP palette holds RGB colours")
+    flat_files = [p for p in (args.output, args.labels) if p and not is_zarr(p)]
+    if flat_files and image.ndim - (channel_axis is not None) != 2:
+        raise CLIError(
+            f"{source!r} has shape {tuple(image.shape)}: an image file holds a 2-D image; "
+            f"write {flat_files[0]!r} as .zarr instead"
+        )
     k = palette.k if palette is not None else args.k
     label_dtype = np.uint8 if k <= 255 else np.uint16
     wanted = [(args.output, "output", image.dtype, nchan), (args.labels, "labels", label_dtype, 1)]
@@ -187,9 +222,12 @@ def run(args: argparse.Namespace, parser=None) -> str:
         result = palette.apply(image, channel_axis=channel_axis, mask=mask)
         how = f"palette {os.path.basename(args.palette)}"
     arrays = {"output": result.quantized, "labels": result.labels}
-    (compactness,) = write_all(planned, [arrays[o.what] for o in planned], [result.compactness])
+    texts = []
     if args.save_palette:
-        result.palette.save(args.save_palette)
+        texts.append((args.save_palette, _palette_text(args.save_palette, result.palette)))
+    (compactness,) = write_all(
+        planned, [arrays[o.what] for o in planned], [result.compactness], texts
+    )
     seconds = time.perf_counter() - start
     written = [o.path for o in planned] + ([args.save_palette] if args.save_palette else [])
     return _summary(source, image, channel_axis, k, how, seconds, compactness, written)
@@ -253,7 +291,9 @@ def run_batch(args: argparse.Namespace, parser) -> int:
     if palette is None:
         palette = _pooled_palette(args, failed, tqdm)
         if args.save_palette:
-            palette.save(args.save_palette)
+            write_all(
+                [], [], texts=[(args.save_palette, _palette_text(args.save_palette, palette))]
+            )
             tqdm.write(
                 f"pooled palette: k={palette.k}, seed {palette.seed} -> {args.save_palette}"
             )
@@ -289,8 +329,8 @@ def run_batch(args: argparse.Namespace, parser) -> int:
             (compactness,) = write_all(
                 planned, [arrays[o.what] for o in planned], [result.compactness]
             )
-        except (FileError, ValueError, TypeError) as e:
-            failed[path] = str(e)
+        except Exception as e:  # one bad file must not stop the batch
+            failed[path] = str(e) or type(e).__name__
             tqdm.write(f"kquant: {os.path.basename(path)}: failed: {e}", file=sys.stderr)
             continue
         seconds = time.perf_counter() - start
@@ -321,7 +361,7 @@ def _pooled_palette(args, failed, tqdm):
     """One palette from a sample pooled across the readable images; unreadable ones noted."""
     from ._fit import fit_pooled
 
-    channel_axes = set()
+    kinds = []
 
     def readable():
         for path in tqdm(
@@ -333,11 +373,14 @@ def _pooled_palette(args, failed, tqdm):
                 failed[path] = str(e)
                 tqdm.write(f"kquant: {os.path.basename(path)}: failed: {e}", file=sys.stderr)
                 continue
-            channel_axes.add(colour_axis(image))
-            if len(channel_axes) > 1:
+            kind = (colour_axis(image), image.shape[-1] if image.ndim == 3 else 1, image.dtype)
+            if kinds and kind != kinds[0][1]:
+                first, (_, channels, dtype) = kinds[0]
                 raise CLIError(
-                    f"{path!r} is not like the images before it (gray and colour mixed)"
+                    f"{path!r} ({kind[2]}, {kind[1]} channels) is not like {first!r} ({dtype}, "
+                    f"{channels} channels): one palette needs images alike"
                 )
+            kinds.append((path, kind))
             yield image
 
     images = readable()
@@ -396,9 +439,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # OpenCV's own warnings: every failure is reported here, in one line
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    warnings.showwarning = _one_line_warning
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)  # unwinds: staged outputs are removed
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         if len(args.images) > 1 or args.out_dir:
             return run_batch(args, parser)
         if args.output is not None or args.labels is not None:
@@ -416,4 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kquant: interrupted; nothing more was written", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("kquant: terminated; nothing more was written", file=sys.stderr)
+        return 143
     return 0

@@ -390,15 +390,19 @@ def _usual_mode(path: str, mode: int) -> None:
     os.chmod(path, mode & ~UMASK)
 
 
-def write_all(planned: list[Output], arrays, extra=()):
+def write_all(planned: list[Output], arrays, extra=(), texts=()):
     """Write every planned output in one pass: all land, or none.
 
     ``arrays`` are numpy or dask arrays; ``extra`` are values (numpy or dask) to
-    return, computed in the same pass as the lazy outputs. dask is imported only
-    when something is lazy or goes to zarr.
+    return, computed in the same pass as the lazy outputs; ``texts`` are (path,
+    text) files (a palette) that land with the rest. dask is imported only when
+    something is lazy or goes to zarr.
     """
     transaction = Transaction()
     try:
+        for path, content in texts:
+            transaction.stage_bytes(Output(path, "palette", np.dtype(np.uint8), 0, False),
+                                    content.encode("utf-8"))  # fmt: skip
         lazy = any(hasattr(a, "dask") for a in (*arrays, *extra))
         if lazy or any(o.zarr for o in planned):
             arrays, extra = _compute(transaction, planned, arrays, extra)
@@ -408,7 +412,8 @@ def write_all(planned: list[Output], arrays, extra=()):
         transaction.commit()
         return list(extra)
     except OSError as e:
-        raise FileError(f"cannot write: {e.strerror or e}") from None
+        where = f" {e.filename!r}" if getattr(e, "filename", None) else ""
+        raise FileError(f"cannot write{where}: {e.strerror or e}") from None
     finally:
         transaction.abort()
 

@@ -35,9 +35,13 @@ def _ext(path: str) -> str:
 # --- writing --------------------------------------------------------------------------------
 
 
+def text(path: str, palette) -> str:
+    """The palette file's content for ``path``'s format (a ValueError if it cannot hold it)."""
+    return {".json": _json_text, ".gpl": _gpl_text, ".csv": _csv_text}[_ext(path)](palette)
+
+
 def write(path: str, palette) -> None:
-    ext = _ext(path)
-    text = {".json": _json_text, ".gpl": _gpl_text, ".csv": _csv_text}[ext](palette)
+    text_ = text(path, palette)
     if os.path.isdir(path):
         raise ValueError(f"palette file {path!r} is a folder")
     folder, name = os.path.split(os.path.abspath(path))
@@ -47,7 +51,7 @@ def write(path: str, palette) -> None:
         raise ValueError(f"cannot write palette file {path!r}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+            f.write(text_)
         os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it private
         os.replace(tmp, path)
     except OSError as e:
