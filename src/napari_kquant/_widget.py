@@ -169,6 +169,7 @@ class KQuantWidget(Container):
         self.palette.native.setWordWrap(True)
         self.worker = None  # the current run's worker; None when idle or cancelled
         self._drawing = None  # the worker whose result layers are being added
+        self._abandoned = set()  # cancelled workers still running: kept alive until done
         self._stop = threading.Event()
         self._bridge = _Bridge()
         # the first run of a session would compile numba code (ours, and napari's label
@@ -246,9 +247,10 @@ class KQuantWidget(Container):
         The worker is told to stop at its next step and is abandoned: whatever it
         still returns is dropped, and a new run does not wait for it.
         """
-        if self.worker is None:
-            return
+        if self.worker is None or self._drawing is self.worker:
+            return  # idle, or already adding its layers (a moment): that finishes
         self._stop.set()
+        self._abandoned.add(self.worker)  # referenced until its thread ends
         self.worker = None
         self._idle()
         self.status.value = "cancelled: nothing was added"
@@ -341,6 +343,7 @@ class KQuantWidget(Container):
         else:
             done = f"done: seed {result.seed}"
         self.status.value = "drawing the results"
+        self.cancel_button.enabled = False
         self._drawing = worker  # the run ends when its layers are in the viewer
         self._add_one_by_one(worker, output_layers(layer, result, record, outputs), done)
 
@@ -376,6 +379,7 @@ class KQuantWidget(Container):
         show_error(f"K-means quantization failed: {error}")
 
     def _on_finished(self, worker):
+        self._abandoned.discard(worker)
         if worker is not self.worker or not self._alive() or self._drawing is worker:
             return  # stale, closed, or its layers are still being added
         self.worker = None

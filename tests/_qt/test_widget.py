@@ -429,3 +429,11 @@ def test_widget_refuses_a_palette_with_other_channels(viewer, widget, qtbot):
     assert widget.worker is None  # refused before any work
     assert any("has 3 colour channels, but image 'gray' has 1" in m for m in errors_since(start))
     assert "gray k=4 clusters" not in [layer.name for layer in viewer.layers]
+
+
+def test_cancel_while_the_layers_are_added_leaves_the_whole_result(viewer, widget, qtbot):
+    viewer.add_image(make_blocks(), name="b", rgb=True)
+    viewer.layers.events.inserted.connect(lambda event: widget.cancel())
+    run(widget, qtbot, k=4, seed="1")
+    assert [layer.name for layer in viewer.layers] == ["b", "b k=4 quantized", "b k=4 clusters"]
+    assert widget.status.value == "done: seed 1"
