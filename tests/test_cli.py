@@ -438,3 +438,16 @@ def test_failures_after_the_fit_leave_nothing_and_warnings_are_one_line(tmp_path
         main([*out[:1], "--palette", str(palette), "-k", "8", "-o", str(tmp_path / "x.png")]) == 2
     )
     assert "drop -k" in capsys.readouterr().err
+
+
+def test_a_display_that_does_not_answer_is_one_line(tmp_path):
+    env = {**os.environ, "DISPLAY": ":987"}
+    env.pop("WAYLAND_DISPLAY", None)
+    env.pop("QT_QPA_PLATFORM", None)
+    exe = os.path.join(os.path.dirname(sys.executable), "kquant")
+    proc = subprocess.run([exe, "-k", "3"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "kquant: error: no display to open napari on (DISPLAY=:987 does not answer); "
+        "give -o OUT to write a file instead"
+    )

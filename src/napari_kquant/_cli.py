@@ -402,21 +402,39 @@ def _pooled_palette(args, failed, tqdm):
 
 
 def has_display() -> bool:
-    """Whether Qt can open a window here (a display, or an offscreen platform)."""
+    """Whether Qt can open a window here: an offscreen platform, or an X or Wayland display
+    that answers (Qt aborts the process when the display it is given does not)."""
     if sys.platform != "linux":
         return True
-    platform = os.environ.get("QT_QPA_PLATFORM", "")
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or platform in (
-        "offscreen",
-        "minimal",
-        "vnc",
-    )
+    if os.environ.get("QT_QPA_PLATFORM", "") in ("offscreen", "minimal", "vnc"):
+        return True
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return True
+    if not os.environ.get("DISPLAY"):
+        return False
+    import ctypes
+    import ctypes.util
+
+    library = ctypes.util.find_library("X11")
+    if library is None:  # cannot ask: let Qt try
+        return True
+    xlib = ctypes.CDLL(library)
+    xlib.XOpenDisplay.restype = ctypes.c_void_p
+    xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    display = xlib.XOpenDisplay(None)
+    if not display:
+        return False
+    xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    xlib.XCloseDisplay(display)
+    return True
 
 
 def open_viewer(args: argparse.Namespace):
     """A napari viewer with the image loaded and the widget docked, set to ``-k``."""
     if not has_display():
-        raise CLIError("no display to open napari on; give -o OUT to write a file instead")
+        shown = os.environ.get("DISPLAY")
+        where = f" (DISPLAY={shown} does not answer)" if shown else ""
+        raise CLIError(f"no display to open napari on{where}; give -o OUT to write a file instead")
     try:
         import napari
     except ImportError:

@@ -144,6 +144,7 @@ def _check_complete(path, data):
 
     from PIL import Image, UnidentifiedImageError
 
+    Image.MAX_IMAGE_PIXELS = 1 << 30  # OpenCV's own limit, not Pillow's lower default
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
