@@ -17,7 +17,7 @@ import numpy as np
 
 from ._colorspace import from_lab, rgb_scale, safe_scale, to_lab
 from ._layout import is_lazy, is_multiscale
-from ._options import EPSILON_FRACTION, callback, check_names, settings
+from ._options import EPSILON_FRACTION, INITS, callback, check_names, settings
 from ._palette import Palette
 from ._sample import fit_level, pool, sample_array, sample_lazy
 
@@ -246,8 +246,6 @@ def kmeans(data, k, criteria, attempts, init, seed, report):
     compactness, and so does the helper (seeded in its own thread), so the
     result is identical to one call (tested).
     """
-    from ._options import INITS
-
     flags = INITS[init]
     if len(data) == 1:  # cv2.kmeans would read a single row as one sample per column
         return 0.0, np.zeros((1, 1), np.int32), data
