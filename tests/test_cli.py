@@ -444,3 +444,71 @@ def test_failures_after_the_fit_leave_nothing_and_warnings_are_one_line(tmp_path
         main([*out[:1], "--palette", str(palette), "-k", "8", "-o", str(tmp_path / "x.png")]) == 2
     )
     assert "drop -k" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["tiled", "unassociated_alpha", "planar"])
+def test_tiffs_are_read_as_stored(tmp_path, kind):
+    import tifffile
+
+    from napari_kquant._files import read_image
+
+    rng = np.random.default_rng(0)
+    if kind == "unassociated_alpha":  # OpenCV would premultiply the colours by alpha
+        data = rng.integers(0, 255, (16, 16, 4), np.uint8)
+        tifffile.imwrite(tmp_path / "t.tif", data, photometric="rgb", extrasamples=["unassalpha"])
+    elif kind == "tiled":
+        data = rng.integers(0, 255, (64, 64, 3), np.uint8)
+        tifffile.imwrite(tmp_path / "t.tif", data, tile=(16, 16), photometric="rgb")
+    else:
+        data = rng.integers(0, 255, (16, 16, 3), np.uint16)
+        tifffile.imwrite(tmp_path / "t.tif", np.moveaxis(data, -1, 0), photometric="rgb",
+                         planarconfig="separate")  # fmt: skip
+    np.testing.assert_array_equal(read_image(str(tmp_path / "t.tif")), data)
+
+
+def test_a_store_with_a_folder_or_link_of_the_users_is_not_replaced(tmp_path, capsys):
+    write_rgb(tmp_path / "in.png", make_blocks())
+    out = tmp_path / "s.zarr"
+    argv = [str(tmp_path / "in.png"), "-k", "2", "--seed", "0", "-o", str(out)]
+    assert main(argv) == 0
+    (out / "notes").mkdir()
+    assert main(argv) == 2 and "it holds 'notes'" in capsys.readouterr().err
+    (out / "notes").rmdir()
+    (out / "link").symlink_to(tmp_path)
+    assert main(argv) == 2 and "it holds 'link'" in capsys.readouterr().err
+
+
+def test_outputs_land_together_or_the_old_ones_come_back(tmp_path, monkeypatch):
+    from napari_kquant import _files
+
+    (tmp_path / "t1.png").write_bytes(b"the user's old t1")
+    planned = _files.plan(
+        [(str(tmp_path / "t1.png"), "output", np.uint8, 3),
+         (str(tmp_path / "t2.png"), "labels", np.uint8, 1)], [],
+    )  # fmt: skip
+    real_replace, calls = os.replace, []
+
+    def replace_failing_on_the_last(src, dst):
+        calls.append(dst)
+        if str(dst).endswith("t2.png"):
+            raise OSError(28, "No space left on device", str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(_files.os, "replace", replace_failing_on_the_last)
+    with pytest.raises(_files.FileError, match="No space left on device"):
+        _files.write_all(planned, [make_blocks(), expected_block_labels().astype(np.uint8)])
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t1.png"]
+    assert (tmp_path / "t1.png").read_bytes() == b"the user's old t1"
+
+
+def test_closed_stderr_keeps_the_exit_status(tmp_path):
+    write_rgb(tmp_path / "in.jpg", make_blocks())
+    exe = os.path.join(os.path.dirname(sys.executable), "kquant")
+    good = subprocess.run([exe, "in.jpg", "-k", "2", "-o", "o.png"], cwd=tmp_path, stderr=None,
+                          stdout=subprocess.DEVNULL, close_fds=True, pass_fds=(),
+                          preexec_fn=lambda: os.close(2))  # fmt: skip
+    assert good.returncode == 0 and (tmp_path / "o.png").exists()
+    bad = subprocess.run([exe, "in.jpg", "-k", "0", "-o", "p.png"], cwd=tmp_path,
+                         stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(2))  # fmt: skip
+    assert bad.returncode == 2

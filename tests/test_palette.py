@@ -360,3 +360,14 @@ def test_palette_is_immutable(blocks):
     with pytest.raises(AttributeError):
         palette.k = 3
     np.testing.assert_allclose(palette.centers, BLOCK_COLOURS[[1, 0, 3, 2]], atol=3)
+
+
+def test_given_colours_outside_their_dtype_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"centers must be within uint8.s range 0\.\.255, got 300"):
+        Palette.from_colors([[300, 0, 0]], dtype="uint8")
+    (tmp_path / "p.csv").write_text("label,hex,dtype,red,green,blue\n1,,uint8,-5,0,0\n")
+    with pytest.raises(ValueError, match=r"p\.csv.*got -5"):
+        Palette.load(tmp_path / "p.csv")
+    with pytest.raises(ValueError, match="dtype must be an integer, float32 or float64 dtype"):
+        Palette.from_colors(["#ffffff"], dtype="float16")
+    assert Palette.from_colors(["#ffffff"], dtype="uint16").centers.tolist() == [[65535] * 3]

@@ -96,7 +96,7 @@ def assigner(palette, dtype) -> Assigner:
     if palette.color_space == "lab":
         to_features = partial(_lab, scale=rgb_scale(dtype))
         return Assigner(ncolour, palette.lab_centers, colours, to_features, 1.0)
-    scale = safe_scale(float(np.abs(centers).max()))
+    scale = safe_scale(float(np.abs(centers).max()), up=False)  # float64 distances
     if scale == 1.0:
         return Assigner(ncolour, np.ascontiguousarray(centers), colours, None, 1.0)
     to_features = partial(_scaled, ncolour=ncolour, scale=scale)

@@ -26,10 +26,13 @@ def rgb_scale(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
 
 
-def safe_scale(max_abs: float) -> float:
+def safe_scale(max_abs: float, up: bool = True) -> float:
     """1.0, or the power of two that brings ``max_abs`` to about 2**20 (float32-safe
-    squared distances, neither overflowing nor underflowing)."""
-    if not math.isfinite(max_abs) or max_abs == 0 or SAFE_MIN <= max_abs <= SAFE_MAX:
+    squared distances, neither overflowing nor underflowing). ``up=False`` only ever
+    scales down (float64 distances do not underflow at any magnitude we see)."""
+    if not math.isfinite(max_abs) or max_abs == 0 or max_abs <= SAFE_MAX:
+        if up and 0 < max_abs < SAFE_MIN:
+            return 2.0 ** (math.frexp(max_abs)[1] - _TARGET_EXP)
         return 1.0
     return 2.0 ** (math.frexp(max_abs)[1] - _TARGET_EXP)
 

@@ -77,7 +77,9 @@ def read_image(path: str):
         raise FileError(f"cannot read {path!r}: the file is empty, not an image format")
     jpeg = data[:3] == b"\xff\xd8\xff"
     if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        _check_tiff(path)
+        image = _read_tiff(path)
+        if image is not None:
+            return image
     else:
         _check_complete(path, data)
     flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if jpeg else cv2.IMREAD_UNCHANGED
@@ -100,7 +102,8 @@ def read_image(path: str):
 def _decode(data: bytes, flags: int):
     """``cv2.imdecode``, with what the codecs print on stderr caught (and not shown)."""
     with tempfile.TemporaryFile() as caught:
-        sys.stderr.flush()
+        if sys.stderr is not None:  # closed with 2>&-
+            sys.stderr.flush()
         saved = os.dup(2)
         os.dup2(caught.fileno(), 2)
         try:
@@ -164,28 +167,53 @@ def _check_complete(path, data):
         )
 
 
-def _check_tiff(path):
+def _read_tiff(path):
+    """A TIFF as stored (tifffile: tiles, planar data, unassociated alpha, every dtype), after
+    checking it holds one gray, RGB or RGBA image; None when tifffile lacks the codec
+    (e.g. LZW without imagecodecs) and OpenCV should decode it."""
+    import logging
+
     import tifffile
 
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # its errors become ours
     try:
         with tifffile.TiffFile(path) as tif:
             pages = len(tif.pages)
-            shape = tif.pages.first.shape
-            samples = tif.pages.first.samplesperpixel
+            page = tif.pages.first
+            shape, samples, axes = page.shape, page.samplesperpixel, page.axes
+            if pages > 1:
+                raise FileError(
+                    f"cannot read {path!r}: a multi-page TIFF ({pages} pages); kquant reads one "
+                    "image per file (split it, or use napari_kquant.quantize on the stack)"
+                )
+            if samples not in (1, 3, 4):
+                raise FileError(
+                    f"cannot read {path!r}: {samples} samples per pixel (shape {shape}); kquant "
+                    "reads gray, RGB or RGBA files (use napari_kquant.quantize with channel_axis)"
+                )
+            try:
+                image = page.asarray()
+            except ValueError as e:
+                if "imagecodecs" in str(e):
+                    if samples == 4:
+                        raise FileError(
+                            f"cannot read {path!r}: a compressed RGBA TIFF needs the "
+                            "'imagecodecs' package (pip install imagecodecs)"
+                        ) from None
+                    return None
+                raise
+    except FileError:
+        raise
     except Exception as e:  # tifffile raises many kinds for a bad file
         raise FileError(
             f"cannot read {path!r}: not a readable TIFF ({type(e).__name__})"
         ) from None
-    if pages > 1:
-        raise FileError(
-            f"cannot read {path!r}: a multi-page TIFF ({pages} pages); kquant reads one image "
-            "per file (split it, or use napari_kquant.quantize on the stack)"
-        )
-    if samples not in (1, 3, 4):
-        raise FileError(
-            f"cannot read {path!r}: {samples} samples per pixel (shape {shape}); kquant reads "
-            "gray, RGB or RGBA files (use napari_kquant.quantize with channel_axis)"
-        )
+    image = np.squeeze(image)
+    if image.ndim == 3 and axes.startswith("S"):  # planar: samples first
+        image = np.moveaxis(image, 0, -1)
+    if image.ndim not in (2, 3):
+        raise FileError(f"cannot read {path!r}: shape {shape} is not one image")
+    return np.ascontiguousarray(image)
 
 
 # --- planning writes ------------------------------------------------------------------------
@@ -292,10 +320,11 @@ def _check_ours(path) -> None:
         ours = False
     if not ours:
         raise FileError(f"refusing to replace {path!r}: it exists and was not written by kquant")
-    for folder, _, names in os.walk(path):
-        for name in names:
-            key = os.path.relpath(os.path.join(folder, name), path).replace(os.sep, "/")
-            if not _ZARR_ENTRY.fullmatch(key):
+    for folder, folders, names in os.walk(path):
+        for name in folders + names:
+            entry = os.path.join(folder, name)
+            key = os.path.relpath(entry, path).replace(os.sep, "/")
+            if os.path.islink(entry) or not _ZARR_ENTRY.fullmatch(key):
                 raise FileError(f"refusing to replace {path!r}: it holds {key!r}, not kquant's")
 
 
@@ -359,20 +388,43 @@ class Transaction:
         return tmp
 
     def commit(self) -> None:
-        """Rename every staged file into place; replaced zarr folders (ours) are removed last."""
-        replaced = []
-        for tmp, target, is_folder in self._staged:
-            if is_folder and os.path.isdir(target):
-                aside = tempfile.mkdtemp(
-                    prefix=".old.", dir=os.path.dirname(os.path.abspath(target))
-                )
-                os.rmdir(aside)
-                os.replace(target, aside)  # our own earlier output (checked in plan)
-                replaced.append(aside)
-            os.replace(tmp, target)
+        """Rename every staged file into place, all or none.
+
+        Existing targets (files the user asked to replace, or our own zarr
+        stores) are first moved aside; if a rename fails, the ones already made
+        are undone and the old targets put back. The old targets are removed
+        only once everything is in place.
+        """
+        done = []  # [target, where the old target was moved aside (or None), renamed]
+        try:
+            for tmp, target, _ in self._staged:
+                step = [target, None, False]
+                done.append(step)
+                if os.path.lexists(target):
+                    folder = os.path.dirname(os.path.abspath(target))
+                    step[1] = tempfile.mkdtemp(prefix=".old.", dir=folder)
+                    os.rmdir(step[1])
+                    os.replace(target, step[1])
+                os.replace(tmp, target)
+                step[2] = True
+        except BaseException:
+            for target, aside, renamed in reversed(done):
+                if renamed:  # ours: take it back out
+                    if os.path.isdir(target) and not os.path.islink(target):
+                        shutil.rmtree(target, ignore_errors=True)
+                    else:
+                        os.remove(target)
+                if aside is not None:
+                    os.replace(aside, target)
+            raise
         self._staged = []
-        for aside in replaced:
-            shutil.rmtree(aside, ignore_errors=True)
+        for _, aside, _ in done:
+            if aside is None:
+                continue
+            if os.path.isdir(aside) and not os.path.islink(aside):
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                os.remove(aside)
 
     def abort(self) -> None:
         """Remove what was staged (only our own temporary files and folders)."""

@@ -93,12 +93,17 @@ class Palette:
         set_(self, "centers", _frozen(self.centers, "centers"))
         choice("color_space", self.color_space, COLOR_SPACES)
         if self.dtype is not None:
-            try:
-                set_(self, "dtype", str(check_dtype(self.dtype)))
-            except TypeError:
-                raise ValueError(
-                    f"dtype must be an integer, float32 or float64 dtype, got {self.dtype!r}"
-                ) from None
+            set_(self, "dtype", _palette_dtype(self.dtype))
+            if np.dtype(self.dtype).kind in "ui":
+                info = np.iinfo(self.dtype)
+                slack = max(1.0, float(info.max) * 2.0**-23)  # a float32 fit's rounding
+                outside = (self.centers < info.min - slack) | (self.centers > info.max + slack)
+                if outside.any():
+                    value = self.centers[outside][0]
+                    raise ValueError(
+                        f"centers must be within {self.dtype}'s range {info.min}..{info.max}, "
+                        f"got {value:g}"
+                    )
         self._check_fields()
         if self.color_space == "lab":
             if self.dtype is None:
@@ -285,7 +290,7 @@ class Palette:
             if dtype is None:
                 dtype = "uint8"
             else:  # 8-bit colours in the units of dtype (its white for #ffffff)
-                colors = colors * (rgb_scale(check_dtype(dtype)) / 255.0)
+                colors = colors * (rgb_scale(_palette_dtype(dtype)) / 255.0)
         if color_space == "lab" and dtype is None:
             raise ValueError("color_space='lab' needs the colours' dtype (e.g. dtype='uint8')")
         return cls(_frozen(colors, "colors"), color_space, dtype=dtype, name=name)
@@ -369,6 +374,15 @@ class Palette:
         from ._palette_files import read
 
         return read(os.fsdecode(path), cls)
+
+
+def _palette_dtype(dtype) -> str:
+    try:
+        return str(check_dtype(dtype))
+    except TypeError:
+        raise ValueError(
+            f"dtype must be an integer, float32 or float64 dtype, got {dtype!r}"
+        ) from None
 
 
 def _plain(value):
