@@ -363,7 +363,7 @@ def test_palette_is_immutable(blocks):
 
 
 def test_given_colours_outside_their_dtype_are_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"centers must be within uint8.s range 0\.\.255, got 300"):
+    with pytest.raises(ValueError, match=r"within uint8.s range 0\.\.255, got 300"):
         Palette.from_colors([[300, 0, 0]], dtype="uint8")
     (tmp_path / "p.csv").write_text("label,hex,dtype,red,green,blue\n1,,uint8,-5,0,0\n")
     with pytest.raises(ValueError, match=r"p\.csv.*got -5"):
