@@ -35,7 +35,8 @@ def output_colours(centers: np.ndarray, dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     colours = np.zeros((len(centers) + 1, centers.shape[1]), dtype)
     if dtype.kind not in "ui":
-        colours[1:] = centers
+        info = np.finfo(dtype)
+        colours[1:] = np.clip(centers, info.min, info.max)  # a float64 palette on float32
         return colours
     info = np.iinfo(dtype)
     values = np.rint(centers)

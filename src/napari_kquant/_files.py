@@ -255,11 +255,13 @@ def plan(outputs, inputs, new_folder=None) -> list[Output]:
         for real_in, shown in real_inputs.items():
             if os.path.isdir(real_in) and real.startswith(real_in.rstrip(os.sep) + os.sep):
                 raise FileError(f"refusing to write {what} {path!r} inside the input {shown!r}")
+        if os.path.isdir(path) and not is_zarr(path):
+            raise FileError(f"cannot write {what} {path!r}: it is a folder")
         for real_out, other in real_outputs.items():
-            if real.startswith(real_out.rstrip(os.sep) + os.sep):
+            if real != real_out and real.startswith(real_out.rstrip(os.sep) + os.sep):
                 raise FileError(f"{what} {path!r} lies inside the {other[1]} {other[0]!r}")
         if real in seen:
-            raise FileError(f"{what} and {seen[real]} are the same path {path!r}")
+            raise FileError(f"the {seen[real]} and the {what} would both be written to {path!r}")
         seen[real] = what
         folder = os.path.dirname(real)
         if not os.path.isdir(folder) and folder != new_folder:
