@@ -236,7 +236,7 @@ def folder(tmp_path):
         (["in.png", "-o", "o.png", "--labels", ""], "the labels path is empty"),
         (["in.png", "-o", "mine.zarr"], "refusing to replace 'mine.zarr'"),
         (["in.png", "-o", "o.png", "--mask", "mask.png", "--labels", "mask.png"], "is an input"),
-        (["in.png", "-o", "x.png", "--labels", "x.png"], "labels would both be written to 'x.png'"),
+        (["in.png", "-o", "x.png", "--labels", "x.png"], "would both be written to 'x.png'"),
         (["in.png", "-o", "f.png", "--labels", "f.xyz"], "unknown extension"),
         (["in.png", "-o", "o.png", "--labels", "l.jpg"], "lossy and would change label values"),
         (["in.png", "-k", "300", "-o", "o.png", "--labels", "l.bmp"], "1-channel uint16"),
