@@ -52,3 +52,43 @@ class QuantizeResult:
     seed: int | None
     epsilon: float | None
     palette: Palette
+
+    def table(self, *, background=(), pixel_size=None, unit=None):
+        """Numbers per cluster as a pandas DataFrame: one row per label, row 0 the left-out
+        pixels (mask, alpha 0, non-finite), which are in no share.
+
+        Columns: ``label``, ``hex``, the centre per channel (``red``, ``green``,
+        ``blue`` or ``channel_<i>``), ``L*``, ``a*``, ``b*`` (3-channel colour),
+        ``count``, ``share`` (of the clustered pixels), ``background``,
+        ``foreground_share`` (of the clustered pixels not in a ``background``
+        cluster), ``area`` and ``area_unit``.
+
+        Parameters
+        ----------
+        background : iterable of int
+            Labels (1..k) that are background, e.g. the glass around a section.
+        pixel_size : sequence of float, optional
+            The pixel's size per spatial axis (a napari layer's ``scale``); the
+            area of a pixel is the product over the last two. None: areas in px².
+        unit : str, optional
+            The unit of ``pixel_size`` (e.g. ``"µm"``): areas are in its square.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from napari_kquant import quantize
+        >>> image = np.zeros((4, 6), np.uint8)
+        >>> image[:, 4:] = 200
+        >>> table = quantize(image, k=2, seed=0).table(pixel_size=(0.5, 0.25), unit="µm")
+        >>> table["count"].tolist(), table["area"].tolist()
+        ([0, 16, 8], [0.0, 2.0, 1.0])
+        >>> table["share"].round(3).tolist()[1:]
+        [0.667, 0.333]
+        """
+        import pandas as pd
+
+        from ._measure import cluster_table
+
+        return pd.DataFrame(
+            cluster_table(self, background=background, pixel_size=pixel_size, unit=unit)
+        )
