@@ -132,6 +132,16 @@ def cluster_colours(layer: Image, centers: np.ndarray) -> DirectLabelColormap:
     return DirectLabelColormap(color_dict=colours)
 
 
+def _pixel_size(layer) -> dict:
+    """The table's pixel size and unit from the layer's scale and units (the last two axes);
+    in px² when those two axes differ in unit."""
+    units = [str(u) for u in (getattr(layer, "units", None) or ())][-2:]
+    if len(set(units)) > 1:
+        return {}
+    unit = units[0] if units and units[0] not in ("pixel", "") else None
+    return {"pixel_size": tuple(layer.scale), "unit": unit}
+
+
 def output_layers(
     layer: Image, result: QuantizeResult, params: dict[str, Any], outputs=OUTPUTS
 ) -> list[tuple]:
@@ -163,6 +173,8 @@ def output_layers(
             "name": f"{layer.name} k={k} clusters",
             "colormap": cluster_colours(layer, result.centers),
         }
+        if not is_lazy(result.counts):  # lazy: the numbers need a pass over all the data
+            kwargs["features"] = result.table(**_pixel_size(layer))
         tuples.append((result.labels, kwargs, "labels"))
     return tuples
 

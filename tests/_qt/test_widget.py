@@ -437,3 +437,13 @@ def test_cancel_while_the_layers_are_added_leaves_the_whole_result(viewer, widge
     run(widget, qtbot, k=4, seed="1")
     assert [layer.name for layer in viewer.layers] == ["b", "b k=4 quantized", "b k=4 clusters"]
     assert widget.status.value == "done: seed 1"
+
+
+def test_clusters_layer_carries_the_table_as_features(viewer, widget, qtbot):
+    viewer.add_image(make_blocks(), name="blocks", rgb=True, scale=(0.5, 0.25), units="um")
+    run(widget, qtbot, k=4, seed="1")
+    features = viewer.layers["blocks k=4 clusters"].features
+    assert features["label"].tolist() == [0, 1, 2, 3, 4]  # napari's convention: row i = label i
+    assert features["count"].tolist() == [0, 256, 256, 256, 256]
+    np.testing.assert_allclose(features["area"][1:], 256 * 0.125)
+    assert features["area_unit"][1] == "micrometer²"
