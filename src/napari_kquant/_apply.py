@@ -95,17 +95,13 @@ def assigner(palette, dtype) -> Assigner:
     colours = output_colours(centers, dtype)
     ncolour = palette.nchannels
     if palette.color_space == "lab":
-        to_features = partial(_lab, scale=rgb_scale(dtype))
+        to_features = partial(to_lab, scale=rgb_scale(dtype))
         return Assigner(ncolour, palette.lab_centers, colours, to_features, 1.0)
     scale = safe_scale(float(np.abs(centers).max()), up=False)  # float64 distances
     if scale == 1.0:
         return Assigner(ncolour, np.ascontiguousarray(centers), colours, None, 1.0)
     to_features = partial(_scaled, ncolour=ncolour, scale=scale)
     return Assigner(ncolour, centers / scale, colours, to_features, scale * scale)
-
-
-def _lab(block, scale):
-    return to_lab(block, scale)
 
 
 def check_channels(palette, lay: Layout) -> None:

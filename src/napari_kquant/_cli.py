@@ -150,9 +150,12 @@ def _palette_text(path, palette) -> str:
 def _check_palette_path(path, inputs):
     if path is None:
         return
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in (".json", ".gpl", ".csv"):
-        raise CLIError(f"--save-palette {path!r}: use a .json, .gpl or .csv file")
+    from ._palette_files import FORMATS
+
+    if os.path.splitext(path)[1].lower() not in FORMATS:
+        raise CLIError(
+            f"--save-palette {path!r}: use a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} file"
+        )
     real = os.path.realpath(path)
     if any(os.path.realpath(p) == real for p in inputs):
         raise CLIError(f"refusing to write palette {path!r}: it is an input")

@@ -39,7 +39,10 @@ FORMATS = {
 }
 FORMATS[".tiff"] = FORMATS[".tif"]
 FORMATS[".jpeg"] = FORMATS[".jpe"] = FORMATS[".jpg"]
-ZARR_MARK = "napari_kquant"  # attribute of the zarr arrays we write: only those we replace
+ZARR_MARK = "napari_kquant"
+#: The process's umask, read once (setting it to read it is not thread-safe).
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # attribute of the zarr arrays we write: only those we replace
 
 
 def is_zarr(path: str) -> bool:
@@ -440,8 +443,6 @@ class Transaction:
 
 def _usual_mode(path: str, mode: int) -> None:
     """Give a temporary file or folder the permissions a plain create would have."""
-    from ._palette_files import UMASK
-
     os.chmod(path, mode & ~UMASK)
 
 

@@ -197,11 +197,8 @@ def cluster(sample, dtype, ncolour, opts, progress=None) -> Fitted:
         epsilon = EPSILON_FRACTION * float(data.max() - data.min())
     elif scale != 1.0:
         epsilon /= scale
-    fit_report = None
-    if progress is not None:
-        fit_report = progress
     compactness, fit_labels, centers_feat = kmeans(
-        data, k, opts.cv2_criteria(epsilon), opts.attempts, opts.init, opts.seed, fit_report
+        data, k, opts.cv2_criteria(epsilon), opts.attempts, opts.init, opts.seed, progress
     )
     if opts.lab:
         centers = from_lab(centers_feat, white)

@@ -1,7 +1,7 @@
 """Palette files: JSON (every field, exact), GIMP .gpl (8-bit RGB) and CSV (exact values).
 
 Every read error names the file and what is wrong; every write lands whole or
-not at all (a temporary file beside the target, then a rename).
+not at all (`_files.write_all`: a temporary file beside the target, then a rename).
 """
 
 from __future__ import annotations
@@ -10,14 +10,10 @@ import csv
 import io
 import json
 import os
-import tempfile
 
 import numpy as np
 
 FORMATS = (".json", ".gpl", ".csv")
-#: The process's umask, read once (setting it to read it is not thread-safe).
-UMASK = os.umask(0o022)
-os.umask(UMASK)
 #: Palette files are small; anything larger is not one (and is not read into memory).
 MAX_BYTES = 64 << 20
 
@@ -41,24 +37,13 @@ def text(path: str, palette) -> str:
 
 
 def write(path: str, palette) -> None:
-    text_ = text(path, palette)
+    """Write the palette file whole or not at all (the same staged write as kquant's images)."""
+    from ._files import write_all
+
+    content = text(path, palette)
     if os.path.isdir(path):
         raise ValueError(f"palette file {path!r} is a folder")
-    folder, name = os.path.split(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise ValueError(f"cannot write palette file {path!r}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text_)
-        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it private
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ValueError(f"cannot write palette file {path!r}: {e.strerror}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_all([], [], texts=[(path, content)])
 
 
 def _json_text(palette) -> str:
