@@ -92,6 +92,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--palette", help="apply this saved palette (.json, .gpl, .csv): no fit")
     p.add_argument("--save-palette", help="keep the fitted palette in this file (.json, ...)")
     p.add_argument("--mask", help="image file whose non-zero pixels are the ones to cluster")
+    p.add_argument(
+        "--table",
+        help="write the per-cluster measurements (counts, shares, areas) to this .csv; "
+        "batch: one table, a 'file' column first",
+    )
+    p.add_argument(
+        "--background",
+        type=int,
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="--table: this cluster is background (left out of foreground_share); repeatable",
+    )
+    p.add_argument(
+        "--pixel-size",
+        type=_pixel_size,
+        metavar="SIZE",
+        help="--table: the pixel size (SIZE, or ROW,COLUMN) for areas in --unit squared",
+    )
+    p.add_argument("--unit", default="µm", help="--table: the unit of --pixel-size (default: µm)")
     p.add_argument("--criteria", choices=list(CRITERIA), default="eps+max_iter")
     p.add_argument("--max-iter", type=int, default=MAX_ITER, help="2 to 100 (default: 100)")
     p.add_argument(
@@ -156,13 +176,87 @@ def _check_palette_path(path, inputs):
         raise CLIError(
             f"--save-palette {path!r}: use a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} file"
         )
+    _check_text_path("--save-palette", "palette", path, inputs)
+
+
+def _check_table_path(path, inputs, outputs, new_folder=None):
+    if path is None:
+        return
+    if os.path.splitext(path)[1].lower() != ".csv":
+        raise CLIError(f"--table {path!r}: the table is written as CSV: use a .csv file")
+    _check_text_path("--table", "table", path, inputs, new_folder)
+    if any(os.path.realpath(path) == os.path.realpath(p) for p in outputs if p):
+        raise CLIError(f"--table {path!r} is also another output")
+
+
+def _check_text_path(flag, what, path, inputs, new_folder=None):
     real = os.path.realpath(path)
     if any(os.path.realpath(p) == real for p in inputs):
-        raise CLIError(f"refusing to write palette {path!r}: it is an input")
+        raise CLIError(f"refusing to write {what} {path!r}: it is an input")
     if os.path.isdir(path):
-        raise CLIError(f"cannot write palette {path!r}: it is a folder")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        raise CLIError(f"cannot write palette {path!r}: its folder does not exist")
+        raise CLIError(f"cannot write {what} {path!r}: it is a folder")
+    folder = os.path.dirname(os.path.abspath(path))
+    made = new_folder is not None and folder == os.path.abspath(new_folder)  # --out-dir
+    if not os.path.isdir(folder) and not made:
+        raise CLIError(f"cannot write {what} {path!r}: its folder does not exist")
+
+
+def _pixel_size(text: str) -> tuple[float, float]:
+    try:
+        sizes = tuple(float(t) for t in text.split(","))
+    except ValueError:
+        sizes = ()
+    if len(sizes) == 1:
+        sizes = sizes * 2
+    if len(sizes) != 2 or not all(np.isfinite(s) and s > 0 for s in sizes):
+        raise argparse.ArgumentTypeError(
+            f"must be a positive size, or two as ROW,COLUMN (e.g. 0.5,0.25), got {text!r}"
+        )
+    return sizes
+
+
+def _check_table_options(args, k, inputs, outputs, new_folder=None):
+    """--table and its options, before any work."""
+    given = [f for f, v in (("--background", args.background), ("--pixel-size", args.pixel_size))
+             if v]  # fmt: skip
+    if given and not args.table:
+        verb = "go" if len(given) > 1 else "goes"
+        raise CLIError(f"{' and '.join(given)} {verb} with --table: give --table OUT.csv too")
+    _check_table_path(args.table, inputs, outputs, new_folder)
+    from ._measure import check_background
+
+    try:
+        check_background(args.background, k)
+    except (TypeError, ValueError) as e:
+        raise CLIError(f"--background: {e}") from None
+
+
+def _table_options(args) -> dict:
+    return {"pixel_size": args.pixel_size, "unit": args.unit if args.pixel_size else None}
+
+
+def _table_csv(frames) -> str:
+    import pandas as pd
+
+    return pd.concat(frames, ignore_index=True).to_csv(index=False)
+
+
+def _table(palette, plane_counts, ndim, args, source=None):
+    """The measurement table of one image (a DataFrame); with ``source``, a ``file`` column
+    first (batches)."""
+    import pandas as pd
+
+    from ._measure import cluster_table
+
+    counts = np.asarray(plane_counts)
+    counts = counts.reshape(-1, counts.shape[-1]).sum(axis=0)
+    columns = cluster_table(
+        palette, counts, background=args.background, ndim=ndim, **_table_options(args)
+    )
+    frame = pd.DataFrame(columns)
+    if source is not None:
+        frame.insert(0, "file", os.path.basename(source))
+    return frame
 
 
 def _summary(source, image, channel_axis, k, how, seconds, compactness, written) -> str:
@@ -188,6 +282,8 @@ def run(args: argparse.Namespace, parser=None) -> str:
         )
     palette = _load_palette(args) if args.palette else None
     _check_palette_path(args.save_palette, inputs)
+    k = palette.k if palette is not None else args.k
+    _check_table_options(args, k, inputs, [args.output, args.labels, args.save_palette])
     image = read_image(source)
     channel_axis = colour_axis(image)
     nchan = image.shape[-1] if channel_axis is not None else 1
@@ -200,7 +296,6 @@ def run(args: argparse.Namespace, parser=None) -> str:
             f"{source!r} has shape {tuple(image.shape)}: an image file holds a 2-D image; "
             f"write {flat_files[0]!r} as .zarr instead"
         )
-    k = palette.k if palette is not None else args.k
     label_dtype = np.uint8 if k <= 255 else np.uint16
     wanted = [(args.output, "output", image.dtype, nchan), (args.labels, "labels", label_dtype, 1)]
     planned = plan([w for w in wanted if w[0] is not None], inputs)
@@ -228,11 +323,22 @@ def run(args: argparse.Namespace, parser=None) -> str:
     texts = []
     if args.save_palette:
         texts.append((args.save_palette, _palette_text(args.save_palette, result.palette)))
-    (compactness,) = write_all(
-        planned, [arrays[o.what] for o in planned], [result.compactness], texts
+    ndim = image.ndim - (channel_axis is not None)
+
+    def all_texts(extra):  # the table needs the counts of the same pass
+        if not args.table:
+            return texts
+        table = _table(result.palette, extra[1], ndim, args)
+        return [*texts, (args.table, _table_csv([table]))]
+
+    compactness, _ = write_all(
+        planned,
+        [arrays[o.what] for o in planned],
+        [result.compactness, result.plane_counts if args.table else None],
+        all_texts,
     )
     seconds = time.perf_counter() - start
-    written = [o.path for o in planned] + ([args.save_palette] if args.save_palette else [])
+    written = [o.path for o in planned] + [p for p in (args.save_palette, args.table) if p]
     return _summary(source, image, channel_axis, k, how, seconds, compactness, written)
 
 
@@ -267,7 +373,8 @@ def run_batch(args: argparse.Namespace, parser) -> int:
     settings(args.k, **_fit_options(args))  # every option checked before any file is read
     _check_palette_path(args.save_palette, inputs)
     palette = _load_palette(args) if args.palette else None
-    label_dtype = np.uint8 if (palette.k if palette else args.k) <= 255 else np.uint16
+    k = palette.k if palette else args.k
+    label_dtype = np.uint8 if k <= 255 else np.uint16
     names = {}
     for path in args.images:  # names before any work: two inputs must not share an output
         stem = os.path.splitext(os.path.basename(path))[0]
@@ -289,6 +396,7 @@ def run_batch(args: argparse.Namespace, parser) -> int:
     )
     if args.save_palette and os.path.realpath(args.save_palette) in map(os.path.realpath, every):
         raise CLIError(f"--save-palette {args.save_palette!r} is also an image output")
+    _check_table_options(args, k, inputs, [*every, args.save_palette], new_folder)
 
     failed = {}
     if palette is None:
@@ -305,6 +413,7 @@ def run_batch(args: argparse.Namespace, parser) -> int:
             os.makedirs(new_folder, exist_ok=True)
         except OSError as e:
             raise CLIError(f"cannot make --out-dir {new_folder!r}: {e.strerror}") from None
+    tables = []
     bar = tqdm(args.images, desc="applying", unit="image", disable=None, file=sys.stderr)
     for path in bar:
         if path in failed:
@@ -329,9 +438,14 @@ def run_batch(args: argparse.Namespace, parser) -> int:
             )
             result = palette.apply(image, channel_axis=channel_axis)
             arrays = {"output": result.quantized, "labels": result.labels}
-            (compactness,) = write_all(
-                planned, [arrays[o.what] for o in planned], [result.compactness]
+            compactness, counts = write_all(
+                planned,
+                [arrays[o.what] for o in planned],
+                [result.compactness, result.plane_counts if args.table else None],
             )
+            if args.table:
+                ndim = image.ndim - (channel_axis is not None)
+                tables.append(_table(palette, counts, ndim, args, source=path))
         except Exception as e:  # one bad file must not stop the batch
             failed[path] = str(e) or type(e).__name__
             tqdm.write(f"kquant: {os.path.basename(path)}: failed: {e}", file=sys.stderr)
@@ -350,6 +464,9 @@ def run_batch(args: argparse.Namespace, parser) -> int:
                 [o.path for o in planned],
             )
         )
+    if args.table and tables:
+        write_all([], [], texts=[(args.table, _table_csv(tables))])
+        tqdm.write(f"table of {len(tables)} images -> {args.table}")
     if failed:
         names = ", ".join(failed)
         print(
@@ -469,11 +586,11 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = list(sys.argv[1:] if argv is None else argv)
         if len(args.images) > 1 or args.out_dir:
             return run_batch(args, parser)
-        if args.output is not None or args.labels is not None:
+        if args.output is not None or args.labels is not None or args.table:
             print(run(args, parser))
             return 0
-        if args.save_palette or args.palette:
-            raise CLIError("give -o OUT (and/or --labels) to write the result")
+        if args.save_palette or args.palette or args.background or args.pixel_size:
+            raise CLIError("give -o OUT (and/or --labels, --table) to write the result")
         open_viewer(args)
         import napari
 

@@ -451,17 +451,18 @@ def write_all(planned: list[Output], arrays, extra=(), texts=()):
 
     ``arrays`` are numpy or dask arrays; ``extra`` are values (numpy or dask) to
     return, computed in the same pass as the lazy outputs; ``texts`` are (path,
-    text) files (a palette) that land with the rest. dask is imported only when
-    something is lazy or goes to zarr.
+    text) files (a palette, a table) that land with the rest, or a function that
+    makes them from the computed ``extra``. dask is imported only when something
+    is lazy or goes to zarr.
     """
     transaction = Transaction()
     try:
-        for path, content in texts:
-            transaction.stage_bytes(Output(path, "palette", np.dtype(np.uint8), 0, False),
-                                    content.encode("utf-8"))  # fmt: skip
         lazy = any(hasattr(a, "dask") for a in (*arrays, *extra))
         if lazy or any(o.zarr for o in planned):
             arrays, extra = _compute(transaction, planned, arrays, extra)
+        for path, content in texts(list(extra)) if callable(texts) else texts:
+            transaction.stage_bytes(Output(path, "text", np.dtype(np.uint8), 0, False),
+                                    content.encode("utf-8"))  # fmt: skip
         for output, data in zip(planned, arrays, strict=True):
             if not output.zarr:
                 transaction.stage_bytes(output, encode(output, np.asarray(data)))

@@ -7,6 +7,7 @@ Nothing numerical happens here.
 from __future__ import annotations
 
 import os
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
 from ._layout import is_lazy
+from ._measure import cluster_table
 from ._palette import Palette
 from ._quantize import quantize
 from ._result import QuantizeResult
@@ -132,13 +134,21 @@ def cluster_colours(layer: Image, centers: np.ndarray) -> DirectLabelColormap:
     return DirectLabelColormap(color_dict=colours)
 
 
+def _unit(unit) -> str:
+    """A unit's short form (µm for micrometer)."""
+    try:
+        return format(unit, "~P")
+    except (TypeError, ValueError):
+        return str(unit)
+
+
 def _pixel_size(layer) -> dict:
     """The table's pixel size and unit from the layer's scale and units (the last two axes);
     in px² when those two axes differ in unit."""
-    units = [str(u) for u in (getattr(layer, "units", None) or ())][-2:]
+    units = [_unit(u) for u in (getattr(layer, "units", None) or ())][-2:]
     if len(set(units)) > 1:
         return {}
-    unit = units[0] if units and units[0] not in ("pixel", "") else None
+    unit = units[0] if units and units[0] not in ("pixel", "") else "px"
     return {"pixel_size": tuple(layer.scale), "unit": unit}
 
 
@@ -147,15 +157,19 @@ def output_layers(
 ) -> list[tuple]:
     """Layer data tuples for the quantized image and the cluster labels."""
     k = len(result.centers)
+    lazy = is_lazy(result.counts)  # the numbers would need a pass over all the data
     record = {
         **params,
+        "run": uuid.uuid4().hex,  # the layers of one run share it
         "source": layer.name,
         "seed": result.seed,
         "epsilon": result.epsilon,
         "centers": result.centers.tolist(),
-        # lazy results: these need a pass over all the data, so they are not computed here
-        "counts": None if is_lazy(result.counts) else result.counts.tolist(),
-        "compactness": None if is_lazy(result.compactness) else result.compactness,
+        "counts": None if lazy else result.counts.tolist(),
+        "compactness": None if lazy else result.compactness,
+        # pixels per label 0..k per plane ((k + 1) list for a 2-D image): the table's source
+        "plane_counts": None if lazy else np.asarray(result.plane_counts).tolist(),
+        "background": [],
         "palette": result.palette.to_dict(),
     }
     common = {attr: getattr(layer, attr) for attr in GEOMETRY}
@@ -173,10 +187,70 @@ def output_layers(
             "name": f"{layer.name} k={k} clusters",
             "colormap": cluster_colours(layer, result.centers),
         }
-        if not is_lazy(result.counts):  # lazy: the numbers need a pass over all the data
-            kwargs["features"] = result.table(**_pixel_size(layer))
+        if not lazy:
+            kwargs["features"] = _features(record, layer)
         tuples.append((result.labels, kwargs, "labels"))
     return tuples
+
+
+def plane_axis_names(record, layer) -> list[str]:
+    """Names of the plane axes (time, z, ...) of a result: the layer's axis labels."""
+    nlead = np.asarray(record["plane_counts"]).ndim - 1
+    names = [str(a) for a in (getattr(layer, "axis_labels", None) or ())]
+    names = names[: len(names) - 2][-nlead:] if nlead else []
+    default = all(name.lstrip("-").isdigit() for name in names)  # napari's '-3', '-2', ...
+    if default or len(names) != nlead or len(set(names)) != nlead:
+        names = [f"axis_{i}" for i in range(nlead)]
+    return names
+
+
+def measured(layer) -> bool:
+    """Whether a result layer carries its counts (lazy results need a pass first)."""
+    return is_result(layer) and layer.metadata["napari_kquant"].get("plane_counts") is not None
+
+
+def layer_table(layer, per_plane: bool = False, record=None):
+    """The measurement table of a result layer, from its metadata, as a DataFrame: per
+    cluster (``per_plane=False``) or the long per-plane table of a stack. Areas in the
+    layer's scale and units; background clusters as marked on the layer."""
+    import pandas as pd
+
+    record = record or layer.metadata["napari_kquant"]
+    if record.get("plane_counts") is None:
+        raise ValueError(f"{layer.name!r} is a lazy result: measure it first (one pass)")
+    counts = np.asarray(record["plane_counts"], np.int64)
+    if not per_plane:
+        counts = counts.reshape(-1, counts.shape[-1]).sum(axis=0)
+    columns = cluster_table(
+        Palette.from_dict(record["palette"]), counts, background=record.get("background", ()),
+        ndim=len(spatial_shape(layer)) if isinstance(layer, Image) else layer.ndim,
+        axes=plane_axis_names(record, layer) if per_plane else None, **_pixel_size(layer),
+    )  # fmt: skip
+    return pd.DataFrame(columns)
+
+
+def _features(record, layer):
+    """The clusters layer's features: the per-cluster table, row i for label i."""
+    return layer_table(layer, record=record)
+
+
+def run_layers(viewer, layer) -> list:
+    """The result layers of the run that made ``layer`` (itself included)."""
+    run_id = layer.metadata["napari_kquant"].get("run")
+    return [
+        other for other in viewer.layers
+        if other is layer or (run_id and is_result(other)
+                              and other.metadata["napari_kquant"].get("run") == run_id)
+    ]  # fmt: skip
+
+
+def update_record(viewer, layer, **changes) -> None:
+    """Change a run's record (background, counts) on all its layers; features follow."""
+    for other in run_layers(viewer, layer):
+        record = {**other.metadata["napari_kquant"], **changes}
+        other.metadata = {**other.metadata, "napari_kquant": record}
+        if isinstance(other, Labels) and record.get("plane_counts") is not None:
+            other.features = _features(record, other)
 
 
 def add_or_update(viewer: napari.Viewer, tuples: list[tuple]) -> list:

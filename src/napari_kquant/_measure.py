@@ -1,7 +1,9 @@
-"""Numbers per cluster: pixel counts, shares, foreground shares and physical areas.
+"""Numbers per cluster: pixel counts, shares, foreground shares and physical areas, for
+the whole image and per plane of a stack.
 
-numpy only: `cluster_table` returns plain columns; `QuantizeResult.table` turns
-them into a pandas DataFrame (pandas is imported only then).
+numpy only (dask for lazy labels): the functions here return plain columns;
+`QuantizeResult.table` and `plane_table` turn them into pandas DataFrames
+(pandas is imported only then).
 """
 
 from __future__ import annotations
@@ -11,81 +13,215 @@ import math
 import numpy as np
 
 from ._colorspace import rgb_scale, to_lab
+from ._layout import is_lazy
+
+#: A cluster is suggested as background (glass, empty slide) when it is the lightest one
+#: and near-white: CIE L* at least this ...
+BACKGROUND_MIN_L = 85.0
+#: ... and chroma (the distance from gray in a*b*) at most this.
+BACKGROUND_MAX_CHROMA = 12.0
 
 
 def channel_names(n: int) -> list[str]:
     return ["red", "green", "blue"] if n == 3 else [f"channel_{c}" for c in range(n)]
 
 
-def cluster_table(result, *, background=(), pixel_size=None, unit=None) -> dict:
-    """One row per label (row 0: the left-out pixels), as a dict of equal-length columns.
+def plane_axes(labels) -> int:
+    """How many leading axes of a label image are plane indices (time, z, ...): all but
+    the last two."""
+    return max(len(labels.shape) - 2, 0)
 
-    Parameters
-    ----------
-    result : QuantizeResult
-        Computed numpy results (lazy counts are computed here: one pass).
-    background : iterable of int
-        Labels (1..k) that are background: excluded from ``foreground_share``.
-    pixel_size : sequence of float, optional
-        The size of a pixel along each spatial axis (a layer's ``scale``); the
-        area of a pixel is the product over the last two axes. None: 1.
-    unit : str, optional
-        The unit of ``pixel_size`` (e.g. "µm"); areas are in its square.
+
+def plane_counts(labels, k: int, counts=None):
+    """Pixels per label 0..k in every plane: shape (*labels.shape[:-2], k + 1), int64.
+
+    ``labels`` is a numpy or dask label image (the finest level of a list);
+    lazy labels give a lazy result: a blockwise count that shares the labels'
+    tasks, so computing it together with the labels (or what is written from
+    them) is one pass. ``counts`` (labels 1..k over the whole image), when
+    known, saves the count of a single plane.
     """
-    counts = np.asarray(result.counts, np.int64)
-    labels = result.labels[0] if isinstance(result.labels, list) else result.labels
-    k = len(counts)
-    background = sorted({int(b) for b in background})
-    bad = [b for b in background if not 1 <= b <= k]
+    if isinstance(labels, list):
+        labels = labels[0]
+    if is_lazy(labels):
+        return _lazy_plane_counts(labels, k)
+    labels = np.asarray(labels)
+    if plane_axes(labels) == 0 and counts is not None:
+        counts = np.asarray(counts, np.int64)
+        return np.concatenate([[labels.size - counts.sum()], counts])
+    return _count_planes(labels, k)
+
+
+def _count_planes(labels: np.ndarray, k: int) -> np.ndarray:
+    lead = labels.shape[: plane_axes(labels)]
+    planes = labels.reshape(math.prod(lead), -1)
+    out = np.empty((len(planes), k + 1), np.int64)
+    for i, plane in enumerate(planes):  # one plane at a time: bounded temporary memory
+        out[i] = np.bincount(plane, minlength=k + 1)
+    return out.reshape(*lead, k + 1)
+
+
+def _lazy_plane_counts(labels, k):
+    import dask.array as da
+
+    labels = da.asarray(labels)
+    nlead, ndim = plane_axes(labels), labels.ndim
+
+    def block(chunk):
+        counts = _count_planes(np.asarray(chunk), k)
+        return counts.reshape(chunk.shape[:nlead] + (1,) * (ndim - nlead) + (k + 1,))
+
+    chunks = (
+        *labels.chunks[:nlead],
+        *(((1,) * len(c)) for c in labels.chunks[nlead:]),
+        (k + 1,),
+    )
+    per_chunk = labels.map_blocks(
+        block, dtype=np.int64, new_axis=ndim, chunks=chunks, meta=np.empty((0,) * (ndim + 1))
+    )
+    return per_chunk.sum(axis=tuple(range(nlead, ndim)))
+
+
+def lab_of(palette) -> np.ndarray | None:
+    """(k, 3) CIE L*a*b* of a 3-channel palette's centres; None for other palettes."""
+    if palette.nchannels != 3 or palette.dtype is None:
+        return None
+    if palette.lab_centers is not None:
+        return np.asarray(palette.lab_centers, np.float64)
+    return to_lab(palette.centers, rgb_scale(palette.dtype))
+
+
+def suggest_background(palette) -> int | None:
+    """The label of the lightest cluster when it is near-white (glass around a tissue
+    section, an empty slide): L* >= 85 and chroma <= 12. None otherwise, and for
+    palettes that are not 3-channel colour. A suggestion only: nothing is marked."""
+    lab = lab_of(palette)
+    if lab is None:
+        return None
+    lightest = int(np.argmax(lab[:, 0]))
+    chroma = math.hypot(lab[lightest, 1], lab[lightest, 2])
+    if lab[lightest, 0] >= BACKGROUND_MIN_L and chroma <= BACKGROUND_MAX_CHROMA:
+        return lightest + 1
+    return None
+
+
+def check_background(background, k: int) -> list[int]:
+    if isinstance(background, bool | np.bool_ | str):
+        raise TypeError(f"background must be labels (whole numbers 1..{k}), got {background!r}")
+    if isinstance(background, int | np.integer):
+        background = [background]
+    try:
+        marked = sorted({_label(b) for b in background})
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"background must be labels (whole numbers 1..{k}), got {background!r}"
+        ) from None
+    bad = [b for b in marked if not 1 <= b <= k]
     if bad:
         raise ValueError(f"background labels must be between 1 and {k}, got {bad}")
-    left_out = int(math.prod(labels.shape)) - int(counts.sum())
-    all_counts = np.concatenate([[left_out], counts])
-    area = _pixel_area(pixel_size, labels.ndim)
-    clustered = counts.sum()
+    return marked
+
+
+def _label(value) -> int:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError
+    return int(value)
+
+
+def pixel_area(pixel_size, ndim: int) -> float:
+    """The area of one pixel: the product of the sizes along the last two axes."""
+    if pixel_size is None:
+        return 1.0
+    if isinstance(pixel_size, int | float | np.number):
+        pixel_size = (pixel_size, pixel_size)
+    try:
+        sizes = [float(s) for s in pixel_size]
+    except (TypeError, ValueError):
+        sizes = []
+    if len(sizes) < min(ndim, 2) or not all(math.isfinite(s) and s > 0 for s in sizes):
+        raise ValueError(
+            f"pixel_size must hold a positive size per spatial axis, got {pixel_size!r}"
+        )
+    return float(np.prod(sizes[-2:]))
+
+
+def cluster_table(
+    palette, counts, *, background=(), pixel_size=None, unit=None, ndim=2, axes=None
+) -> dict:
+    """The table's columns, one row per label (row 0: the left-out pixels).
+
+    ``counts`` holds pixels per label 0..k: shape (k + 1,) for one table, or
+    (*planes, k + 1) for the long per-plane table, whose leading columns are
+    then the plane indices, named by ``axes`` (default ``axis_0``, ...).
+    ``ndim`` is the label image's (for the pixel size check).
+    """
+    counts = np.asarray(counts, np.int64)
+    k = palette.k
+    if counts.shape[-1] != k + 1:
+        raise ValueError(f"counts are for {counts.shape[-1] - 1} labels, the palette has {k}")
+    marked = check_background(background, k)
+    area = pixel_area(pixel_size, ndim)
+    lead = counts.shape[:-1]
+    axes = [f"axis_{i}" for i in range(len(lead))] if axes is None else list(axes)
+    if len(axes) != len(lead):
+        raise ValueError(f"axes must name the {len(lead)} plane axes, got {axes!r}")
+    rows = counts.reshape(-1, k + 1)  # one block of k + 1 rows per plane
+    nplanes = len(rows)
     is_background = np.zeros(k + 1, bool)
-    is_background[background] = True
-    foreground = counts[~is_background[1:]].sum()
-    share = np.full(k + 1, np.nan)
-    share[1:] = counts / clustered if clustered else np.nan
-    fg_share = np.full(k + 1, np.nan)
+    is_background[marked] = True
     keep = ~is_background
     keep[0] = False
-    if foreground:
-        fg_share[keep] = all_counts[keep] / foreground
-    palette = result.palette
-    centers = np.vstack([np.full((1, result.centers.shape[1]), np.nan), result.centers])
-    table = {
-        "label": np.arange(k + 1),
-        "hex": ["", *(palette.hex or [""] * k)],
-        **{name: centers[:, c] for c, name in enumerate(channel_names(centers.shape[1]))},
-    }
-    if centers.shape[1] == 3 and palette.dtype is not None:
-        lab = np.full((k + 1, 3), np.nan)
-        if palette.lab_centers is not None:
-            lab[1:] = palette.lab_centers
-        else:
-            lab[1:] = to_lab(palette.centers, rgb_scale(palette.dtype))
-        table.update({"L*": lab[:, 0], "a*": lab[:, 1], "b*": lab[:, 2]})
+    clustered = rows[:, 1:].sum(axis=1, keepdims=True)
+    foreground = rows[:, keep].sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(clustered > 0, rows / np.maximum(clustered, 1), np.nan)
+        fg_share = np.where(foreground > 0, rows / np.maximum(foreground, 1), np.nan)
+    share[:, 0] = np.nan
+    fg_share[:, ~keep] = np.nan
+    centers = np.vstack([np.full((1, palette.nchannels), np.nan), palette.centers])
+    table = {}
+    if lead:
+        index = np.indices(lead).reshape(len(lead), -1)
+        table.update({name: np.repeat(index[i], k + 1) for i, name in enumerate(axes)})
+    table["label"] = np.tile(np.arange(k + 1), nplanes)
+    table["hex"] = ["", *(palette.hex or [""] * k)] * nplanes
+    for c, name in enumerate(channel_names(palette.nchannels)):
+        table[name] = np.tile(centers[:, c], nplanes)
+    lab = lab_of(palette)
+    if lab is not None:
+        lab = np.vstack([np.full((1, 3), np.nan), lab])
+        for i, name in enumerate(("L*", "a*", "b*")):
+            table[name] = np.tile(lab[:, i], nplanes)
+    area_unit = "px²" if pixel_size is None else (f"{unit}²" if unit else "")
     table.update(
         {
-            "count": all_counts,
-            "share": share,
-            "background": is_background,
-            "foreground_share": fg_share,
-            "area": all_counts * area,
-            "area_unit": [f"{unit}²" if unit else "px²"] * (k + 1),
+            "count": rows.ravel(),
+            "share": share.ravel(),
+            "background": np.tile(is_background, nplanes),
+            "foreground_share": fg_share.ravel(),
+            "area": rows.ravel() * area,
+            "area_unit": [area_unit] * (nplanes * (k + 1)),
         }
     )
     return table
 
 
-def _pixel_area(pixel_size, ndim) -> float:
-    if pixel_size is None:
-        return 1.0
-    sizes = [float(s) for s in pixel_size]
-    if len(sizes) < min(ndim, 2) or not all(math.isfinite(s) and s > 0 for s in sizes):
-        raise ValueError(
-            f"pixel_size must hold a positive size per spatial axis, got {tuple(pixel_size)}"
-        )
-    return float(np.prod(sizes[-2:]))
+def share_curves(counts, background=()) -> np.ndarray:
+    """Each cluster's share per index of the first plane axis (time, say): (n, k).
+
+    ``counts`` are per-plane counts (*planes, k + 1); further plane axes are
+    summed. Shares are of the clustered pixels, or of the foreground when
+    ``background`` clusters are given (their columns are then NaN); a plane
+    with nothing to share gets NaN.
+    """
+    counts = np.asarray(counts, np.int64)
+    if counts.ndim < 2:
+        raise ValueError("share curves need per-plane counts of a stack")
+    counts = counts.reshape(counts.shape[0], -1, counts.shape[-1]).sum(axis=1)[:, 1:]
+    keep = np.ones(counts.shape[1], bool)
+    keep[[b - 1 for b in check_background(background, counts.shape[1])]] = False
+    total = counts[:, keep].sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(total > 0, counts / np.maximum(total, 1), np.nan)
+    shares[:, ~keep] = np.nan
+    return shares

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -53,6 +54,16 @@ class QuantizeResult:
     epsilon: float | None
     palette: Palette
 
+    @cached_property
+    def plane_counts(self):
+        """Pixels per label 0..k (label 0: left out) in every plane of a stack, shape
+        (*planes, k + 1) for labels of shape (*planes, rows, columns); (k + 1,) for a
+        2-D image. A lazy (dask) array for lazy results: compute it together with
+        what you write from the labels, and it costs no second pass."""
+        from ._measure import plane_counts
+
+        return plane_counts(self.labels, self.palette.k, counts=self.counts)
+
     def table(self, *, background=(), pixel_size=None, unit=None):
         """Numbers per cluster as a pandas DataFrame: one row per label, row 0 the left-out
         pixels (mask, alpha 0, non-finite), which are in no share.
@@ -61,13 +72,15 @@ class QuantizeResult:
         ``blue`` or ``channel_<i>``), ``L*``, ``a*``, ``b*`` (3-channel colour),
         ``count``, ``share`` (of the clustered pixels), ``background``,
         ``foreground_share`` (of the clustered pixels not in a ``background``
-        cluster), ``area`` and ``area_unit``.
+        cluster), ``area`` and ``area_unit``. Lazy results are counted here (one
+        pass over the data).
 
         Parameters
         ----------
-        background : iterable of int
-            Labels (1..k) that are background, e.g. the glass around a section.
-        pixel_size : sequence of float, optional
+        background : int or iterable of int
+            Labels (1..k) that are background, e.g. the glass around a section
+            (`napari_kquant.suggest_background` proposes one).
+        pixel_size : float or sequence of float, optional
             The pixel's size per spatial axis (a napari layer's ``scale``); the
             area of a pixel is the product over the last two. None: areas in px².
         unit : str, optional
@@ -85,10 +98,27 @@ class QuantizeResult:
         >>> table["share"].round(3).tolist()[1:]
         [0.667, 0.333]
         """
+        counts = np.asarray(self.plane_counts)
+        lead = tuple(range(counts.ndim - 1))
+        return self._frame(counts.sum(axis=lead), background, pixel_size, unit, None)
+
+    def plane_table(self, *, background=(), pixel_size=None, unit=None, axes=None):
+        """The long per-plane table of a stack, as a pandas DataFrame: one row per
+        (plane index..., label), with the columns of `table` computed within each
+        plane, after the plane index columns (named by ``axes``, default
+        ``axis_0``, ...). "Share of cluster 3 over time" is then
+        ``t[t.label == 3].share``. For a 2-D image, the same rows as `table`.
+        """
+        return self._frame(np.asarray(self.plane_counts), background, pixel_size, unit, axes)
+
+    def _frame(self, counts, background, pixel_size, unit, axes):
         import pandas as pd
 
         from ._measure import cluster_table
 
-        return pd.DataFrame(
-            cluster_table(self, background=background, pixel_size=pixel_size, unit=unit)
-        )
+        labels = self.labels[0] if isinstance(self.labels, list) else self.labels
+        columns = cluster_table(
+            self.palette, counts, background=background, pixel_size=pixel_size, unit=unit,
+            ndim=len(labels.shape), axes=axes,
+        )  # fmt: skip
+        return pd.DataFrame(columns)

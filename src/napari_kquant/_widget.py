@@ -5,7 +5,6 @@ annotations of `options`, which must be real objects, not strings.
 """
 
 import contextlib
-import html
 import threading
 from functools import partial
 from pathlib import Path
@@ -37,6 +36,7 @@ from ._options import (
     settings,
 )
 from ._palette import Palette
+from ._result_view import ResultView
 
 SCOPES = ("whole stack, one palette", "current slice only")
 NEW_PALETTE, FILE_PALETTE = "fit a new palette", "load a palette file"
@@ -154,19 +154,16 @@ class KQuantWidget(Container):
         self.form = magicgui(options, call_button=False, persist=False)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.save_button = PushButton(text="Save palette…", enabled=False)
         self.progress = ProgressBar(min=0, max=1000, value=0)
         self.status = Label(value="")
-        self.palette = Label(value="")
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal")
         buttons.margins = (0, 0, 0, 0)
         super().__init__(
-            widgets=[
-                self.form, buttons, self.progress, self.status, self.palette, self.save_button
-            ],
+            widgets=[self.form, buttons, self.progress, self.status],
             labels=False,
         )  # fmt: skip
-        self.palette.native.setWordWrap(True)
+        self.view = ResultView(viewer)  # the shown result: table, saves, plot
+        self.native.layout().addWidget(self.view)
         self.worker = None  # the current run's worker; None when idle or cancelled
         self._drawing = None  # the worker whose result layers are being added
         self._abandoned = set()  # cancelled workers still running: kept alive until done
@@ -176,10 +173,8 @@ class KQuantWidget(Container):
         # colormaps) in the GUI thread: do it now in the background, while nobody waits
         threading.Thread(target=_warm_up, name="kquant-warm-up", daemon=True).start()
         self._bridge.progressed.connect(self._on_progress)
-        self._shown = None  # the result layer whose palette is shown
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
-        self.save_button.changed.connect(lambda: self.save_palette())
         self.form.palette.changed.connect(self._palette_choice_changed)
         viewer.layers.selection.events.active.connect(self._follow_active)
         self.reset_choices()
@@ -196,7 +191,7 @@ class KQuantWidget(Container):
         self.form.palette.choices = choices
         if any(value is current for _, value in choices):
             self.form.palette.value = current
-        if self._shown is not None and self._shown not in self._viewer.layers:
+        if self.view.layer is not None and self.view.layer not in self._viewer.layers:
             self._show(None)
 
     def _results(self):
@@ -386,60 +381,16 @@ class KQuantWidget(Container):
         self._idle()
 
     def _show(self, layer):
-        """Show a result layer's palette: a swatch, the label and the share per cluster."""
-        self._shown = layer
-        self.save_button.enabled = layer is not None
-        if layer is None:
-            self.palette.value = ""
-            return
-        record = layer.metadata["napari_kquant"]
-        palette = palette_of(layer)
-        colormap = getattr(layer, "colormap", None)
-        if hasattr(colormap, "color_dict"):  # the clusters layer: its own colours
-            colours = [colormap.color_dict[i][:3] for i in range(1, palette.k + 1)]
-            swatches = ["#{:02x}{:02x}{:02x}".format(*(round(255 * float(c)) for c in rgb))
-                        for rgb in colours]  # fmt: skip
-        else:
-            swatches = palette.hex or ["#808080"] * palette.k
-        counts = record.get("counts")
-        if counts is None:  # lazy data: shares would need a pass over everything
-            shares = [""] * palette.k
-            summary = "lazy result (counts and compactness are computed on request)"
-        else:
-            total = max(sum(counts), 1)
-            shares = [f"{100 * count / total:.1f}%" for count in counts]
-            summary = f"compactness {record['compactness']:.4g}"
-        rows = [
-            f'<tr><td style="background-color:{swatch}">&nbsp;&nbsp;&nbsp;&nbsp;</td>'
-            f'<td>&nbsp;{i}</td><td align="right">&nbsp;{share}</td></tr>'
-            for i, (swatch, share) in enumerate(zip(swatches, shares, strict=True), start=1)
-        ]
-        self.palette.value = (
-            f"<b>{html.escape(layer.name)}</b>, k={palette.k}: {summary}"
-            f"<table>{''.join(rows)}</table>"
-        )
+        """Show a result layer's table (and plot, for a stack); None: nothing."""
+        self.view.show_layer(layer)
 
     def save_palette(self, path=None):
         """Write the shown result's palette (.json, .gpl or .csv); ask where when no path."""
-        if self._shown is None:
-            show_error("No result to save: run the quantization or select a result layer.")
-            return None
-        if path is None:
-            from qtpy.QtWidgets import QFileDialog
+        return self.view.save_palette(path)
 
-            path, _ = QFileDialog.getSaveFileName(
-                self.native, "Save palette", f"{self._shown.name}.json",
-                "Palette (*.json);;GIMP palette (*.gpl);;CSV (*.csv)",
-            )  # fmt: skip
-            if not path:
-                return None
-        try:
-            palette_of(self._shown).save(path)
-        except ValueError as e:
-            show_error(str(e))
-            return None
-        show_info(f"Palette saved to {path}")
-        return path
+    def save_table(self, path=None):
+        """Write the shown result's table as CSV (and, for a stack, its per-plane table)."""
+        return self.view.save_table(path)
 
 
 def compute(stop, bridge, layer, data, keywords, params, record, outputs):

@@ -73,7 +73,8 @@ def test_rgb_run_adds_two_layers_that_overlay_the_source(viewer, widget, qtbot):
         np.testing.assert_allclose(layer.affine.affine_matrix, source.affine.affine_matrix)
         assert layer.units == source.units
     np.testing.assert_array_equal(source.data, image)  # the source is untouched
-    assert "k=4: compactness" in widget.palette.value and "25.0%" in widget.palette.value
+    assert "k=4: compactness" in widget.view.title.text()
+    assert [row[2] for row in widget.view.rows()] == ["25.0%"] * 4
 
 
 def test_rgba_transparent_pixels_get_background(viewer, widget, qtbot):
@@ -294,7 +295,7 @@ def test_multiscale_dask_layer_gives_multiscale_lazy_layers(viewer, widget, qtbo
     nearest = ((pixels[:, None] - centers[None]) ** 2).sum(-1).argmin(1) + 1
     np.testing.assert_array_equal(crop.ravel(), nearest)
     assert clusters.metadata["napari_kquant"]["counts"] is None  # lazy: not computed
-    assert "lazy result" in widget.palette.value
+    assert "lazy result" in widget.view.title.text()
 
 
 def test_dask_layer_stays_lazy(viewer, widget, qtbot):
@@ -383,12 +384,12 @@ def test_palette_view_follows_the_selected_result_layer(viewer, widget, qtbot):
     napari_kquant.quantize_layer(second, k=3, seed=0)  # from the console
     widget.form.image.value = first
     run(widget, qtbot, k=4, seed="1")
-    assert "first k=4 clusters" in widget.palette.value
+    assert "first k=4 clusters" in widget.view.title.text()
     viewer.layers.selection.active = viewer.layers["second k=3 clusters"]
-    assert "second k=3 clusters" in widget.palette.value and "k=3" in widget.palette.value
+    assert "second k=3 clusters" in widget.view.title.text() and "k=3" in widget.view.title.text()
     viewer.layers.remove("second k=3 clusters")
     viewer.layers.remove("first k=4 clusters")
-    assert widget.palette.value == "" or "quantized" in widget.palette.value
+    assert widget.view.title.text() == "" or "quantized" in widget.view.title.text()
 
 
 def test_quantize_layer_with_a_kept_palette(viewer, tmp_path):
@@ -446,4 +447,4 @@ def test_clusters_layer_carries_the_table_as_features(viewer, widget, qtbot):
     assert features["label"].tolist() == [0, 1, 2, 3, 4]  # napari's convention: row i = label i
     assert features["count"].tolist() == [0, 256, 256, 256, 256]
     np.testing.assert_allclose(features["area"][1:], 256 * 0.125)
-    assert features["area_unit"][1] == "micrometer²"
+    assert features["area_unit"][1] == "µm²"

@@ -1,0 +1,338 @@
+"""The dock's view of one result layer: its measurement table, background marks, Save
+table… and Save palette…, and for stacks a plot of each cluster's share per plane.
+
+Everything shown comes from the layer's metadata through `_layers.layer_table`
+and `_measure`; nothing is computed here but layout. matplotlib (an optional
+dependency of the plugin's extra) is imported only when a stack is shown.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+from napari.layers import Labels
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ._files import FileError, write_all
+from ._layers import (
+    is_result,
+    layer_table,
+    measured,
+    palette_of,
+    plane_axis_names,
+    run_layers,
+    update_record,
+)
+from ._measure import plane_counts, share_curves, suggest_background
+
+#: The table's columns in the dock (the full table is in the clusters layer's features).
+COLUMNS = ("", "label", "share", "area", "background")
+BACKGROUND_COLUMN = COLUMNS.index("background")
+
+
+class ResultView(QWidget):
+    """The measurement table of the selected result layer (and its plot, for stacks)."""
+
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        self._viewer = viewer
+        self.layer = None  # the result layer shown
+        self.title = QLabel("")
+        self.title.setWordWrap(True)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.itemChanged.connect(self._item_changed)
+        self.save_table_button = QPushButton("Save table…")
+        self.save_palette_button = QPushButton("Save palette…")
+        self.measure_button = QPushButton("Measure (one pass over the data)")
+        self.save_table_button.clicked.connect(lambda: self.save_table())
+        self.save_palette_button.clicked.connect(lambda: self.save_palette())
+        self.measure_button.clicked.connect(lambda: self.measure())
+        buttons = QHBoxLayout()
+        for button in (self.save_table_button, self.save_palette_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.table)
+        layout.addWidget(self.measure_button)
+        layout.addLayout(buttons)
+        self.plot = None  # a matplotlib canvas, made when a stack is first shown
+        self._plot_note = QLabel("")
+        layout.addWidget(self._plot_note)
+        self._filling = False
+        self._measuring = None
+        self.show_layer(None)
+
+    # --- showing ------------------------------------------------------------------------------
+
+    def show_layer(self, layer) -> None:
+        """Show ``layer``'s result (None: nothing)."""
+        self.layer = layer if layer is not None and is_result(layer) else None
+        has = self.layer is not None
+        self.save_palette_button.setEnabled(has)
+        self.save_table_button.setEnabled(has and measured(self.layer))
+        self.measure_button.setVisible(has and not measured(self.layer))
+        self.table.setVisible(has)
+        if not has:
+            self.title.setText("")
+            self._show_plot(None)
+            return
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw the shown layer's table and plot from its metadata."""
+        layer = self.layer
+        if layer is None:
+            return
+        if layer not in self._viewer.layers:
+            self.show_layer(None)
+            return
+        record = layer.metadata["napari_kquant"]
+        palette = palette_of(layer)
+        background = set(record.get("background", ()))
+        table = layer_table(layer) if measured(layer) else None
+        if table is None:
+            summary = "lazy result: counts, shares and areas need a pass over all the data"
+        elif record.get("compactness") is not None:
+            summary = f"compactness {record['compactness']:.4g}"
+        else:
+            summary = "measured"
+        suggestion = suggest_background(palette)
+        hint = ""
+        if suggestion is not None and suggestion not in background:
+            hint = (
+                f"<br>Cluster {suggestion} is near-white (glass?): tick its background box "
+                "to leave it out of the foreground shares."
+            )
+        self.title.setText(f"<b>{html.escape(layer.name)}</b>, k={palette.k}: {summary}{hint}")
+        self._fill(layer, palette, table, background)
+        self._show_plot(record if table is not None else None)
+
+    def rows(self) -> list[tuple]:
+        """What the table shows: (swatch, label, share, area, background ticked) per row."""
+        out = []
+        for row in range(self.table.rowCount()):
+            swatch = self.table.item(row, 0).background().color().name()
+            texts = [self.table.item(row, c).text() for c in range(1, BACKGROUND_COLUMN)]
+            ticked = self.table.item(row, BACKGROUND_COLUMN).checkState() == Qt.CheckState.Checked
+            out.append((swatch, *texts, ticked))
+        return out
+
+    def _fill(self, layer, palette, table, background):
+        self._filling = True
+        try:
+            self.table.setRowCount(palette.k)
+            swatches = _swatches(layer, palette)
+            for row in range(palette.k):
+                label = row + 1
+                swatch = QTableWidgetItem("")
+                swatch.setBackground(QColor(swatches[row]))
+                swatch.setToolTip(swatches[row])
+                cells = [swatch, QTableWidgetItem(str(label))]
+                if table is None:
+                    cells += [QTableWidgetItem("—"), QTableWidgetItem("—")]
+                else:
+                    share = table["foreground_share" if background else "share"][label]
+                    shown = "bg" if label in background else f"{100 * share:.1f}%"
+                    area = f"{table['area'][label]:.4g} {table['area_unit'][label]}"
+                    cells += [QTableWidgetItem(shown), QTableWidgetItem(area)]
+                mark = QTableWidgetItem("")
+                mark.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
+                mark.setCheckState(
+                    Qt.CheckState.Checked if label in background else Qt.CheckState.Unchecked
+                )
+                cells.append(mark)
+                for column, item in enumerate(cells):
+                    if column != BACKGROUND_COLUMN:
+                        item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+                    self.table.setItem(row, column, item)
+            self.table.resizeColumnsToContents()
+        finally:
+            self._filling = False
+
+    def _show_plot(self, record) -> None:
+        counts = None if record is None else np.asarray(record["plane_counts"])
+        if counts is None or counts.ndim < 2:
+            if self.plot is not None:
+                self.plot.setVisible(False)
+            self._plot_note.setText("")
+            return
+        try:
+            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+            from matplotlib.figure import Figure
+        except ImportError:
+            self._plot_note.setText(
+                "Install matplotlib (pip install 'napari-kquant[all]') for the per-plane plot."
+            )
+            return
+        self._plot_note.setText("")
+        if self.plot is None:
+            self.plot = FigureCanvasQTAgg(Figure(figsize=(3.2, 2.2), layout="constrained"))
+            self.plot.setMinimumHeight(180)
+            self.layout().addWidget(self.plot)
+        self.plot.setVisible(True)
+        background = record.get("background", ())
+        shares = share_curves(counts, background)
+        swatches = _swatches(self.layer, palette_of(self.layer))
+        self.plot.figure.clear()
+        axes = self.plot.figure.subplots()
+        for label in range(1, shares.shape[1] + 1):
+            if label in background:
+                continue
+            axes.plot(100 * shares[:, label - 1], color=swatches[label - 1], label=str(label),
+                      marker="." if len(shares) < 30 else None)  # fmt: skip
+        axes.set_xlabel(plane_axis_names(record, self.layer)[0])
+        axes.set_ylabel("% of foreground" if background else "% of clustered pixels")
+        axes.tick_params(labelsize=7)
+        axes.xaxis.label.set_size(8)
+        axes.yaxis.label.set_size(8)
+        self.plot.draw_idle()
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def _item_changed(self, item) -> None:
+        if self._filling or item.column() != BACKGROUND_COLUMN or self.layer is None:
+            return
+        marked = {
+            row + 1
+            for row in range(self.table.rowCount())
+            if self.table.item(row, BACKGROUND_COLUMN).checkState() == Qt.CheckState.Checked
+        }
+        self.set_background(sorted(marked))
+
+    def set_background(self, labels) -> None:
+        """Mark these clusters (1..k) as background on the shown run's layers; the
+        foreground shares, the features and the plot follow."""
+        if self.layer is None:
+            return
+        from ._measure import check_background
+
+        try:
+            marked = check_background(labels, palette_of(self.layer).k)
+        except (TypeError, ValueError) as e:
+            show_error(str(e))
+            return
+        update_record(self._viewer, self.layer, background=marked)
+        self.refresh()
+
+    def measure(self):
+        """Count a lazy result's labels in a worker (one pass), then show its table."""
+        layer = self.layer
+        if layer is None or measured(layer) or self._measuring is not None:
+            return None
+        labels = next(
+            (other for other in run_layers(self._viewer, layer) if isinstance(other, Labels)),
+            None,
+        )
+        if labels is None:
+            show_error(f"{layer.name!r}: measuring needs its clusters layer, which is gone.")
+            return None
+        k = palette_of(layer).k
+        data = list(labels.data) if labels.multiscale else labels.data
+        worker = create_worker(_count, data, k, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda counts: self._measured(layer, counts))
+        worker.errored.connect(lambda e: show_error(f"Measuring {layer.name!r} failed: {e}"))
+        worker.finished.connect(self._measure_finished)
+        self._measuring = worker
+        self.measure_button.setEnabled(False)
+        self.measure_button.setText("Measuring…")
+        worker.start()
+        return worker
+
+    def _measure_finished(self):
+        self._measuring = None
+        self.measure_button.setEnabled(True)
+        self.measure_button.setText("Measure (one pass over the data)")
+
+    def _measured(self, layer, counts):
+        if layer not in self._viewer.layers:
+            return
+        update_record(
+            self._viewer, layer, plane_counts=counts.tolist(),
+            counts=counts.reshape(-1, counts.shape[-1]).sum(axis=0)[1:].tolist(),
+        )  # fmt: skip
+        if layer is self.layer:
+            self.show_layer(layer)
+
+    def save_table(self, path=None):
+        """Write the shown result's table as CSV; for a stack, the per-plane table beside
+        it as ``<name>-planes.csv``. Asks where when no path. Returns the paths written."""
+        layer = self.layer
+        if layer is None or not measured(layer):
+            show_error("No measured result to save: run, or measure the lazy result first.")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save table", f"{layer.name}.csv", "CSV (*.csv)"
+            )
+            if not path:
+                return None
+        path = Path(path)
+        if path.suffix.lower() != ".csv":
+            show_error(f"Save the table as a .csv file, not {path.name!r}.")
+            return None
+        texts = [(str(path), layer_table(layer).to_csv(index=False))]
+        if np.asarray(layer.metadata["napari_kquant"]["plane_counts"]).ndim > 1:
+            planes = path.with_name(f"{path.stem}-planes.csv")
+            texts.append((str(planes), layer_table(layer, per_plane=True).to_csv(index=False)))
+        try:
+            write_all([], [], texts=texts)
+        except (FileError, OSError) as e:
+            show_error(f"Could not save the table: {e}")
+            return None
+        written = [p for p, _ in texts]
+        show_info(f"Table saved to {', '.join(written)}")
+        return written
+
+    def save_palette(self, path=None):
+        """Write the shown result's palette (.json, .gpl or .csv); ask where when no path."""
+        if self.layer is None:
+            show_error("No result to save: run the quantization or select a result layer.")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save palette", f"{self.layer.name}.json",
+                "Palette (*.json);;GIMP palette (*.gpl);;CSV (*.csv)",
+            )  # fmt: skip
+            if not path:
+                return None
+        try:
+            palette_of(self.layer).save(path)
+        except (ValueError, OSError) as e:
+            show_error(str(e))
+            return None
+        show_info(f"Palette saved to {path}")
+        return path
+
+
+def _count(data, k):
+    """Worker thread: the per-plane counts of a lazy label image (one pass)."""
+    return np.asarray(plane_counts(data, k))
+
+
+def _swatches(layer, palette) -> list[str]:
+    """``#rrggbb`` per cluster: the clusters layer's own colours, else the palette's."""
+    colormap = getattr(layer, "colormap", None)
+    if hasattr(colormap, "color_dict"):
+        colours = [colormap.color_dict[i][:3] for i in range(1, palette.k + 1)]
+        return ["#{:02x}{:02x}{:02x}".format(*(round(255 * float(c)) for c in rgb))
+                for rgb in colours]  # fmt: skip
+    return palette.hex or ["#808080"] * palette.k
