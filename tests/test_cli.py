@@ -512,3 +512,112 @@ def test_closed_stderr_keeps_the_exit_status(tmp_path):
     bad = subprocess.run([exe, "in.jpg", "-k", "0", "-o", "p.png"], cwd=tmp_path,
                          stdout=subprocess.DEVNULL, preexec_fn=lambda: os.close(2))  # fmt: skip
     assert bad.returncode == 2
+
+
+# --- measurement tables ----------------------------------------------------------------------
+
+
+def test_table_of_one_image_with_pixel_size_and_background(tmp_path, capsys):
+    import pandas as pd
+
+    src, table = tmp_path / "in.png", tmp_path / "t.csv"
+    write_rgb(src, make_blocks())
+    mask = np.full((32, 32), 255, np.uint8)
+    mask[:4] = 0  # 128 pixels left out
+    cv2.imwrite(str(tmp_path / "m.png"), mask)
+    argv = [src, "-k", 4, "--seed", 1, "--table", table, "--mask", tmp_path / "m.png",
+            "--pixel-size", "0.5,0.25", "--unit", "µm", "--background", 4]  # fmt: skip
+    assert main(list(map(str, argv))) == 0  # a table alone: no image written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "m.png", "t.csv"]
+    assert "-> " + str(table) in capsys.readouterr().out
+    t = pd.read_csv(table, keep_default_na=False)
+    assert list(t.columns) == [
+        "label", "hex", "red", "green", "blue", "L*", "a*", "b*", "count", "share",
+        "background", "foreground_share", "area", "area_unit",
+    ]  # fmt: skip
+    assert t["count"].tolist() == [128, 192, 192, 256, 256]
+    assert t["area"].tolist() == [16.0, 24.0, 24.0, 32.0, 32.0]
+    assert set(t["area_unit"]) == {"µm²"}
+    assert t["background"].tolist() == [False, False, False, False, True]
+    np.testing.assert_allclose(t["foreground_share"][1:4].astype(float), [192 / 640, 0.3, 0.4])
+
+
+def test_table_of_a_zarr_stack_comes_from_the_pass_that_writes_it(tmp_path):
+    import pandas as pd
+    import zarr
+
+    image = np.stack([np.tile(make_blocks(seed=s), (4, 4, 1)) for s in range(2)])  # 2 planes
+    image[1, :64] = 240
+    src = tmp_path / "in.zarr"
+    zarr.open_array(src, mode="w", shape=image.shape, chunks=(1, 64, 64, 3), dtype="u1")[:] = image
+    out, table = tmp_path / "l.zarr", tmp_path / "t.csv"
+    assert main([str(src), "-k", "4", "--seed", "1", "--labels", str(out), "--table",
+                 str(table)]) == 0  # fmt: skip
+    labels = zarr.open_array(out, mode="r")[:]
+    t = pd.read_csv(table)
+    expected = np.bincount(labels.ravel(), minlength=5)
+    assert t["count"].tolist() == expected.tolist()
+
+
+def test_batch_table_has_a_file_column_and_only_the_images_written(tmp_path):
+    import pandas as pd
+
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    write_rgb(shoot / "a.png", make_blocks())
+    light = make_blocks(seed=1)
+    light[:16] = 240
+    write_rgb(shoot / "b.png", light)
+    (shoot / "c.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    proc = kquant(shoot / "a.png", shoot / "b.png", shoot / "c.png", "-k", 4, "--seed", 1,
+                  "--out-dir", out, "--table", out / "table.csv", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 1 and "c.png" in proc.stderr
+    t = pd.read_csv(out / "table.csv")
+    assert list(t.columns[:2]) == ["file", "label"]
+    assert t["file"].tolist() == ["a.png"] * 5 + ["b.png"] * 5
+    assert t["count"].tolist() == [0, 256, 256, 256, 256, 0, 0, 0, 256, 768]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "table.csv"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--table", "t.txt"], "--table 't.txt': the table is written as CSV"),
+        (["--table", "in.png"], "the table is written as CSV"),
+        (["--table", "in.csv"], "refusing to write table 'in.csv': it is an input"),
+        (["--table", "o.png", "-o", "o.png"], "table is written as CSV"),
+        (["--table", "t.csv", "-o", "t.csv"], "--table 't.csv' is also another output"),
+        (["--table", "t.csv", "--save-palette", "t.csv"], "is also another output"),
+        (["--table", "nowhere/t.csv"], "its folder does not exist"),
+        (["--table", "sub"], "--table 'sub': the table is written as CSV"),
+        (["--table", "sub.csv"], "cannot write table 'sub.csv': it is a folder"),
+        (["--background", "2", "-o", "o.png"], "--background goes with --table"),
+        (["--pixel-size", "1", "-o", "o.png"], "--pixel-size goes with --table"),
+        (["--table", "t.csv", "--background", "9"], r"between 1 and 8, got \[9\]"),
+        (["--table", "t.csv", "--background", "0"], r"between 1 and 8, got \[0\]"),
+        (["--table", "t.csv", "--background", "x"], "--background: invalid int value"),
+        (["--table", "t.csv", "--pixel-size", "0"], "--pixel-size: must be a positive size"),
+        (["--table", "t.csv", "--pixel-size", "nan"], "must be a positive size"),
+        (["--table", "t.csv", "--pixel-size", "1,2,3"], "must be a positive size"),
+        (["--table", "t.csv", "--pixel-size", "a,b"], "must be a positive size"),
+        (["--background", "1"], "give -o OUT (and/or --labels, --table)"),
+    ],
+)
+def test_bad_table_options_are_refused_before_any_work(tmp_path, capsys, extra, message):
+    write_rgb(tmp_path / "in.png", make_blocks())
+    (tmp_path / "in.csv").write_text("precious\n")
+    (tmp_path / "sub.csv").mkdir()
+    (tmp_path / "sub").mkdir()
+    before = snapshot(tmp_path)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        in_csv = ["--mask", "in.csv"] if "in.csv" in extra else []
+        status = main(["in.png", *extra, *in_csv])
+    finally:
+        os.chdir(cwd)
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert message in err or re.search(message, err), err
+    assert snapshot(tmp_path) == before  # nothing written, nothing lost

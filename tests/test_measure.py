@@ -1,7 +1,9 @@
 """Numbers per cluster (groundwork for the measurement issue): exact counts, shares, areas."""
 
+import dask
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
 
 from napari_kquant import Palette, quantize
@@ -45,3 +47,165 @@ def test_lazy_and_kept_palette_tables_equal_the_eager_one():
     assert gray.table()["count"].tolist() == [0, 1, 2] and "channel_0" in gray.table()
     with pytest.raises(ValueError, match="pixel_size must hold a positive size"):
         eager.table(pixel_size=(0.5, -1))
+
+
+def stack_of_blocks():
+    """(3, 32, 32, 3): plane 0 the four blocks, plane 1 with its top half light, plane 2
+    with a 4 x 4 dark square set into the light block. Labels 1 dark .. 4 light."""
+    stack = np.stack([make_blocks(seed=s) for s in range(3)])
+    stack[1, :16] = 240
+    stack[2, 16:20, :4] = 10
+    return stack
+
+
+# by hand: per plane, labels 0..4 (no pixel left out)
+PLANE_COUNTS = [[0, 256, 256, 256, 256], [0, 0, 0, 256, 768], [0, 272, 256, 256, 240]]
+
+
+def test_per_plane_counts_and_long_table_are_exact():
+    result = quantize(stack_of_blocks(), 4, channel_axis=-1, seed=1)
+    np.testing.assert_array_equal(result.plane_counts, PLANE_COUNTS)
+    table = result.plane_table(axes=["t"], pixel_size=(1.0, 0.5, 0.25), unit="µm")
+    assert list(table.columns[:2]) == ["t", "label"] and len(table) == 3 * 5
+    assert table["t"].tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    assert table["count"].tolist() == [n for plane in PLANE_COUNTS for n in plane]
+    plane1 = table[table.t == 1].set_index("label")
+    np.testing.assert_allclose(plane1["share"][1:], [0, 0, 0.25, 0.75])
+    np.testing.assert_allclose(plane1["area"], np.array(PLANE_COUNTS[1]) * 0.125)
+    whole = result.table()
+    assert whole["count"].tolist() == np.sum(PLANE_COUNTS, axis=0).tolist()
+    # "share of cluster 3 over time" is a filter away
+    np.testing.assert_allclose(table[table.label == 3]["share"], [0.25, 0.25, 256 / 1024])
+    default = result.plane_table()
+    assert "axis_0" in default.columns
+
+
+def test_per_plane_background_and_left_out_pixels():
+    stack = stack_of_blocks()
+    mask = np.ones(stack.shape[:3], bool)
+    mask[0, :, :8] = False  # 256 left out of plane 0: 128 dark-blue, 128 light
+    result = quantize(stack, 4, channel_axis=-1, seed=1, mask=mask)
+    table = result.plane_table(background=[4])
+    plane0 = table[table.axis_0 == 0].set_index("label")
+    assert plane0["count"].tolist() == [256, 256, 128, 256, 128]
+    # foreground of plane 0: labels 1..3 = 640 px; label 4 is background, label 0 left out
+    np.testing.assert_allclose(plane0["foreground_share"][1:4], [256 / 640, 128 / 640, 256 / 640])
+    assert np.isnan(plane0["foreground_share"][4]) and np.isnan(plane0["foreground_share"][0])
+    assert np.isnan(plane0["share"][0])
+    plane1 = table[table.axis_0 == 1].set_index("label")  # all light but one block
+    np.testing.assert_allclose(plane1["foreground_share"][1:4], [0, 0, 1])
+
+
+def test_lazy_per_plane_table_equals_eager_and_costs_one_pass(monkeypatch):
+    from napari_kquant._apply import Assigner
+
+    kernel_calls = []
+    assign = Assigner.assign
+
+    def counted(self, *args, **kwargs):
+        kernel_calls.append(1)
+        return assign(self, *args, **kwargs)
+
+    monkeypatch.setattr(Assigner, "assign", counted)
+    stack = stack_of_blocks()
+    eager = quantize(stack, 4, channel_axis=-1, seed=1)
+    reads = []
+
+    def load(t, y, x):  # a chunk read from disk, recorded
+        reads.append((t, y, x))
+        return stack[t : t + 1, y : y + 16, x : x + 16]
+
+    def chunk(t, y, x):
+        return da.from_delayed(dask.delayed(load)(t, y, x), (1, 16, 16, 3), stack.dtype)
+
+    lazy_input = da.concatenate(
+        [
+            da.concatenate(
+                [da.concatenate([chunk(t, y, x) for x in (0, 16)], axis=2) for y in (0, 16)],
+                axis=1,
+            )
+            for t in range(3)
+        ]
+    )
+    lazy = eager.palette.apply(lazy_input, channel_axis=-1)
+    assert isinstance(lazy.plane_counts, da.Array)
+    labels, _, counts = dask.compute(lazy.labels, lazy.quantized, lazy.plane_counts)
+    assert len(reads) == lazy_input.npartitions == 12  # each chunk read once, for all three
+    assert len(kernel_calls) == 12  # and assigned once
+    np.testing.assert_array_equal(counts, PLANE_COUNTS)
+    np.testing.assert_array_equal(labels, eager.labels)
+    pd.testing.assert_frame_equal(lazy.plane_table(), eager.plane_table())
+    pd.testing.assert_frame_equal(lazy.table(), eager.table())
+
+
+def test_multiscale_counts_are_the_finest_levels():
+    image = make_blocks()
+    palette = quantize(image, 4, channel_axis=-1, seed=1).palette
+    result = palette.apply([image, image[::2, ::2]], channel_axis=-1)
+    assert result.plane_counts.tolist() == [0, 256, 256, 256, 256]
+
+
+def test_background_suggestion_is_the_lightest_near_white_cluster_only():
+    from napari_kquant import suggest_background
+
+    slide = Palette.from_colors(["#783c8c", "#b4785a", "#eceaee"])  # hex colours: 8-bit
+    assert suggest_background(slide) == 3
+    colourful = Palette.from_colors(["#141ec8", "#fadc1e"])  # the lightest is yellow
+    assert suggest_background(colourful) is None
+    grey = Palette.from_colors(np.array([[10.0], [250.0]]), dtype="uint8")
+    assert suggest_background(grey) is None  # not colour: nothing to say
+    # the quantized slide gives the same suggestion as its palette, and nothing is marked
+    result = slide.apply(np.full((2, 2, 3), 236, np.uint8), channel_axis=-1)
+    assert not result.table()["background"].any()
+
+
+def test_share_curves_per_first_plane_axis():
+    from napari_kquant._measure import share_curves
+
+    np.testing.assert_allclose(share_curves(PLANE_COUNTS)[1], [0, 0, 0.25, 0.75])
+    fg = share_curves(PLANE_COUNTS, background=[4])
+    np.testing.assert_allclose(fg[2], [272 / 784, 256 / 784, 256 / 784, np.nan])
+    four_d = np.array([PLANE_COUNTS, PLANE_COUNTS])  # (2, 3, 5): further axes are summed
+    np.testing.assert_allclose(share_curves(four_d)[0], np.array([528, 512, 768, 1264]) / 3072)
+    empty = share_curves([[5, 0, 0]])
+    assert np.isnan(empty).all()
+
+
+@pytest.mark.parametrize(
+    ("keywords", "error", "match"),
+    [
+        ({"background": True}, TypeError, "background must be labels"),
+        ({"background": "4"}, TypeError, "background must be labels"),
+        ({"background": [1.5]}, TypeError, "background must be labels"),
+        ({"background": [None]}, TypeError, "background must be labels"),
+        ({"background": [0]}, ValueError, r"between 1 and 4, got \[0\]"),
+        ({"background": 5}, ValueError, r"between 1 and 4, got \[5\]"),
+        ({"pixel_size": 0}, ValueError, "pixel_size must hold a positive size"),
+        ({"pixel_size": (np.nan, 1)}, ValueError, "pixel_size"),
+        ({"pixel_size": (1,)}, ValueError, "pixel_size"),
+        ({"pixel_size": "0.5"}, ValueError, "pixel_size"),
+        ({"pixel_size": (np.inf, 1)}, ValueError, "pixel_size"),
+    ],
+)
+def test_bad_table_options_name_the_parameter(keywords, error, match):
+    result = quantize(make_blocks(), 4, channel_axis=-1, seed=1)
+    with pytest.raises(error, match=match):
+        result.table(**keywords)
+    with pytest.raises(error, match=match):
+        result.plane_table(**keywords)
+
+
+def test_scalar_pixel_size_and_axes_that_do_not_fit():
+    result = quantize(stack_of_blocks(), 4, channel_axis=-1, seed=1)
+    np.testing.assert_allclose(result.table(pixel_size=0.5, unit="µm")["area"][1], 528 * 0.25)
+    assert result.table(pixel_size=0.5)["area_unit"][1] == ""  # a size without a unit
+    with pytest.raises(ValueError, match="axes must name the 1 plane axes"):
+        result.plane_table(axes=["t", "z"])
+
+
+def test_table_to_csv_round_trips(tmp_path):
+    result = quantize(make_blocks(), 4, channel_axis=-1, seed=1)
+    result.table(background=[4]).to_csv(tmp_path / "t.csv", index=False)
+    back = pd.read_csv(tmp_path / "t.csv")
+    assert back["count"].tolist() == [0, 256, 256, 256, 256]
+    assert back["background"].tolist() == [False, False, False, False, True]

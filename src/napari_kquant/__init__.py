@@ -5,6 +5,7 @@ imported when `quantize_layer` is first used.
 """
 
 from ._fit import fit, fit_pooled
+from ._measure import suggest_background
 from ._palette import Palette
 from ._quantize import quantize
 from ._result import QuantizeResult
@@ -20,6 +21,7 @@ __all__ = [
     "load_photo",
     "quantize",
     "quantize_layer",
+    "suggest_background",
 ]
 
 

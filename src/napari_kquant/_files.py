@@ -461,6 +461,8 @@ def write_all(planned: list[Output], arrays, extra=(), texts=()):
         if lazy or any(o.zarr for o in planned):
             arrays, extra = _compute(transaction, planned, arrays, extra)
         for path, content in texts(list(extra)) if callable(texts) else texts:
+            if os.path.isdir(path):  # never replace a folder with a file
+                raise FileError(f"cannot write {path!r}: it is a folder")
             transaction.stage_bytes(Output(path, "text", np.dtype(np.uint8), 0, False),
                                     content.encode("utf-8"))  # fmt: skip
         for output, data in zip(planned, arrays, strict=True):

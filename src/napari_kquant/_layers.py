@@ -168,7 +168,7 @@ def output_layers(
         "counts": None if lazy else result.counts.tolist(),
         "compactness": None if lazy else result.compactness,
         # pixels per label 0..k per plane ((k + 1) list for a 2-D image): the table's source
-        "plane_counts": None if lazy else np.asarray(result.plane_counts).tolist(),
+        "plane_counts": None if lazy else kept_counts(result.plane_counts),
         "background": [],
         "palette": result.palette.to_dict(),
     }
@@ -191,6 +191,18 @@ def output_layers(
             kwargs["features"] = _features(record, layer)
         tuples.append((result.labels, kwargs, "labels"))
     return tuples
+
+
+#: Per-plane counts larger than this (planes x (k + 1)) are kept summed over the planes: a
+#: layer's metadata is copied around by napari, and holds Python lists.
+MAX_KEPT_COUNTS = 200_000
+
+
+def kept_counts(plane_counts) -> list:
+    counts = np.asarray(plane_counts)
+    if counts.size > MAX_KEPT_COUNTS:
+        counts = counts.reshape(-1, counts.shape[-1]).sum(axis=0)
+    return counts.tolist()
 
 
 def plane_axis_names(record, layer) -> list[str]:

@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 from ._files import FileError, write_all
 from ._layers import (
     is_result,
+    kept_counts,
     layer_table,
     measured,
     palette_of,
@@ -43,6 +44,8 @@ from ._measure import plane_counts, share_curves, suggest_background
 #: The table's columns in the dock (the full table is in the clusters layer's features).
 COLUMNS = ("", "label", "share", "area", "background")
 BACKGROUND_COLUMN = COLUMNS.index("background")
+#: The plot shows at most this many clusters (the largest).
+MAX_LINES = 24
 
 
 class ResultView(QWidget):
@@ -194,9 +197,12 @@ class ResultView(QWidget):
         swatches = _swatches(self.layer, palette_of(self.layer))
         self.plot.figure.clear()
         axes = self.plot.figure.subplots()
-        for label in range(1, shares.shape[1] + 1):
-            if label in background:
-                continue
+        shown = [label for label in range(1, shares.shape[1] + 1) if label not in background]
+        if len(shown) > MAX_LINES:  # the largest clusters only: a readable plot, drawn fast
+            total = np.nansum(shares, axis=0)
+            shown = sorted(sorted(shown, key=lambda label: -total[label - 1])[:MAX_LINES])
+            axes.set_title(f"the {MAX_LINES} largest clusters", fontsize=8)
+        for label in shown:
             axes.plot(100 * shares[:, label - 1], color=swatches[label - 1], label=str(label),
                       marker="." if len(shares) < 30 else None)  # fmt: skip
         axes.set_xlabel(plane_axis_names(record, self.layer)[0])
@@ -257,16 +263,26 @@ class ResultView(QWidget):
         worker.start()
         return worker
 
+    def _alive(self) -> bool:
+        """False once the dock (or the viewer) was closed: its Qt objects are gone."""
+        try:
+            self.objectName()
+        except RuntimeError:
+            return False
+        return True
+
     def _measure_finished(self):
         self._measuring = None
+        if not self._alive():
+            return
         self.measure_button.setEnabled(True)
         self.measure_button.setText("Measure (one pass over the data)")
 
     def _measured(self, layer, counts):
-        if layer not in self._viewer.layers:
+        if not self._alive() or layer not in self._viewer.layers:
             return
         update_record(
-            self._viewer, layer, plane_counts=counts.tolist(),
+            self._viewer, layer, plane_counts=kept_counts(counts),
             counts=counts.reshape(-1, counts.shape[-1]).sum(axis=0)[1:].tolist(),
         )  # fmt: skip
         if layer is self.layer:
@@ -292,7 +308,11 @@ class ResultView(QWidget):
         texts = [(str(path), layer_table(layer).to_csv(index=False))]
         if np.asarray(layer.metadata["napari_kquant"]["plane_counts"]).ndim > 1:
             planes = path.with_name(f"{path.stem}-planes.csv")
-            texts.append((str(planes), layer_table(layer, per_plane=True).to_csv(index=False)))
+            text = layer_table(layer, per_plane=True).to_csv(index=False)
+            if not _ours_or_new(planes, text):
+                show_error(f"Not saved: {planes.name} exists and is not a table of napari-kquant.")
+                return None
+            texts.append((str(planes), text))
         try:
             write_all([], [], texts=texts)
         except (FileError, OSError) as e:
@@ -321,6 +341,18 @@ class ResultView(QWidget):
             return None
         show_info(f"Palette saved to {path}")
         return path
+
+
+def _ours_or_new(path: Path, text: str) -> bool:
+    """Whether a file beside the one the user chose may be written: it does not exist,
+    or it is a per-plane table like ours (the same header), from an earlier save."""
+    if not path.exists():
+        return True
+    try:
+        with open(path, encoding="utf-8") as f:
+            return path.is_file() and f.readline() == text.partition("\n")[0] + "\n"
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _count(data, k):

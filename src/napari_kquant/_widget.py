@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import napari
+import numpy as np
 from magicgui import magicgui
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
@@ -27,6 +28,7 @@ from ._layers import (
     run,
     warm_label_colormaps,
 )
+from ._layout import is_lazy
 from ._options import (
     COLOR_SPACES,
     CRITERIA,
@@ -410,6 +412,8 @@ def compute(stop, bridge, layer, data, keywords, params, record, outputs):
             raise Cancelled from None
 
     result = run(data, {**params, **keywords}, report)
+    if not is_lazy(result.counts):
+        np.asarray(result.plane_counts)  # counted here (cached), not while drawing
     _warm_up()  # no-op after the first time; the drawing that follows must not compile
     return layer, result, record, outputs
 

@@ -448,3 +448,135 @@ def test_clusters_layer_carries_the_table_as_features(viewer, widget, qtbot):
     assert features["count"].tolist() == [0, 256, 256, 256, 256]
     np.testing.assert_allclose(features["area"][1:], 256 * 0.125)
     assert features["area_unit"][1] == "µm²"
+
+
+# --- the measurement table in the dock ---------------------------------------------------------
+
+
+def _stack(viewer):
+    stack = np.stack([make_blocks(seed=s) for s in range(4)])
+    stack[1:3, :16] = 240  # planes 1 and 2: the top half light
+    return viewer.add_image(stack, name="movie", rgb=True, scale=(1, 0.5, 0.25),
+                            units=("s", "um", "um"), axis_labels=("t", "y", "x"))  # fmt: skip
+
+
+def test_stack_table_background_and_plot_follow_each_other(viewer, widget, qtbot):
+    source = _stack(viewer)
+    before = np.array(source.data)
+    run(widget, qtbot, k=4, seed="1")
+    view = widget.view
+    clusters = viewer.layers["movie k=4 clusters"]
+    quantized = viewer.layers["movie k=4 quantized"]
+    assert view.layer.name == clusters.name  # (the plugin's viewer is napari's public proxy)
+    # planes 0 and 3: 256 px per label; planes 1 and 2: 768 light, 256 red
+    total = np.array([512, 512, 1024, 2048])
+    assert [row[1:] for row in view.rows()] == [
+        (str(i + 1), f"{100 * n / 4096:.1f}%", f"{n * 0.125:.4g} µm²", False)
+        for i, n in enumerate(total)
+    ]
+    colours = [clusters.colormap.color_dict[i][:3] for i in range(1, 5)]
+    swatches = ["#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in rgb)) for rgb in colours]
+    assert [row[0] for row in view.rows()] == swatches
+    assert "Cluster 4 is near-white" in view.title.text()  # suggested, not marked
+    lines = view.plot.figure.axes[0].lines
+    assert len(lines) == 4 and view.plot.isVisibleTo(view)  # one line per cluster
+    np.testing.assert_allclose(lines[3].get_ydata(), [25, 75, 75, 25])  # the light share per t
+    assert view.plot.figure.axes[0].get_xlabel() == "t"
+
+    # tick cluster 4 as background: shares, features, metadata and plot follow, on both layers
+    from qtpy.QtCore import Qt
+
+    view.table.item(3, 4).setCheckState(Qt.CheckState.Checked)
+    foreground = total[:3].sum()
+    assert [row[2] for row in view.rows()] == [
+        *(f"{100 * n / foreground:.1f}%" for n in total[:3]),
+        "bg",
+    ]
+    for layer in (clusters, quantized):
+        assert layer.metadata["napari_kquant"]["background"] == [4]
+    np.testing.assert_allclose(clusters.features["foreground_share"][1:4], total[:3] / foreground)
+    assert clusters.features["background"].tolist() == [False, False, False, False, True]
+    lines = view.plot.figure.axes[0].lines
+    assert len(lines) == 3
+    np.testing.assert_allclose(lines[2].get_ydata(), [100 / 3, 100, 100, 100 / 3])
+    import json
+
+    json.dumps(clusters.metadata)  # metadata stays JSON-serialisable
+    # the quantized layer shows the same run's table
+    viewer.layers.selection.active = quantized
+    assert view.layer.name == quantized.name and view.rows()[3][4] is True
+    np.testing.assert_array_equal(source.data, before)
+
+
+def test_save_table_writes_the_table_and_the_per_plane_table(viewer, widget, qtbot, tmp_path):
+    import pandas as pd
+
+    _stack(viewer)
+    run(widget, qtbot, k=4, seed="1")
+    widget.view.set_background([4])
+    written = widget.save_table(str(tmp_path / "movie.csv"))
+    assert written == [str(tmp_path / "movie.csv"), str(tmp_path / "movie-planes.csv")]
+    whole = pd.read_csv(tmp_path / "movie.csv")
+    assert whole["count"].tolist() == [0, 512, 512, 1024, 2048]
+    assert whole["background"].tolist() == [False, False, False, False, True]
+    planes = pd.read_csv(tmp_path / "movie-planes.csv")
+    assert list(planes.columns[:2]) == ["t", "label"] and len(planes) == 4 * 5
+    assert planes[planes.label == 4]["count"].tolist() == [256, 768, 768, 256]
+    np.testing.assert_allclose(planes[planes.label == 4]["area"], [32, 96, 96, 32])
+
+    # bad paths: a notification, and nothing written or lost
+    start = len(notification_manager.records)
+    (tmp_path / "keep.txt").write_text("mine")
+    assert widget.save_table(str(tmp_path / "keep.txt")) is None
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+    (tmp_path / "dir.csv").mkdir()
+    assert widget.save_table(str(tmp_path / "dir.csv")) is None
+    assert widget.save_table(str(tmp_path / "missing" / "t.csv")) is None
+    (tmp_path / "notes-planes.csv").write_text("my own notes\n")  # beside the chosen file
+    assert widget.save_table(str(tmp_path / "notes.csv")) is None
+    assert (tmp_path / "notes-planes.csv").read_text() == "my own notes\n"
+    assert len(errors_since(start)) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "dir.csv",
+        "keep.txt",
+        "movie-planes.csv",
+        "movie.csv",
+        "notes-planes.csv",
+    ]
+    assert widget.save_table(str(tmp_path / "movie.csv")) is not None  # our own: replaced
+
+
+def test_lazy_result_is_measured_on_request_in_one_pass(viewer, widget, qtbot):
+    import dask.array as da
+
+    blocks = np.tile(make_blocks(), (4, 4, 1))  # 128 x 128
+    viewer.add_image(da.from_array(blocks, chunks=(64, 64, 3)), name="lazy", rgb=True)
+    run(widget, qtbot, k=4, seed="1", sample=5000)
+    view = widget.view
+    assert view.measure_button.isVisibleTo(view) and not view.save_table_button.isEnabled()
+    assert [row[2] for row in view.rows()] == ["—"] * 4
+    worker = view.measure()
+    qtbot.waitUntil(lambda: view._measuring is None, timeout=60_000)
+    assert worker is not None
+    clusters = viewer.layers["lazy k=4 clusters"]
+    assert clusters.features["count"].tolist() == [0, 4096, 4096, 4096, 4096]
+    assert clusters.metadata["napari_kquant"]["counts"] == [4096] * 4
+    assert [row[2] for row in view.rows()] == ["25.0%"] * 4
+    assert view.save_table_button.isEnabled() and not view.measure_button.isVisibleTo(view)
+    assert isinstance(clusters.data, da.Array)  # still lazy
+
+
+def test_measuring_a_layer_that_is_removed_meanwhile_changes_nothing(viewer, widget, qtbot):
+    import dask.array as da
+
+    blocks = np.tile(make_blocks(), (4, 4, 1))
+    viewer.add_image(da.from_array(blocks, chunks=(64, 64, 3)), name="lazy", rgb=True)
+    run(widget, qtbot, k=4, seed="1", sample=5000)
+    clusters = viewer.layers["lazy k=4 clusters"]
+    worker = widget.view.measure()
+    viewer.layers.remove(clusters)
+    viewer.layers.remove("lazy k=4 quantized")
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    assert widget.view.layer is None and widget.view.title.text() == ""
+    assert clusters.metadata["napari_kquant"]["plane_counts"] is None
