@@ -155,7 +155,7 @@ class ResultView(QWidget):
                 else:
                     share = table["foreground_share" if background else "share"][label]
                     shown = "bg" if label in background else f"{100 * share:.1f}%"
-                    area = f"{table['area'][label]:.4g} {table['area_unit'][label]}"
+                    area = f"{_number(table['area'][label])} {table['area_unit'][label]}"
                     cells += [QTableWidgetItem(shown), QTableWidgetItem(area)]
                 mark = QTableWidgetItem("")
                 mark.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
@@ -181,6 +181,7 @@ class ResultView(QWidget):
         try:
             from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
             from matplotlib.figure import Figure
+            from matplotlib.ticker import MaxNLocator
         except ImportError:
             self._plot_note.setText(
                 "Install matplotlib (pip install 'napari-kquant[all]') for the per-plane plot."
@@ -207,6 +208,7 @@ class ResultView(QWidget):
                       marker="." if len(shares) < 30 else None)  # fmt: skip
         axes.set_xlabel(plane_axis_names(record, self.layer)[0])
         axes.set_ylabel("% of foreground" if background else "% of clustered pixels")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # plane indices
         axes.tick_params(labelsize=7)
         axes.xaxis.label.set_size(8)
         axes.yaxis.label.set_size(8)
@@ -341,6 +343,11 @@ class ResultView(QWidget):
             return None
         show_info(f"Palette saved to {path}")
         return path
+
+
+def _number(value: float) -> str:
+    """An area for the dock: 12,345 or 0.1234."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def _ours_or_new(path: Path, text: str) -> bool:
