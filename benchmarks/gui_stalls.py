@@ -23,6 +23,9 @@ def main() -> None:
     parser.add_argument("--megapixels", type=float, default=3.0)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--k", type=int, default=16)
+    parser.add_argument(
+        "--planes", type=int, default=1, help="a stack of this many planes (the dock plots it)"
+    )
     args = parser.parse_args()
 
     import napari
@@ -33,6 +36,8 @@ def main() -> None:
 
     side = round((args.megapixels * 1e6) ** 0.5)
     image = cv2.resize(load_photo(), (side, side), interpolation=cv2.INTER_CUBIC)
+    if args.planes > 1:
+        image = np.stack([np.roll(image, 8 * t, axis=1) for t in range(args.planes)])
     viewer = napari.Viewer()
     viewer.add_image(image, name="photo", rgb=True)
     _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
@@ -60,7 +65,8 @@ def main() -> None:
         timer.stop()
         gaps = np.diff(beats)
         print(
-            f"run {run}: {side}x{side} RGB ({side * side / 1e6:.1f} MP), k={args.k}: "
+            f"run {run}: {args.planes} x {side}x{side} RGB ({image.size / 3e6:.1f} MP), "
+            f"k={args.k}: "
             f"{drawn - click:.2f} s from click to results, longest stall "
             f"{1000 * gaps.max():.0f} ms, {np.sum(gaps > 0.2)} stalls over 200 ms"
         )

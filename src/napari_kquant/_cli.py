@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reduce the colours of images by K-means clustering (OpenCV). With one "
         "IMAGE and -o, quantize it; with several and --out-dir, fit one palette across all "
         "of them (or apply --palette) and write each. With no IMAGE, the photograph bundled "
-        "with napari-kquant is used; without -o or --out-dir, napari opens.",
+        "with napari-kquant is used; with no output (-o, --labels, --table, --out-dir), "
+        "napari opens.",
     )
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files or a .zarr array")
     p.add_argument("-k", type=int, default=8, help="number of colours (default: 8)")

@@ -425,7 +425,7 @@ _warmed = False
 def _warm_up():
     """Once per session, off the GUI thread: load our compiled kernels, compile napari's
     label colormaps, and import what napari imports when it first builds a Labels layer
-    (pandas for its features table, the vispy layer visuals)."""
+    (pandas for its features table, the vispy layer visuals) and the plot's matplotlib."""
     global _warmed
     with _warm_lock:
         if _warmed:
@@ -435,7 +435,15 @@ def _warm_up():
         from . import _assign  # noqa: F401  (numba: loads the cached kernels)
 
         warm_label_colormaps()
-        for module in ("pandas", "napari._vispy.layers.labels", "napari._vispy.layers.image"):
+        modules = (
+            "pandas",
+            "napari._vispy.layers.labels",
+            "napari._vispy.layers.image",
+            "matplotlib.figure",
+            "matplotlib.ticker",
+            "matplotlib.backends.backend_qtagg",
+        )  # matplotlib: the dock's per-plane plot (optional: skipped when not installed)
+        for module in modules:
             with contextlib.suppress(ImportError):  # only a head start: napari imports them
                 importlib.import_module(module)
         _warmed = True
