@@ -587,9 +587,12 @@ def test_batch_table_has_a_file_column_and_only_the_images_written(tmp_path):
         (["--table", "in.png"], "the table is written as CSV"),
         (["--table", "in.csv"], "refusing to write table 'in.csv': it is an input"),
         (["--table", "o.png", "-o", "o.png"], "table is written as CSV"),
-        (["--table", "t.csv", "-o", "t.csv"], "--table 't.csv' is also another output"),
-        (["--table", "t.csv", "--save-palette", "t.csv"], "is also another output"),
-        (["--table", "nowhere/t.csv"], "its folder does not exist"),
+        (["--table", "t.csv", "-o", "t.csv"], "the output and the table would both be written"),
+        (["--table", "t.csv", "--save-palette", "t.csv"], "palette and the table would both"),
+        (["--table", ""], "--table '': the table is written as CSV"),
+        (["--table", "t.csv", "--unit", "mm"], "--unit goes with --pixel-size"),
+        (["--unit", "mm", "-o", "o.png"], "--unit goes with --pixel-size"),
+        (["--table", "nowhere/t.csv"], "cannot write table 'nowhere/t.csv': folder .* does not"),
         (["--table", "sub"], "--table 'sub': the table is written as CSV"),
         (["--table", "sub.csv"], "cannot write table 'sub.csv': it is a folder"),
         (["--background", "2", "-o", "o.png"], "--background goes with --table"),
@@ -602,6 +605,7 @@ def test_batch_table_has_a_file_column_and_only_the_images_written(tmp_path):
         (["--table", "t.csv", "--pixel-size", "1,2,3"], "must be a positive size"),
         (["--table", "t.csv", "--pixel-size", "a,b"], "must be a positive size"),
         (["--background", "1"], "give -o OUT (and/or --labels, --table)"),
+        (["--unit", "mm"], "give -o OUT (and/or --labels, --table)"),
     ],
 )
 def test_bad_table_options_are_refused_before_any_work(tmp_path, capsys, extra, message):
@@ -621,3 +625,36 @@ def test_bad_table_options_are_refused_before_any_work(tmp_path, capsys, extra, 
     assert status == 2 and len(err.strip().splitlines()) == 1, err
     assert message in err or re.search(message, err), err
     assert snapshot(tmp_path) == before  # nothing written, nothing lost
+
+
+def test_a_table_never_lands_inside_an_input_or_an_output_store(tmp_path, capsys):
+    import zarr
+
+    image = np.tile(make_blocks(), (4, 4, 1))
+    src = tmp_path / "in.zarr"
+    zarr.open_array(src, mode="w", shape=image.shape, chunks=(64, 64, 3), dtype="u1")[:] = image
+    before = snapshot(src)
+    argv = [str(src), "-k", "3", "--seed", "0", "-o", str(tmp_path / "out.zarr")]
+    assert main([*argv, "--table", str(src / "t.csv")]) == 2
+    assert "refusing to write table" in capsys.readouterr().err
+    assert snapshot(src) == before
+    assert not (tmp_path / "out.zarr").exists()
+    assert main(argv) == 0  # out.zarr now exists: a table inside it is refused before work
+    capsys.readouterr()
+    assert main([*argv, "--table", str(tmp_path / "out.zarr" / "t.csv")]) == 2
+    assert "lies inside the output" in capsys.readouterr().err
+    assert main([*argv, "--save-palette", str(src / "p.json")]) == 2
+    assert "inside the input" in capsys.readouterr().err
+    assert snapshot(src) == before
+
+
+def test_a_batch_that_writes_nothing_leaves_no_new_folder(tmp_path):
+    palette = tmp_path / "p.gpl"
+    palette.write_text("GIMP Palette\n0 0 0\n255 255 255\n")
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"not an image")
+    new = tmp_path / "new"
+    proc = kquant(tmp_path / "a.png", tmp_path / "b.png", "--palette", palette, "--out-dir", new,
+                  "--table", new / "t.csv", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 1 and "2 of 2 files failed" in proc.stderr
+    assert not (tmp_path / "new").exists()

@@ -45,7 +45,7 @@ def test_lazy_and_kept_palette_tables_equal_the_eager_one():
     np.testing.assert_array_equal(lazy.table()["count"], eager.table()["count"])
     gray = Palette.from_colors(np.array([[0.0], [100.0]])).apply(np.array([[10, 90, 60]]))
     assert gray.table()["count"].tolist() == [0, 1, 2] and "channel_0" in gray.table()
-    with pytest.raises(ValueError, match="pixel_size must hold a positive size"):
+    with pytest.raises(ValueError, match="pixel_size must hold positive sizes"):
         eager.table(pixel_size=(0.5, -1))
 
 
@@ -180,11 +180,22 @@ def test_share_curves_per_first_plane_axis():
         ({"background": [None]}, TypeError, "background must be labels"),
         ({"background": [0]}, ValueError, r"between 1 and 4, got \[0\]"),
         ({"background": 5}, ValueError, r"between 1 and 4, got \[5\]"),
-        ({"pixel_size": 0}, ValueError, "pixel_size must hold a positive size"),
+        ({"background": b"1"}, TypeError, "background must be labels"),
+        ({"background": {1: 2}}, TypeError, "background must be labels"),
+        ({"pixel_size": 0}, ValueError, "pixel_size must hold positive sizes"),
+        ({"pixel_size": -0.5}, ValueError, "pixel_size must hold positive sizes"),
         ({"pixel_size": (np.nan, 1)}, ValueError, "pixel_size"),
-        ({"pixel_size": (1,)}, ValueError, "pixel_size"),
-        ({"pixel_size": "0.5"}, ValueError, "pixel_size"),
+        ({"pixel_size": (1,)}, ValueError, "must hold 2 sizes .* got 1"),
+        ({"pixel_size": (1, 2, 3)}, ValueError, "must hold 2 sizes .* got 3"),
+        ({"pixel_size": "0.5"}, TypeError, "pixel_size must be a number"),
+        ({"pixel_size": b"12"}, TypeError, "pixel_size must be a number"),
+        ({"pixel_size": True}, TypeError, "pixel_size must be a number"),
+        ({"pixel_size": (True, 1)}, TypeError, "pixel_size must hold numbers"),
+        ({"pixel_size": ("1", "2")}, TypeError, "pixel_size must hold numbers"),
         ({"pixel_size": (np.inf, 1)}, ValueError, "pixel_size"),
+        ({"pixel_size": 1e200}, ValueError, "gives a pixel area of inf"),
+        ({"pixel_size": 1e-200}, ValueError, "gives a pixel area of 0.0"),
+        ({"pixel_size": 1, "unit": 5}, TypeError, "unit must be a string"),
     ],
 )
 def test_bad_table_options_name_the_parameter(keywords, error, match):
@@ -201,6 +212,22 @@ def test_scalar_pixel_size_and_axes_that_do_not_fit():
     assert result.table(pixel_size=0.5)["area_unit"][1] == ""  # a size without a unit
     with pytest.raises(ValueError, match="axes must name the 1 plane axes"):
         result.plane_table(axes=["t", "z"])
+    for clash in (["count"], ["label"], ["red"]):  # a column of the table
+        with pytest.raises(ValueError, match="not columns of the table"):
+            result.plane_table(axes=clash)
+    with pytest.raises(TypeError, match="axes must be a list of names"):
+        result.plane_table(axes="t")
+    with pytest.raises(TypeError, match="axes must be non-empty strings"):
+        result.plane_table(axes=[0])
+    # a layer's scale (one size per spatial axis) and the last two give the same areas
+    a = result.table(pixel_size=(1.0, 0.5, 0.25))["area"]
+    pd.testing.assert_series_equal(a, result.table(pixel_size=(0.5, 0.25))["area"])
+
+
+def test_one_dimensional_areas_are_lengths_however_the_size_is_given():
+    result = quantize(np.array([0, 0, 0, 200], np.uint8), 2, seed=0)
+    by_scalar = result.table(pixel_size=2.0)["area"].tolist()
+    assert by_scalar == result.table(pixel_size=[2.0])["area"].tolist() == [0, 6.0, 2.0]
 
 
 def test_table_to_csv_round_trips(tmp_path):

@@ -47,7 +47,16 @@ def _emit(i, label, pixels, ncolour, palette, labels, out):
             out[i, ch] = pixels[i, ch]
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+def _compiled(function):
+    """``numba.njit`` with the compiled code cached on disk, or, where numba finds no
+    writable cache folder (a read-only install and home), compiled once per session."""
+    try:
+        return numba.njit(parallel=True, nogil=True, cache=True)(function)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return numba.njit(parallel=True, nogil=True)(function)
+
+
+@_compiled
 def _assign_kernel(
     features, nfeat, pixels, ncolour, valid, centers, palette, lut, labels, out, counts, sse
 ):
@@ -92,7 +101,7 @@ def _assign_kernel(
         sse[b] = total
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@_compiled
 def _paint_kernel(labels, pixels, ncolour, palette, out):
     """Write ``palette[label]`` for labelled pixels, the source pixel elsewhere."""
     n = labels.shape[0]

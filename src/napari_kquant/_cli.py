@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SIZE",
         help="--table: the pixel size (SIZE, or ROW,COLUMN) for areas in --unit squared",
     )
-    p.add_argument("--unit", default="µm", help="--table: the unit of --pixel-size (default: µm)")
+    p.add_argument("--unit", help="--table: the unit of --pixel-size (default: µm)")
     p.add_argument("--criteria", choices=list(CRITERIA), default="eps+max_iter")
     p.add_argument("--max-iter", type=int, default=MAX_ITER, help="2 to 100 (default: 100)")
     p.add_argument(
@@ -168,38 +168,25 @@ def _palette_text(path, palette) -> str:
         raise CLIError(f"--save-palette {path!r}: {e}") from None
 
 
-def _check_palette_path(path, inputs):
-    if path is None:
-        return
+def _texts(args) -> list[tuple[str, str]]:
+    """The text files asked for: (path, what)."""
+    pairs = ((args.save_palette, "palette"), (args.table, "table"))
+    return [(path, what) for path, what in pairs if path is not None]
+
+
+def _check_texts(args, inputs, new_folder=None):
+    """--save-palette and --table: their formats, then the checks every output path gets
+    (not an input or inside one, not a folder, the folder exists and is writable)."""
     from ._palette_files import FORMATS
 
-    if os.path.splitext(path)[1].lower() not in FORMATS:
+    path = args.save_palette
+    if path is not None and os.path.splitext(path)[1].lower() not in FORMATS:
         raise CLIError(
             f"--save-palette {path!r}: use a {', '.join(FORMATS[:-1])} or {FORMATS[-1]} file"
         )
-    _check_text_path("--save-palette", "palette", path, inputs)
-
-
-def _check_table_path(path, inputs, outputs, new_folder=None):
-    if path is None:
-        return
-    if os.path.splitext(path)[1].lower() != ".csv":
-        raise CLIError(f"--table {path!r}: the table is written as CSV: use a .csv file")
-    _check_text_path("--table", "table", path, inputs, new_folder)
-    if any(os.path.realpath(path) == os.path.realpath(p) for p in outputs if p):
-        raise CLIError(f"--table {path!r} is also another output")
-
-
-def _check_text_path(flag, what, path, inputs, new_folder=None):
-    real = os.path.realpath(path)
-    if any(os.path.realpath(p) == real for p in inputs):
-        raise CLIError(f"refusing to write {what} {path!r}: it is an input")
-    if os.path.isdir(path):
-        raise CLIError(f"cannot write {what} {path!r}: it is a folder")
-    folder = os.path.dirname(os.path.abspath(path))
-    made = new_folder is not None and folder == os.path.abspath(new_folder)  # --out-dir
-    if not os.path.isdir(folder) and not made:
-        raise CLIError(f"cannot write {what} {path!r}: its folder does not exist")
+    if args.table is not None and os.path.splitext(args.table)[1].lower() != ".csv":
+        raise CLIError(f"--table {args.table!r}: the table is written as CSV: use a .csv file")
+    plan([], inputs, new_folder, texts=_texts(args))
 
 
 def _pixel_size(text: str) -> tuple[float, float]:
@@ -216,14 +203,15 @@ def _pixel_size(text: str) -> tuple[float, float]:
     return sizes
 
 
-def _check_table_options(args, k, inputs, outputs, new_folder=None):
-    """--table and its options, before any work."""
+def _check_table_options(args, k):
+    """--table's options, before any work."""
     given = [f for f, v in (("--background", args.background), ("--pixel-size", args.pixel_size))
              if v]  # fmt: skip
-    if given and not args.table:
+    if given and args.table is None:
         verb = "go" if len(given) > 1 else "goes"
         raise CLIError(f"{' and '.join(given)} {verb} with --table: give --table OUT.csv too")
-    _check_table_path(args.table, inputs, outputs, new_folder)
+    if args.unit is not None and args.pixel_size is None:
+        raise CLIError("--unit goes with --pixel-size: give the pixel size too")
     from ._measure import check_background
 
     try:
@@ -233,7 +221,9 @@ def _check_table_options(args, k, inputs, outputs, new_folder=None):
 
 
 def _table_options(args) -> dict:
-    return {"pixel_size": args.pixel_size, "unit": args.unit if args.pixel_size else None}
+    if args.pixel_size is None:
+        return {}
+    return {"pixel_size": args.pixel_size, "unit": args.unit or "µm"}
 
 
 def _table_csv(frames) -> str:
@@ -282,9 +272,9 @@ def run(args: argparse.Namespace, parser=None) -> str:
             f"--palette applies a saved palette; drop {', '.join(_fit_given(args, parser))}"
         )
     palette = _load_palette(args) if args.palette else None
-    _check_palette_path(args.save_palette, inputs)
     k = palette.k if palette is not None else args.k
-    _check_table_options(args, k, inputs, [args.output, args.labels, args.save_palette])
+    _check_table_options(args, k)
+    _check_texts(args, inputs)
     image = read_image(source)
     channel_axis = colour_axis(image)
     nchan = image.shape[-1] if channel_axis is not None else 1
@@ -299,11 +289,7 @@ def run(args: argparse.Namespace, parser=None) -> str:
         )
     label_dtype = np.uint8 if k <= 255 else np.uint16
     wanted = [(args.output, "output", image.dtype, nchan), (args.labels, "labels", label_dtype, 1)]
-    planned = plan([w for w in wanted if w[0] is not None], inputs)
-    if args.save_palette and any(
-        os.path.realpath(args.save_palette) == os.path.realpath(o.path) for o in planned
-    ):
-        raise CLIError(f"--save-palette {args.save_palette!r} is also an image output")
+    planned = plan([w for w in wanted if w[0] is not None], inputs, texts=_texts(args))
     mask = None
     if args.mask:
         mask_image = read_image(args.mask)
@@ -322,12 +308,12 @@ def run(args: argparse.Namespace, parser=None) -> str:
         how = f"palette {os.path.basename(args.palette)}"
     arrays = {"output": result.quantized, "labels": result.labels}
     texts = []
-    if args.save_palette:
+    if args.save_palette is not None:
         texts.append((args.save_palette, _palette_text(args.save_palette, result.palette)))
     ndim = image.ndim - (channel_axis is not None)
 
     def all_texts(extra):  # the table needs the counts of the same pass
-        if not args.table:
+        if args.table is None:
             return texts
         table = _table(result.palette, extra[1], ndim, args)
         return [*texts, (args.table, _table_csv([table]))]
@@ -335,11 +321,11 @@ def run(args: argparse.Namespace, parser=None) -> str:
     compactness, _ = write_all(
         planned,
         [arrays[o.what] for o in planned],
-        [result.compactness, result.plane_counts if args.table else None],
+        [result.compactness, None if args.table is None else result.plane_counts],
         all_texts,
     )
     seconds = time.perf_counter() - start
-    written = [o.path for o in planned] + [p for p in (args.save_palette, args.table) if p]
+    written = [o.path for o in planned] + [path for path, _ in _texts(args)]
     return _summary(source, image, channel_axis, k, how, seconds, compactness, written)
 
 
@@ -372,9 +358,10 @@ def run_batch(args: argparse.Namespace, parser) -> int:
         )
     inputs = [*args.images, *(p for p in (args.palette,) if p)]
     settings(args.k, **_fit_options(args))  # every option checked before any file is read
-    _check_palette_path(args.save_palette, inputs)
+    _check_texts(args, inputs, new_folder)
     palette = _load_palette(args) if args.palette else None
     k = palette.k if palette else args.k
+    _check_table_options(args, k)
     label_dtype = np.uint8 if k <= 255 else np.uint16
     names = {}
     for path in args.images:  # names before any work: two inputs must not share an output
@@ -394,15 +381,13 @@ def run_batch(args: argparse.Namespace, parser) -> int:
         + [(p, "labels", label_dtype, 1) for p in every if p.endswith("-labels.png")],
         inputs,
         new_folder,
+        texts=_texts(args),
     )
-    if args.save_palette and os.path.realpath(args.save_palette) in map(os.path.realpath, every):
-        raise CLIError(f"--save-palette {args.save_palette!r} is also an image output")
-    _check_table_options(args, k, inputs, [*every, args.save_palette], new_folder)
 
     failed = {}
     if palette is None:
         palette = _pooled_palette(args, failed, tqdm)
-        if args.save_palette:
+        if args.save_palette is not None:
             write_all(
                 [], [], texts=[(args.save_palette, _palette_text(args.save_palette, palette))]
             )
@@ -442,9 +427,9 @@ def run_batch(args: argparse.Namespace, parser) -> int:
             compactness, counts = write_all(
                 planned,
                 [arrays[o.what] for o in planned],
-                [result.compactness, result.plane_counts if args.table else None],
+                [result.compactness, None if args.table is None else result.plane_counts],
             )
-            if args.table:
+            if args.table is not None:
                 ndim = image.ndim - (channel_axis is not None)
                 tables.append(_table(palette, counts, ndim, args, source=path))
         except Exception as e:  # one bad file must not stop the batch
@@ -465,7 +450,9 @@ def run_batch(args: argparse.Namespace, parser) -> int:
                 [o.path for o in planned],
             )
         )
-    if args.table and tables:
+    if new_folder is not None and not os.listdir(new_folder):
+        os.rmdir(new_folder)  # ours, and nothing landed in it: not left behind
+    if args.table is not None and tables:
         write_all([], [], texts=[(args.table, _table_csv(tables))])
         tqdm.write(f"table of {len(tables)} images -> {args.table}")
     if failed:
@@ -587,10 +574,11 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = list(sys.argv[1:] if argv is None else argv)
         if len(args.images) > 1 or args.out_dir:
             return run_batch(args, parser)
-        if args.output is not None or args.labels is not None or args.table:
+        if any(path is not None for path in (args.output, args.labels, args.table)):
             print(run(args, parser))
             return 0
-        if args.save_palette or args.palette or args.background or args.pixel_size:
+        asked = (args.save_palette, args.palette, args.pixel_size, args.unit)
+        if args.background or any(value is not None for value in asked):
             raise CLIError("give -o OUT (and/or --labels, --table) to write the result")
         open_viewer(args)
         import napari

@@ -233,42 +233,54 @@ class Output:
     zarr: bool
 
 
-def plan(outputs, inputs, new_folder=None) -> list[Output]:
+def _check_path(path, what, inputs, real_inputs, real_outputs, seen, new_folder) -> None:
+    """One output path: not an input, not inside one, not inside another output, not a
+    folder (but a zarr store), not shared, in a folder that exists (or will) and is writable."""
+    real = _real(path)
+    if real in real_inputs or any(
+        os.path.exists(path) and os.path.exists(p) and os.path.samefile(path, p) for p in inputs
+    ):
+        raise FileError(f"refusing to write {what} {path!r}: it is an input")
+    for real_in, shown in real_inputs.items():
+        if os.path.isdir(real_in) and real.startswith(real_in.rstrip(os.sep) + os.sep):
+            raise FileError(f"refusing to write {what} {path!r} inside the input {shown!r}")
+    if os.path.isdir(path) and not is_zarr(path):
+        raise FileError(f"cannot write {what} {path!r}: it is a folder")
+    for real_out, other in real_outputs.items():
+        if real != real_out and real.startswith(real_out.rstrip(os.sep) + os.sep):
+            raise FileError(f"{what} {path!r} lies inside the {other[1]} {other[0]!r}")
+    if real in seen:
+        raise FileError(f"the {seen[real]} and the {what} would both be written to {path!r}")
+    seen[real] = what
+    folder = os.path.dirname(real)
+    if not os.path.isdir(folder) and folder != new_folder:
+        raise FileError(f"cannot write {what} {path!r}: folder {folder!r} does not exist")
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise FileError(f"cannot write {what} {path!r}: folder {folder!r} is not writable")
+
+
+def plan(outputs, inputs, new_folder=None, texts=()) -> list[Output]:
     """Check every output before any work; raise FileError naming the path and the problem.
 
     ``outputs`` are (path, what, dtype, channels); ``inputs`` the paths read;
-    ``new_folder`` a folder that does not exist yet and will be made before writing.
+    ``new_folder`` a folder that does not exist yet and will be made before writing;
+    ``texts`` are (path, what) text files (a palette, a table) written beside the
+    outputs: they get the same path checks, and are not in the returned plan.
     """
     new_folder = None if new_folder is None else _real(new_folder)
-    for path, what, *_ in outputs:
+    everything = [*outputs, *((path, what, None, 0) for path, what in texts)]
+    for path, what, *_ in everything:
         if not path:
             raise FileError(f"the {what} path is empty")
     real_inputs = {_real(p): p for p in inputs}
-    real_outputs = {_real(o[0]): o for o in outputs}
+    real_outputs = {_real(o[0]): o for o in everything}
     seen = {}
+    for path, what, *_ in everything:
+        _check_path(path, what, inputs, real_inputs, real_outputs, seen, new_folder)
     planned = []
     for path, what, dtype, channels in outputs:
         dtype = np.dtype(dtype)
         real = _real(path)
-        if real in real_inputs or any(
-            os.path.exists(path) and os.path.exists(p) and os.path.samefile(path, p)
-            for p in inputs
-        ):
-            raise FileError(f"refusing to write {what} {path!r}: it is an input")
-        for real_in, shown in real_inputs.items():
-            if os.path.isdir(real_in) and real.startswith(real_in.rstrip(os.sep) + os.sep):
-                raise FileError(f"refusing to write {what} {path!r} inside the input {shown!r}")
-        if os.path.isdir(path) and not is_zarr(path):
-            raise FileError(f"cannot write {what} {path!r}: it is a folder")
-        for real_out, other in real_outputs.items():
-            if real != real_out and real.startswith(real_out.rstrip(os.sep) + os.sep):
-                raise FileError(f"{what} {path!r} lies inside the {other[1]} {other[0]!r}")
-        if real in seen:
-            raise FileError(f"the {seen[real]} and the {what} would both be written to {path!r}")
-        seen[real] = what
-        folder = os.path.dirname(real)
-        if not os.path.isdir(folder) and folder != new_folder:
-            raise FileError(f"cannot write {what} {path!r}: folder {folder!r} does not exist")
         if is_zarr(path):
             if os.path.isfile(path):
                 raise FileError(

@@ -15,7 +15,7 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
 from ._layout import is_lazy
-from ._measure import cluster_table
+from ._measure import check_axes, cluster_table
 from ._palette import Palette
 from ._quantize import quantize
 from ._result import QuantizeResult
@@ -149,7 +149,7 @@ def _pixel_size(layer) -> dict:
     if len(set(units)) > 1:
         return {}
     unit = units[0] if units and units[0] not in ("pixel", "") else "px"
-    return {"pixel_size": tuple(layer.scale), "unit": unit}
+    return {"pixel_size": tuple(abs(float(s)) for s in layer.scale), "unit": unit}  # flips
 
 
 def output_layers(
@@ -211,9 +211,10 @@ def plane_axis_names(record, layer) -> list[str]:
     names = [str(a) for a in (getattr(layer, "axis_labels", None) or ())]
     names = names[: len(names) - 2][-nlead:] if nlead else []
     default = all(name.lstrip("-").isdigit() for name in names)  # napari's '-3', '-2', ...
-    if default or len(names) != nlead or len(set(names)) != nlead:
-        names = [f"axis_{i}" for i in range(nlead)]
-    return names
+    try:
+        return check_axes(None if default else names, nlead, len(record["centers"][0]))
+    except (TypeError, ValueError):  # e.g. an axis called "count": the plain names
+        return check_axes(None, nlead, 0)
 
 
 def measured(layer) -> bool:

@@ -106,10 +106,10 @@ def suggest_background(palette) -> int | None:
 
 
 def check_background(background, k: int) -> list[int]:
-    if isinstance(background, bool | np.bool_ | str):
-        raise TypeError(f"background must be labels (whole numbers 1..{k}), got {background!r}")
-    if isinstance(background, int | np.integer):
+    if isinstance(background, int | np.integer) and not isinstance(background, bool | np.bool_):
         background = [background]
+    if not isinstance(background, list | tuple | set | frozenset | range | np.ndarray):
+        raise TypeError(f"background must be labels (whole numbers 1..{k}), got {background!r}")
     try:
         marked = sorted({_label(b) for b in background})
     except (TypeError, ValueError):
@@ -129,20 +129,67 @@ def _label(value) -> int:
 
 
 def pixel_area(pixel_size, ndim: int) -> float:
-    """The area of one pixel: the product of the sizes along the last two axes."""
+    """The area of one pixel: the product of its sizes along the last two axes (the one
+    axis of a 1-D image). ``pixel_size`` is one size for every axis, or one per spatial
+    axis (a napari layer's ``scale``), or one per each of the last two."""
     if pixel_size is None:
         return 1.0
-    if isinstance(pixel_size, int | float | np.number):
-        pixel_size = (pixel_size, pixel_size)
-    try:
-        sizes = [float(s) for s in pixel_size]
-    except (TypeError, ValueError):
-        sizes = []
-    if len(sizes) < min(ndim, 2) or not all(math.isfinite(s) and s > 0 for s in sizes):
-        raise ValueError(
-            f"pixel_size must hold a positive size per spatial axis, got {pixel_size!r}"
+    last = min(ndim, 2)
+    if _is_size(pixel_size):
+        sizes = [float(pixel_size)] * last
+    elif isinstance(pixel_size, str | bytes) or not hasattr(pixel_size, "__len__"):
+        raise TypeError(
+            f"pixel_size must be a number or one number per spatial axis, got {pixel_size!r}"
         )
-    return float(np.prod(sizes[-2:]))
+    else:
+        if not all(_is_size(s) for s in pixel_size):
+            raise TypeError(f"pixel_size must hold numbers, got {pixel_size!r}")
+        sizes = [float(s) for s in pixel_size]
+        if len(sizes) not in (ndim, last):
+            raise ValueError(
+                f"pixel_size must hold {ndim} sizes (one per spatial axis) or the last {last}, "
+                f"got {len(sizes)}: {tuple(pixel_size)}"
+            )
+    if not all(math.isfinite(s) and s > 0 for s in sizes):
+        raise ValueError(f"pixel_size must hold positive sizes, got {pixel_size!r}")
+    area = math.prod(sizes[-last:])
+    if not (math.isfinite(area) and area > 0):
+        raise ValueError(
+            f"pixel_size {pixel_size!r} gives a pixel area of {area}: not a positive number "
+            "a float can hold"
+        )
+    return area
+
+
+def _is_size(value) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+#: The table's own columns (besides the centre's channels); plane axes may not take them.
+COLUMNS = ("label", "hex", "red", "green", "blue", "L*", "a*", "b*", "count", "share",
+           "background", "foreground_share", "area", "area_unit")  # fmt: skip
+
+
+def check_axes(axes, nlead: int, nchannels: int) -> list[str]:
+    """Names of the plane axis columns: strings, one per plane axis, all different and none
+    a column of the table."""
+    if axes is None:
+        return [f"axis_{i}" for i in range(nlead)]
+    if isinstance(axes, str | bytes) or not hasattr(axes, "__len__"):
+        raise TypeError(f"axes must be a list of names, got {axes!r}")
+    axes = list(axes)
+    if not all(isinstance(a, str) and a for a in axes):
+        raise TypeError(f"axes must be non-empty strings, got {axes!r}")
+    if len(axes) != nlead:
+        raise ValueError(f"axes must name the {nlead} plane axes, got {axes!r}")
+    taken = {*COLUMNS, *channel_names(nchannels)}
+    if len(set(axes)) != len(axes) or taken & set(axes):
+        raise ValueError(
+            f"axes must be different names that are not columns of the table, got {axes!r}"
+        )
+    return axes
 
 
 def cluster_table(
@@ -161,10 +208,10 @@ def cluster_table(
         raise ValueError(f"counts are for {counts.shape[-1] - 1} labels, the palette has {k}")
     marked = check_background(background, k)
     area = pixel_area(pixel_size, ndim)
+    if unit is not None and not isinstance(unit, str):
+        raise TypeError(f"unit must be a string such as 'µm', got {unit!r}")
     lead = counts.shape[:-1]
-    axes = [f"axis_{i}" for i in range(len(lead))] if axes is None else list(axes)
-    if len(axes) != len(lead):
-        raise ValueError(f"axes must name the {len(lead)} plane axes, got {axes!r}")
+    axes = check_axes(axes, len(lead), palette.nchannels)
     rows = counts.reshape(-1, k + 1)  # one block of k + 1 rows per plane
     nplanes = len(rows)
     is_background = np.zeros(k + 1, bool)

@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 
 from ._files import FileError, write_all
 from ._layers import (
+    MAX_KEPT_COUNTS,
     is_result,
     kept_counts,
     layer_table,
@@ -111,7 +112,13 @@ class ResultView(QWidget):
         record = layer.metadata["napari_kquant"]
         palette = palette_of(layer)
         background = set(record.get("background", ()))
-        table = layer_table(layer) if measured(layer) else None
+        try:
+            table = layer_table(layer) if measured(layer) else None
+        except (TypeError, ValueError) as e:  # a scale or units the table cannot use
+            self.title.setText(f"<b>{html.escape(layer.name)}</b>: {html.escape(str(e))}")
+            self.table.setRowCount(0)
+            self._show_plot(None)
+            return
         if table is None:
             summary = "lazy result: counts, shares and areas need a pass over all the data"
         elif record.get("compactness") is not None:
@@ -120,6 +127,13 @@ class ResultView(QWidget):
             summary = "measured"
         suggestion = suggest_background(palette)
         hint = ""
+        planes = len(layer.data[0].shape if layer.multiscale else layer.data.shape) - 2
+        planes -= bool(getattr(layer, "rgb", False))
+        if table is not None and planes > 0 and np.asarray(record["plane_counts"]).ndim == 1:
+            hint += (
+                "<br>Per-plane counts were not kept: planes x clusters is more than "
+                f"{MAX_KEPT_COUNTS:,} numbers."
+            )
         if suggestion is not None and suggestion not in background:
             hint = (
                 f"<br>Cluster {suggestion} is near-white (glass?): tick its background box "
@@ -303,6 +317,9 @@ class ResultView(QWidget):
             )
             if not path:
                 return None
+        if not isinstance(path, str | Path) or "\0" in str(path):
+            show_error(f"Save the table to a file path, not {path!r}.")
+            return None
         path = Path(path)
         if path.suffix.lower() != ".csv":
             show_error(f"Save the table as a .csv file, not {path.name!r}.")
@@ -338,7 +355,7 @@ class ResultView(QWidget):
                 return None
         try:
             palette_of(self.layer).save(path)
-        except (ValueError, OSError) as e:
+        except (TypeError, ValueError, OSError) as e:
             show_error(str(e))
             return None
         show_info(f"Palette saved to {path}")

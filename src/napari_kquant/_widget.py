@@ -339,10 +339,18 @@ class KQuantWidget(Container):
             done = f"done: palette of {record['palette_from']}"
         else:
             done = f"done: seed {result.seed}"
+        try:
+            tuples = output_layers(layer, result, record, outputs)
+        except Exception as e:  # e.g. a layer napari accepts and we cannot describe
+            self.worker = None
+            self._idle()
+            self.status.value = "failed: nothing was added"
+            show_error(f"K-means quantization: could not make the result layers: {e}")
+            return
         self.status.value = "drawing the results"
         self.cancel_button.enabled = False
         self._drawing = worker  # the run ends when its layers are in the viewer
-        self._add_one_by_one(worker, output_layers(layer, result, record, outputs), done)
+        self._add_one_by_one(worker, tuples, done)
 
     def _add_one_by_one(self, worker, tuples, done, added=()):
         """Add the result layers one per turn of the event loop (each costs napari a

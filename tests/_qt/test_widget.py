@@ -580,3 +580,23 @@ def test_measuring_a_layer_that_is_removed_meanwhile_changes_nothing(viewer, wid
         pass
     assert widget.view.layer is None and widget.view.title.text() == ""
     assert clusters.metadata["napari_kquant"]["plane_counts"] is None
+
+
+def test_flipped_layers_and_axis_names_that_clash_still_give_tables(
+    viewer, widget, qtbot, tmp_path
+):
+    import pandas as pd
+
+    viewer.add_image(make_blocks(), name="flipped", rgb=True, scale=(-0.5, 0.25))  # napari flips
+    run(widget, qtbot, k=4, seed="1")
+    assert widget.worker is None and widget.run_button.enabled  # idle again
+    features = viewer.layers["flipped k=4 clusters"].features
+    np.testing.assert_allclose(features["area"][1:], 256 * 0.125)  # areas stay positive
+    stack = np.stack([make_blocks(seed=s) for s in range(2)])
+    viewer.add_image(stack, name="clash", rgb=True, axis_labels=("count", "y", "x"))
+    widget.form.image.value = viewer.layers["clash"]
+    run(widget, qtbot, k=4, seed="1")
+    widget.save_table(str(tmp_path / "clash.csv"))
+    planes = pd.read_csv(tmp_path / "clash-planes.csv")
+    assert list(planes.columns[:2]) == ["axis_0", "label"]  # not the 'count' column twice
+    assert planes["count"].tolist() == [0, 256, 256, 256, 256] * 2
