@@ -15,7 +15,7 @@ import numpy as np
 from napari.layers import Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QFileDialog,
@@ -45,6 +45,7 @@ from ._measure import plane_counts, share_curves, suggest_background
 #: The table's columns in the dock (the full table is in the clusters layer's features).
 COLUMNS = ("", "label", "share", "area", "background")
 BACKGROUND_COLUMN = COLUMNS.index("background")
+_NOTHING = object()
 #: The plot shows at most this many clusters (the largest).
 MAX_LINES = 24
 
@@ -83,6 +84,7 @@ class ResultView(QWidget):
         layout.addWidget(self._plot_note)
         self._filling = False
         self._measuring = None
+        self._pending = _NOTHING  # the record whose plot is to be drawn next turn
         self.show_layer(None)
 
     # --- showing ------------------------------------------------------------------------------
@@ -97,7 +99,7 @@ class ResultView(QWidget):
         self.table.setVisible(has)
         if not has:
             self.title.setText("")
-            self._show_plot(None)
+            self._plot_later(None)
             return
         self.refresh()
 
@@ -117,7 +119,7 @@ class ResultView(QWidget):
         except (TypeError, ValueError) as e:  # a scale or units the table cannot use
             self.title.setText(f"<b>{html.escape(layer.name)}</b>: {html.escape(str(e))}")
             self.table.setRowCount(0)
-            self._show_plot(None)
+            self._plot_later(None)
             return
         if table is None:
             summary = "lazy result: counts, shares and areas need a pass over all the data"
@@ -141,7 +143,22 @@ class ResultView(QWidget):
             )
         self.title.setText(f"<b>{html.escape(layer.name)}</b>, k={palette.k}: {summary}{hint}")
         self._fill(layer, palette, table, background)
-        self._show_plot(record if table is not None else None)
+        self._plot_later(record if table is not None else None)
+
+    def _plot_later(self, record) -> None:
+        """Draw the plot in a later turn of the event loop (the first one costs a layout
+        and a matplotlib draw: not in the same turn as new layers); the latest wins."""
+        first = self._pending is _NOTHING
+        self._pending = record
+        if first:
+            QTimer.singleShot(0, self._plot_pending)
+
+    def _plot_pending(self) -> None:
+        if not self._alive():
+            return
+        record, self._pending = self._pending, _NOTHING
+        if record is not _NOTHING:
+            self._show_plot(record if self.layer is not None else None)
 
     def rows(self) -> list[tuple]:
         """What the table shows: (swatch, label, share, area, background ticked) per row."""

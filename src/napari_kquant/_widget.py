@@ -18,6 +18,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, QTimer, Signal
 
+from ._colorspace import to_lab
 from ._layers import (
     add_or_update,
     current_slice,
@@ -209,7 +210,8 @@ class KQuantWidget(Container):
         """Quantize the active layer; when it is one of our results, show its palette."""
         active = self._viewer.layers.selection.active
         if active is not None and is_result(active):
-            self._show(active)
+            if self._drawing is None:  # while a run adds its layers, its last one is shown
+                self._show(active)
         elif active is not None and active in self.form.image.choices:
             self.form.image.value = active
 
@@ -443,6 +445,7 @@ def _warm_up():
         from . import _assign  # noqa: F401  (numba: loads the cached kernels)
 
         warm_label_colormaps()
+        to_lab(np.zeros((1, 3)), 255.0)  # OpenCV builds its colour tables on first use
         modules = (
             "pandas",
             "napari._vispy.layers.labels",

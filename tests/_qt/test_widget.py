@@ -453,6 +453,14 @@ def test_clusters_layer_carries_the_table_as_features(viewer, widget, qtbot):
 # --- the measurement table in the dock ---------------------------------------------------------
 
 
+def plot_lines(view, qtbot, n):
+    """The plot's lines once it shows ``n`` (it is drawn a turn of the event loop later)."""
+    qtbot.waitUntil(
+        lambda: view.plot is not None and len(view.plot.figure.axes[0].lines) == n, timeout=10_000
+    )
+    return view.plot.figure.axes[0].lines
+
+
 def _stack(viewer):
     stack = np.stack([make_blocks(seed=s) for s in range(4)])
     stack[1:3, :16] = 240  # planes 1 and 2: the top half light
@@ -478,8 +486,8 @@ def test_stack_table_background_and_plot_follow_each_other(viewer, widget, qtbot
     swatches = ["#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in rgb)) for rgb in colours]
     assert [row[0] for row in view.rows()] == swatches
     assert "Cluster 4 is near-white" in view.title.text()  # suggested, not marked
-    lines = view.plot.figure.axes[0].lines
-    assert len(lines) == 4 and view.plot.isVisibleTo(view)  # one line per cluster
+    lines = plot_lines(view, qtbot, 4)  # one line per cluster
+    assert view.plot.isVisibleTo(view)
     np.testing.assert_allclose(lines[3].get_ydata(), [25, 75, 75, 25])  # the light share per t
     assert view.plot.figure.axes[0].get_xlabel() == "t"
 
@@ -496,8 +504,7 @@ def test_stack_table_background_and_plot_follow_each_other(viewer, widget, qtbot
         assert layer.metadata["napari_kquant"]["background"] == [4]
     np.testing.assert_allclose(clusters.features["foreground_share"][1:4], total[:3] / foreground)
     assert clusters.features["background"].tolist() == [False, False, False, False, True]
-    lines = view.plot.figure.axes[0].lines
-    assert len(lines) == 3
+    lines = plot_lines(view, qtbot, 3)
     np.testing.assert_allclose(lines[2].get_ydata(), [100 / 3, 100, 100, 100 / 3])
     import json
 
