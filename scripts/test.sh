@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what the test suite needs and run all of it: ruff, npe2 validate, and pytest under
-# a virtual X screen (napari needs a real OpenGL context; Xvfb + Mesa give it one).
+# a virtual X screen (napari needs a real OpenGL context; Xvfb + Mesa give it one), then the
+# release checks (scripts/release.sh: build, check, and install the wheel into fresh
+# environments; skip them with KQUANT_SKIP_RELEASE=1).
 # On Debian/Ubuntu it installs any missing system package with apt-get (as root, or via sudo),
 # creates a virtual environment in .venv (or $VENV), and installs the package with its
 # test extra. Extra arguments go to pytest.
@@ -36,4 +38,9 @@ start=$SECONDS
 status=0
 xvfb-run -a -s "-screen 0 1600x1000x24" "$venv/bin/python" -m pytest --durations=10 "$@" || status=$?
 echo "test suite: $((SECONDS - start)) s of pytest (the budget is 360 s on 2 cores)"
-exit $status
+((status == 0)) || exit $status
+if [ -z "${KQUANT_SKIP_RELEASE:-}" ]; then
+    start=$SECONDS
+    VENV=$venv bash scripts/release.sh
+    echo "release checks: $((SECONDS - start)) s"
+fi

@@ -11,7 +11,10 @@ from ._quantize import quantize
 from ._result import QuantizeResult
 from ._sample_data import load_photo
 
-__version__ = "0.1.0"
+try:
+    from ._version import __version__  # written by setuptools-scm when installed
+except ImportError:  # a source tree that was never installed
+    __version__ = "unknown"
 __all__ = [
     "Palette",
     "QuantizeResult",

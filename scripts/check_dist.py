@@ -1,0 +1,83 @@
+"""Check what the built sdist and wheel hold (run by scripts/release.sh).
+
+    python scripts/check_dist.py dist/napari_kquant-X.tar.gz dist/napari_kquant-X-py3-none-any.whl
+
+The sdist must hold the sources, the tests and what builds them; the wheel the package with its
+napari manifest and sample data, its console script and napari entry point, and nothing stray
+(no tests, benchmarks, caches or compiled files). Prints one line per artefact; exits 1 on the
+first problem.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tarfile
+import zipfile
+
+STRAY = re.compile(
+    r"(__pycache__|\.pyc$|\.pyo$|\.so$|\.egg-info/|\.ipynb_checkpoints|\.DS_Store|(^|/)\.venv/"
+    r"|(^|/)build/|\.pytest_cache|\.ruff_cache|\.hypothesis)"
+)
+
+
+def fail(message: str) -> None:
+    print(f"check_dist: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def check_sdist(path: str) -> None:
+    with tarfile.open(path) as tar:
+        names = [name.split("/", 1)[1] for name in tar.getnames() if "/" in name]
+    need = ["pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "PKG-INFO",
+            "src/napari_kquant/__init__.py", "src/napari_kquant/napari.yaml",
+            "src/napari_kquant/data/astronaut.png", "tests/conftest.py",
+            "tests/test_quantize.py", "tests/_qt/test_widget.py"]  # fmt: skip
+    missing = [name for name in need if name not in names]
+    if missing:
+        fail(f"{path}: the sdist lacks {missing}")
+    # setuptools' own metadata folder belongs in an sdist; nothing else of the kind does
+    own = "src/napari_kquant.egg-info/"
+    stray = [name for name in names if STRAY.search(name) and not name.startswith(own)]
+    if stray:
+        fail(f"{path}: the sdist holds stray files {stray[:10]}")
+    tests = sum(name.startswith("tests/") and name.endswith(".py") for name in names)
+    print(f"sdist: {len(names)} files, {tests} test modules, no stray files")
+
+
+def check_wheel(path: str) -> None:
+    with zipfile.ZipFile(path) as wheel:
+        names = wheel.namelist()
+        info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = wheel.read(info).decode()
+        entry_points = wheel.read(info.replace("METADATA", "entry_points.txt")).decode()
+    need = ["napari_kquant/__init__.py", "napari_kquant/napari.yaml",
+            "napari_kquant/data/astronaut.png", "napari_kquant/_version.py"]  # fmt: skip
+    missing = [name for name in need if name not in names]
+    if missing:
+        fail(f"{path}: the wheel lacks {missing}")
+    outside = [n for n in names if not n.startswith(("napari_kquant/", info.split("/")[0]))]
+    stray = [name for name in names if STRAY.search(name)]
+    if outside or stray:
+        fail(f"{path}: the wheel holds stray files {(outside + stray)[:10]}")
+    if "napari-kquant = napari_kquant:napari.yaml" not in entry_points:
+        fail(f"{path}: no napari.manifest entry point")
+    if "kquant = napari_kquant._cli:main" not in entry_points:
+        fail(f"{path}: no kquant console script")
+    for line in ("Classifier: Framework :: napari", "Requires-Python: >=3.11",
+                 "Description-Content-Type: text/markdown"):  # fmt: skip
+        if line not in metadata:
+            fail(f"{path}: METADATA lacks {line!r}")
+    relative = re.findall(r"\]\((?!https?://|#)([^)]+)\)", metadata.split("\n\n", 1)[1])
+    if relative:
+        fail(f"{path}: the long description links {relative} relatively: broken off-site")
+    print(f"wheel: {len(names)} files, manifest, sample data and entry points, nothing stray")
+
+
+if __name__ == "__main__":
+    sdists = [a for a in sys.argv[1:] if a.endswith(".tar.gz")]
+    wheels = [a for a in sys.argv[1:] if a.endswith(".whl")]
+    if len(sdists) != 1 or len(wheels) != 1:
+        fail(f"give one sdist and one wheel, got {sys.argv[1:]}")
+    check_sdist(sdists[0])
+    check_wheel(wheels[0])
