@@ -4,6 +4,8 @@
 imported when `quantize_layer` is first used.
 """
 
+from ._choose import KCurve, k_curve
+from ._edit import merge, split
 from ._fit import fit, fit_pooled
 from ._measure import suggest_background
 from ._palette import Palette
@@ -16,14 +18,18 @@ try:
 except ImportError:  # a source tree that was never installed
     __version__ = "unknown"
 __all__ = [
+    "KCurve",
     "Palette",
     "QuantizeResult",
     "__version__",
     "fit",
     "fit_pooled",
+    "k_curve",
     "load_photo",
+    "merge",
     "quantize",
     "quantize_layer",
+    "split",
     "suggest_background",
 ]
 

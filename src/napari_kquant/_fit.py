@@ -70,8 +70,30 @@ def fit_image(image, k, channel_axis, alpha, mask, progress, options):
     Returns (fitted, drawn): ``fitted`` is a `Fitted`; ``drawn`` is None or,
     for an exact fit of a numpy image, the `Drawn` pixels it clustered.
     """
+    options = dict(options)
+    target = options.pop("target", None)
     check_names("fit", options)
+    auto = None
+    if isinstance(k, str) and k != "auto":
+        raise TypeError(f"k must be a whole number or 'auto', got {k!r}")
+    if isinstance(k, str):
+        from ._choose import auto_k
+
+        callback("progress", progress)
+        k, auto = auto_k(image, channel_axis, alpha, mask, target, options)
+    elif target is not None:
+        raise ValueError(f"target is the quality k='auto' aims for; it does not go with k={k!r}")
     opts = settings(k, **options)
+    if auto is not None:
+        opts = replace(opts, seed=auto["seed"])  # the seed drawn for the choice, reported
+    fitted, drawn = _fit_image(image, channel_axis, alpha, mask, progress, opts)
+    if auto is not None:
+        palette = replace(fitted.palette, fit={**fitted.palette.fit, "auto": auto})
+        fitted = replace(fitted, palette=palette)
+    return fitted, drawn
+
+
+def _fit_image(image, channel_axis, alpha, mask, progress, opts):
     callback("progress", progress)
     if is_multiscale(image):
         image = fit_level(list(image), channel_axis, alpha, mask, opts)

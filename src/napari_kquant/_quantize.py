@@ -31,6 +31,7 @@ def quantize(
     sample: int | None = DEFAULT_SAMPLE,
     color_space: str = "rgb",
     mask=None,
+    target: float | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> QuantizeResult:
     """Reduce an image to ``k`` colours by K-means clustering with OpenCV.
@@ -45,8 +46,11 @@ def quantize(
         from a random subset of chunks and the results are lazy. A list of
         arrays, finest first (a multiscale pyramid), gets one palette for every
         level and lists of results.
-    k : int
-        Number of clusters (colours).
+    k : int or "auto"
+        Number of clusters (colours). ``"auto"``: the smallest K whose fit of a
+        20,000-pixel sample has a mean CIEDE2000 colour difference of at most
+        ``target`` (3-channel colour; see `napari_kquant.k_curve`), recorded in
+        ``result.palette.fit["auto"]``.
     channel_axis : int or None
         The axis that holds the channels; None for a single channel.
     alpha : bool or None
@@ -82,6 +86,9 @@ def quantize(
         be in [0, 1].
     mask : array_like of bool, optional
         The image's spatial shape; only True pixels are clustered.
+    target : float, optional
+        With ``k="auto"``: the mean CIEDE2000 to meet (default 3.0: a close
+        match in colour-matching practice; 1 is a just noticeable difference).
     progress : callable, optional
         Called as ``progress(fraction_done, message)`` in the calling thread,
         at least every 0.1 s while K-means runs and after each block of
@@ -159,6 +166,8 @@ def quantize(
         "criteria": criteria, "max_iter": max_iter, "epsilon": epsilon, "attempts": attempts,
         "init": init, "seed": seed, "sample": sample, "color_space": color_space,
     }  # fmt: skip
+    if target is not None:
+        options["target"] = target
     if is_lazy(image) and not is_multiscale(image):
         small = _small_lazy(image, k, channel_axis, alpha, mask, progress, options)
         if small is not None:
