@@ -19,6 +19,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, QTimer, Signal
 
 from ._colorspace import to_lab
+from ._k_view import KView
 from ._layers import (
     add_or_update,
     current_slice,
@@ -167,6 +168,8 @@ class KQuantWidget(Container):
         )  # fmt: skip
         self.view = ResultView(viewer)  # the shown result: table, saves, plot
         self.native.layout().addWidget(self.view)
+        self.k_view = KView(self._curve_input, self._set_k)  # Suggest K, under the form
+        self.native.layout().insertWidget(1, self.k_view)
         self.worker = None  # the current run's worker; None when idle or cancelled
         self._drawing = None  # the worker whose result layers are being added
         self._abandoned = set()  # cancelled workers still running: kept alive until done
@@ -266,6 +269,23 @@ class KQuantWidget(Container):
         except RuntimeError:
             return False
         return True
+
+    def _curve_input(self):
+        """The chosen image (its current slice, mask and colour space) for Suggest K."""
+        values = self.form.asdict()
+        layer = values["image"]
+        if layer is None:
+            raise ValueError("There is no image layer to suggest K for: open or select one.")
+        fixed = current_slice(self._viewer, layer) if values["scope"] == SCOPES[1] else None
+        data, keywords = read_layer(layer, values["mask"], fixed)
+        shape = (layer.data[0] if layer.multiscale else layer.data).shape
+        colour = bool(layer.rgb) and shape[-1] in (3, 4)
+        seed = _number("seed", values["seed"], int, "")
+        return data, {**keywords, "seed": seed, "color_space": values["color_space"],
+                      "colour": colour}  # fmt: skip
+
+    def _set_k(self, k: int) -> None:
+        self.form.k.value = k
 
     def _prepare(self):
         """Read the form and the layers in the GUI thread; raise on bad input."""
