@@ -172,11 +172,11 @@ def _rebuild(result, feats, rows, edit, growth, per_pixel=False) -> QuantizeResu
     else:
         labels = lut[rows + 1][result.labels].astype(dtype)
     counts = np.bincount(labels.ravel(), minlength=palette.k + 1)[1:].astype(np.int64)
-    quantized = _repaint(result, palette, labels)
+    quantized = None if result.quantized is None else _repaint(result, palette, labels)
     return QuantizeResult(
         quantized=quantized,
         labels=labels,
-        centers=palette.centers_for(quantized.dtype),
+        centers=palette.centers_for(palette.dtype if quantized is None else quantized.dtype),
         counts=counts,
         compactness=float(result.compactness) + growth,
         seed=result.seed,

@@ -420,3 +420,105 @@ def write_palette(path: str, data, meta: dict) -> list[str]:
         )
     Palette.from_dict(record["palette"]).save(path)
     return [path]
+
+
+# --- edits of a run's clusters ----------------------------------------------------------------
+
+
+def run_result(viewer, layer) -> QuantizeResult:
+    """The computed result a run's layers hold (labels, quantized image, palette, numbers),
+    for `merge` and `split`."""
+    layers = run_layers(viewer, layer)
+    clusters = next((other for other in layers if isinstance(other, Labels)), None)
+    if clusters is None:
+        raise ValueError(f"{layer.name!r}: editing clusters needs the run's clusters layer")
+    quantized = next((other for other in layers if isinstance(other, Image)), None)
+    arrays = [clusters.data, None if quantized is None else quantized.data]
+    if (
+        any(is_lazy(a) or isinstance(a, list) for a in arrays if a is not None)
+        or clusters.multiscale
+    ):
+        raise ValueError(f"{layer.name!r} is a lazy result: its clusters cannot be edited")
+    record = clusters.metadata["napari_kquant"]
+    palette = Palette.from_dict(record["palette"])
+    labels = np.asarray(clusters.data)
+    counts = np.bincount(labels.ravel(), minlength=palette.k + 1)[1:]
+    compactness = record.get("compactness")
+    return QuantizeResult(
+        quantized=None if quantized is None else np.asarray(quantized.data),
+        labels=labels,
+        centers=np.asarray(record["centers"], np.float64),
+        counts=counts.astype(np.int64),
+        compactness=float("nan") if compactness is None else float(compactness),
+        seed=record.get("seed"),
+        epsilon=record.get("epsilon"),
+        palette=palette,
+    )
+
+
+def source_of(viewer, layer):
+    """The Image layer a run was made from, when it is still in the viewer."""
+    name = layer.metadata["napari_kquant"].get("source")
+    return next(
+        (other for other in viewer.layers
+         if other.name == name and isinstance(other, Image) and not is_result(other)),
+        None,
+    )  # fmt: skip
+
+
+def layer_state(viewer, layer) -> list[tuple]:
+    """What an edit changes on a run's layers, to put back (one step of undo)."""
+    return [
+        (other, other.data, dict(other.metadata), getattr(other, "colormap", None))
+        for other in run_layers(viewer, layer)
+    ]
+
+
+def restore_state(state) -> None:
+    for other, data, metadata, colormap in state:
+        other.data = data
+        other.metadata = metadata
+        if isinstance(other, Labels):
+            other.colormap = colormap
+            record = metadata["napari_kquant"]
+            if record.get("plane_counts") is not None:
+                other.features = _features(record, other)
+
+
+def show_edit(viewer, layer, result: QuantizeResult, edit: str) -> None:
+    """Put an edited result on the run's layers: data, colours, metadata, features. The
+    background marks are cleared (the labels were renumbered)."""
+    source = source_of(viewer, layer)
+    counts = np.asarray(result.plane_counts)
+    for other in run_layers(viewer, layer):
+        record = {
+            **other.metadata["napari_kquant"],
+            "k": result.palette.k,
+            "centers": result.centers.tolist(),
+            "counts": result.counts.tolist(),
+            "compactness": result.compactness if np.isfinite(result.compactness) else None,
+            "plane_counts": kept_counts(counts),
+            "background": [],
+            "palette": result.palette.to_dict(),
+            "edited": [*other.metadata["napari_kquant"].get("edited", []), edit],
+        }
+        if isinstance(other, Labels):
+            other.data = result.labels
+            other.colormap = (
+                cluster_colours(source, result.centers)
+                if source is not None
+                else _hex_colours(result.palette)
+            )
+        elif result.quantized is not None:
+            other.data = result.quantized
+        other.metadata = {**other.metadata, "napari_kquant": record}
+        if isinstance(other, Labels):
+            other.features = _features(record, other)
+
+
+def _hex_colours(palette) -> DirectLabelColormap:
+    colours = {None: TRANSPARENT, 0: TRANSPARENT}
+    for i, hexa in enumerate(palette.hex or ["#808080"] * palette.k, start=1):
+        colours[i] = np.array([int(hexa[j : j + 2], 16) / 255 for j in (1, 3, 5)] + [1.0],
+                              np.float32)  # fmt: skip
+    return DirectLabelColormap(color_dict=colours)

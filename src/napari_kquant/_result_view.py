@@ -33,11 +33,17 @@ from ._layers import (
     MAX_KEPT_COUNTS,
     is_result,
     kept_counts,
+    layer_state,
     layer_table,
     measured,
     palette_of,
     plane_axis_names,
+    read_layer,
+    restore_state,
     run_layers,
+    run_result,
+    show_edit,
+    source_of,
     update_record,
 )
 from ._measure import plane_counts, share_curves, suggest_background
@@ -73,11 +79,27 @@ class ResultView(QWidget):
         buttons = QHBoxLayout()
         for button in (self.save_table_button, self.save_palette_button):
             buttons.addWidget(button)
+        self.merge_button = QPushButton("Merge")
+        self.merge_button.setToolTip("Merge the selected clusters into one (their weighted mean)")
+        self.split_button = QPushButton("Split in 2")
+        self.split_button.setToolTip("Re-cluster the selected cluster's pixels into 2")
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.setToolTip("Undo the last merge or split")
+        self.merge_button.clicked.connect(lambda: self.merge())
+        self.split_button.clicked.connect(lambda: self.split())
+        self.undo_button.clicked.connect(lambda: self.undo())
+        edits = QHBoxLayout()
+        for button in (self.merge_button, self.split_button, self.undo_button):
+            edits.addWidget(button)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.ExtendedSelection)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
         layout.addWidget(self.table)
         layout.addWidget(self.measure_button)
+        layout.addLayout(edits)
         layout.addLayout(buttons)
         self.plot = None  # a matplotlib canvas, made when a stack is first shown
         self._plot_note = QLabel("")
@@ -85,6 +107,8 @@ class ResultView(QWidget):
         self._filling = False
         self._measuring = None
         self._pending = _NOTHING  # the record whose plot is to be drawn next turn
+        self._undo = None  # (layer, state) before the last edit
+        self._editing = None  # the edit's worker
         self.show_layer(None)
 
     # --- showing ------------------------------------------------------------------------------
@@ -96,6 +120,7 @@ class ResultView(QWidget):
         self.save_palette_button.setEnabled(has)
         self.save_table_button.setEnabled(has and measured(self.layer))
         self.measure_button.setVisible(has and not measured(self.layer))
+        self._selection_changed()
         self.table.setVisible(has)
         if not has:
             self.title.setText("")
@@ -321,6 +346,110 @@ class ResultView(QWidget):
         if layer is self.layer:
             self.show_layer(layer)
 
+    def selected(self) -> list[int]:
+        """The labels of the selected rows."""
+        return sorted({index.row() + 1 for index in self.table.selectionModel().selectedRows()})
+
+    def select(self, labels) -> None:
+        """Select these clusters' rows (what clicking them does)."""
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QTableWidget.SelectionMode.MultiSelection)
+        for label in labels:
+            self.table.selectRow(label - 1)
+        self.table.setSelectionMode(mode)
+
+    def _selection_changed(self) -> None:
+        chosen = self.selected() if self.layer is not None else []
+        busy = self._editing is not None
+        self.merge_button.setEnabled(len(chosen) >= 2 and not busy)
+        self.split_button.setEnabled(len(chosen) == 1 and not busy)
+        self.undo_button.setEnabled(self._undo is not None and not busy)
+        clusters = self._clusters()
+        if clusters is not None:  # one cluster alone in the Labels layer, ready to paint
+            if len(chosen) == 1:
+                clusters.selected_label = chosen[0]
+            clusters.show_selected_label = len(chosen) == 1
+
+    def _clusters(self):
+        if self.layer is None or self.layer not in self._viewer.layers:
+            return None
+        return next(
+            (other for other in run_layers(self._viewer, self.layer) if isinstance(other, Labels)),
+            None,
+        )
+
+    def merge(self, labels=None):
+        """Merge the selected clusters (or ``labels``) into one, in a worker thread."""
+        labels = self.selected() if labels is None else list(labels)
+        return self._edit("merge", labels)
+
+    def split(self, label=None, n=2):
+        """Split the selected cluster (or ``label``) into ``n``, in a worker thread."""
+        chosen = self.selected() if label is None else [label]
+        return self._edit("split", chosen, n)
+
+    def _edit(self, kind, labels, n=2):
+        layer = self.layer
+        if layer is None or self._editing is not None:
+            return None
+        try:
+            result = run_result(self._viewer, layer)
+            image = None
+            if kind == "split":
+                if len(labels) != 1:
+                    raise ValueError("Select one cluster to split.")
+                source = source_of(self._viewer, layer)
+                if source is None:
+                    name = layer.metadata["napari_kquant"]["source"]
+                    raise ValueError(
+                        f"Splitting needs the source image {name!r}, which is not in the viewer."
+                    )
+                image, _ = read_layer(source)
+                image = (image, -1 if source.rgb else None)
+            elif len(labels) < 2:
+                raise ValueError("Select two or more clusters to merge.")
+        except (TypeError, ValueError) as e:
+            show_error(str(e))
+            return None
+        worker = create_worker(
+            _apply_edit, kind, result, labels, n, image, _start_thread=False, _ignore_errors=True
+        )
+        worker.returned.connect(lambda edited: self._edited(layer, edited, kind, labels))
+        worker.errored.connect(lambda e: show_error(f"The {kind} failed: {e}"))
+        worker.finished.connect(self._edit_finished)
+        self._editing = worker
+        self._selection_changed()
+        self.title.setText(f"{self.title.text()}<br>{kind} in progress…")
+        worker.start()
+        return worker
+
+    def _edit_finished(self):
+        self._editing = None
+        if self._alive():
+            self._selection_changed()
+
+    def _edited(self, layer, edited, kind, labels):
+        if not self._alive() or layer not in self._viewer.layers:
+            return
+        self._undo = (layer, layer_state(self._viewer, layer))
+        what = f"{kind} {labels}" if kind == "merge" else f"split {labels[0]}"
+        show_edit(self._viewer, layer, edited, what)
+        self.table.clearSelection()
+        if layer is self.layer:
+            self.show_layer(layer)
+
+    def undo(self) -> None:
+        """Put back the run's layers as they were before the last edit (one step)."""
+        if self._undo is None or self._editing is not None:
+            return
+        layer, state = self._undo
+        self._undo = None
+        restore_state(state)
+        if layer is self.layer:
+            self.show_layer(layer)
+        self._selection_changed()
+
     def save_table(self, path=None):
         """Write the shown result's table as CSV; for a stack, the per-plane table beside
         it as ``<name>-planes.csv``. Asks where when no path. Returns the paths written."""
@@ -394,6 +523,16 @@ def _ours_or_new(path: Path, text: str) -> bool:
             return path.is_file() and f.readline() == text.partition("\n")[0] + "\n"
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def _apply_edit(kind, result, labels, n, image):
+    """Worker thread: the edited result (an operation of `_edit`)."""
+    from ._edit import merge, split
+
+    if kind == "merge":
+        return merge(result, labels)
+    data, channel_axis = image
+    return split(result, np.asarray(data), labels[0], n, channel_axis=channel_axis)
 
 
 def _count(data, k):

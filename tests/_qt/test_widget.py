@@ -607,3 +607,98 @@ def test_flipped_layers_and_axis_names_that_clash_still_give_tables(
     planes = pd.read_csv(tmp_path / "clash-planes.csv")
     assert list(planes.columns[:2]) == ["axis_0", "label"]  # not the 'count' column twice
     assert planes["count"].tolist() == [0, 256, 256, 256, 256] * 2
+
+
+# --- choosing K and editing clusters -----------------------------------------------------------
+
+
+def test_suggest_k_draws_the_curve_and_a_click_sets_k(viewer, widget, qtbot):
+    from test_choose import blobs
+
+    viewer.add_image(blobs(5), name="blobs", rgb=True)
+    widget.form.seed.value = "0"
+    worker = widget.k_view.suggest()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    curve = widget.k_view.curve
+    assert curve.knee == 5 and "knee K=5" in widget.k_view.status.text()
+    axes = widget.k_view.plot.figure.axes[0]
+    np.testing.assert_allclose(axes.collections[0].get_offsets()[:, 1], curve.delta_e)
+    assert axes.lines[1].get_xdata()[0] == 5  # the knee's mark
+    widget.k_view.choose(int(curve.knee))  # what clicking its point does
+    assert widget.form.k.value == 5
+
+
+def test_suggest_k_stops_when_pressed_again_and_refuses_no_image(viewer, widget, qtbot):
+    start = len(notification_manager.records)
+    assert widget.k_view.suggest() is None  # no image
+    assert any("no image layer to suggest K" in m for m in errors_since(start))
+    from skimage import data
+
+    viewer.add_image(data.astronaut(), name="photo", rgb=True)
+    worker = widget.k_view.suggest()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        widget.k_view.suggest()  # pressed again: stop
+    assert widget.k_view.curve is None and widget.k_view.status.text() == "stopped"
+
+
+def test_merge_split_and_undo_in_the_dock_equal_the_engine(viewer, widget, qtbot):
+    source = viewer.add_image(make_blocks(), name="b", rgb=True)
+    before = np.array(source.data)
+    run(widget, qtbot, k=3, seed="1")
+    view = widget.view
+    clusters, quantized = viewer.layers["b k=3 clusters"], viewer.layers["b k=3 quantized"]
+    original = napari_kquant.quantize(make_blocks(), 3, channel_axis=-1, seed=1)
+    view.select([2])  # one cluster: shown alone in the Labels layer, ready to paint with
+    assert clusters.show_selected_label and clusters.selected_label == 2
+    joined = int(np.argmax(original.counts)) + 1
+    view.select([joined])
+    with qtbot.waitSignal(view.split().finished, timeout=30_000):
+        pass
+    expected = napari_kquant.split(original, make_blocks(), joined, 2, channel_axis=-1,
+                                   seed=clusters.metadata["napari_kquant"]["palette"]["fit"]
+                                   ["edits"][0]["seed"])  # fmt: skip
+    np.testing.assert_array_equal(clusters.data, expected.labels)
+    np.testing.assert_array_equal(quantized.data, expected.quantized)
+    assert clusters.features["count"].tolist() == [0, 256, 256, 256, 256]
+    assert [row[1] for row in view.rows()] == ["1", "2", "3", "4"]
+    view.select([3, 4])
+    with qtbot.waitSignal(view.merge().finished, timeout=30_000):
+        pass
+    merged = napari_kquant.merge(expected, [3, 4])
+    np.testing.assert_array_equal(clusters.data, merged.labels)
+    np.testing.assert_array_equal(quantized.data, merged.quantized)
+    assert sorted(np.unique(clusters.data)) == [1, 2, 3]  # no gaps
+    import json
+
+    json.dumps(clusters.metadata)
+    assert clusters.metadata["napari_kquant"]["edited"] == [f"split {joined}", "merge [3, 4]"]
+    view.undo()  # one step back: the split result again
+    np.testing.assert_array_equal(clusters.data, expected.labels)
+    np.testing.assert_array_equal(quantized.data, expected.quantized)
+    assert clusters.features["count"].tolist() == [0, 256, 256, 256, 256]
+    np.testing.assert_array_equal(source.data, before)  # the source is untouched
+
+
+def test_edits_that_cannot_be_made_are_notifications(viewer, widget, qtbot):
+    import dask.array as da
+
+    viewer.add_image(make_blocks(), name="b", rgb=True)
+    run(widget, qtbot, k=3, seed="1")
+    view = widget.view
+    start = len(notification_manager.records)
+    view.select([1])
+    assert view.merge() is None  # one cluster: nothing to merge
+    viewer.layers.remove("b")
+    view.select([1])
+    assert view.split() is None  # the source image is gone
+    blocks = np.tile(make_blocks(), (4, 4, 1))
+    viewer.add_image(da.from_array(blocks, chunks=(64, 64, 3)), name="lazy", rgb=True)
+    widget.form.image.value = viewer.layers["lazy"]
+    run(widget, qtbot, k=3, seed="1", sample=5000)
+    view.select([1, 2])
+    assert view.merge() is None  # lazy results are not edited
+    messages = errors_since(start)
+    assert any("Select two or more clusters" in m for m in messages)
+    assert any("not in the viewer" in m for m in messages)
+    assert any("lazy result" in m for m in messages)
