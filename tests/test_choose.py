@@ -172,3 +172,27 @@ def test_bad_edits_name_the_parameter():
     lazy = result.palette.apply(da.from_array(image, chunks=16), channel_axis=-1)
     with pytest.raises(ValueError, match="edits work on computed results"):
         merge(lazy, [1, 2])
+
+
+def test_recolour_changes_the_picture_not_the_numbers():
+    from napari_kquant import recolour
+
+    image = np.concatenate([make_blocks(), np.full((32, 32, 1), 200, np.uint8)], axis=-1)
+    result = quantize(image, 4, channel_axis=-1, seed=1)
+    shown = recolour(result, 2, "#ff00ff")
+    blue = expected_block_labels() == 2
+    assert (shown.quantized[blue][:, :3] == [255, 0, 255]).all()
+    np.testing.assert_array_equal(shown.quantized[~blue], result.quantized[~blue])
+    assert (shown.quantized[..., 3] == 200).all()  # alpha kept
+    np.testing.assert_array_equal(shown.centers, result.centers)  # measurements unchanged
+    np.testing.assert_array_equal(shown.labels, result.labels)
+    assert shown.table()["count"].tolist() == result.table()["count"].tolist()
+    assert shown.palette.fit["display"] == {"2": "#ff00ff"}
+    again = merge(shown, [1, 2])  # a merge repaints from the centres
+    assert "display" not in again.palette.fit
+    with pytest.raises(ValueError, match="is not a hex colour"):
+        recolour(result, 2, "#ff00zz")
+    with pytest.raises(ValueError, match="colour has 1 channels, the palette 3"):
+        recolour(result, 2, [0.5])
+    with pytest.raises(ValueError, match=r"label must be between 1 and 4, got \[0\]"):
+        recolour(result, 0, "#000000")

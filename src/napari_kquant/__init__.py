@@ -5,7 +5,7 @@ imported when `quantize_layer` is first used.
 """
 
 from ._choose import KCurve, k_curve
-from ._edit import merge, split
+from ._edit import merge, recolour, split
 from ._fit import fit, fit_pooled
 from ._measure import suggest_background
 from ._palette import Palette
@@ -29,6 +29,7 @@ __all__ = [
     "merge",
     "quantize",
     "quantize_layer",
+    "recolour",
     "split",
     "suggest_background",
 ]

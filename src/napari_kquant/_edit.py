@@ -141,6 +141,61 @@ def split(
     return _rebuild(result, new_feats, rows, edit, growth, per_pixel=True)
 
 
+def recolour(result: QuantizeResult, label: int, colour) -> QuantizeResult:
+    """Show cluster ``label`` in another colour: its pixels in the quantized image take
+    ``colour``; its centre (what the measurements use), its label and every number stay.
+
+    Parameters
+    ----------
+    result : QuantizeResult
+        A computed result.
+    label : int
+        The cluster (1..k).
+    colour : str or sequence of float
+        ``"#rrggbb"`` (8-bit RGB), or one value per colour channel in the
+        image's units.
+
+    Returns
+    -------
+    QuantizeResult
+        The same result with the quantized image repainted; the palette records
+        the colour in ``fit["display"]`` (label -> colour) and the edit in
+        ``fit["edits"]``. A later merge or split repaints from the centres.
+    """
+    _check_computed(result)
+    palette = result.palette
+    (label,) = _labels([label], palette.k, at_least=1, name="label")
+    shown = Palette.from_colors([colour] if isinstance(colour, str) else [list(colour)])
+    if shown.nchannels != palette.nchannels:
+        raise ValueError(
+            f"colour has {shown.nchannels} channels, the palette {palette.nchannels}: {colour!r}"
+        )
+    values = shown.centers_for(palette.dtype or "float64")[0]
+    fit = dict(palette.fit or {})
+    hexa = shown.hex[0] if shown.hex else None
+    fit["display"] = {**fit.get("display", {}), str(label): hexa or values.tolist()}
+    fit["edits"] = [*fit.get("edits", []), {"recolour": label, "colour": hexa or values.tolist()}]
+    palette = replace(palette, fit=fit)
+    if result.quantized is None:  # no quantized image to repaint: the palette records it
+        return replace(result, palette=palette)
+    quantized = np.array(result.quantized, copy=True)
+    axis = _channel_axis(quantized.shape, result.labels.shape, palette.nchannels)
+    moved = quantized if axis is None else np.moveaxis(quantized, axis, -1)
+    where = result.labels == label
+    painted = np.clip(np.rint(values), *_limits(quantized.dtype)) if quantized.dtype.kind in "ui" \
+        else values  # fmt: skip
+    if axis is None:
+        moved[where] = painted[0]
+    else:
+        moved[where, : palette.nchannels] = painted
+    return replace(result, quantized=quantized, palette=palette)
+
+
+def _limits(dtype):
+    info = np.iinfo(dtype)
+    return info.min, info.max
+
+
 def _rebuild(result, feats, rows, edit, growth, per_pixel=False) -> QuantizeResult:
     """A result with clusters ``feats`` (clustering space), dark to light; ``rows`` maps
     each old label (or each pixel, ``per_pixel``) to its row of ``feats`` (-1: left out)."""
@@ -152,6 +207,7 @@ def _rebuild(result, feats, rows, edit, growth, per_pixel=False) -> QuantizeResu
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(1, len(order) + 1)
     fit = dict(old.fit or {})
+    fit.pop("display", None)  # the clusters changed: shown in their centres' colours again
     fit["edits"] = [*fit.get("edits", []), edit]
     palette = Palette(
         centers=centers[order],

@@ -504,11 +504,12 @@ def show_edit(viewer, layer, result: QuantizeResult, edit: str) -> None:
         }
         if isinstance(other, Labels):
             other.data = result.labels
-            other.colormap = (
+            colormap = (
                 cluster_colours(source, result.centers)
                 if source is not None
                 else _hex_colours(result.palette)
             )
+            other.colormap = _with_display(colormap, result.palette)
         elif result.quantized is not None:
             other.data = result.quantized
         other.metadata = {**other.metadata, "napari_kquant": record}
@@ -516,9 +517,24 @@ def show_edit(viewer, layer, result: QuantizeResult, edit: str) -> None:
             other.features = _features(record, other)
 
 
+def _with_display(colormap, palette) -> DirectLabelColormap:
+    """The colours a user picked for clusters (``fit["display"]``) over the computed ones."""
+    picked = (palette.fit or {}).get("display", {})
+    if not picked:
+        return colormap
+    colours = dict(colormap.color_dict)
+    for label, hexa in picked.items():
+        if isinstance(hexa, str):
+            colours[int(label)] = np.array([*_rgb(hexa), 1.0], np.float32)
+    return DirectLabelColormap(color_dict=colours)
+
+
+def _rgb(hexa: str) -> list[float]:
+    return [int(hexa[j : j + 2], 16) / 255 for j in (1, 3, 5)]
+
+
 def _hex_colours(palette) -> DirectLabelColormap:
     colours = {None: TRANSPARENT, 0: TRANSPARENT}
     for i, hexa in enumerate(palette.hex or ["#808080"] * palette.k, start=1):
-        colours[i] = np.array([int(hexa[j : j + 2], 16) / 255 for j in (1, 3, 5)] + [1.0],
-                              np.float32)  # fmt: skip
+        colours[i] = np.array([*_rgb(hexa), 1.0], np.float32)
     return DirectLabelColormap(color_dict=colours)

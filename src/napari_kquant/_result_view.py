@@ -83,13 +83,19 @@ class ResultView(QWidget):
         self.merge_button.setToolTip("Merge the selected clusters into one (their weighted mean)")
         self.split_button = QPushButton("Split in 2")
         self.split_button.setToolTip("Re-cluster the selected cluster's pixels into 2")
+        self.recolour_button = QPushButton("Recolour…")
+        self.recolour_button.setToolTip(
+            "Show the selected cluster in another colour (its centre and numbers stay)"
+        )
+        self.recolour_button.clicked.connect(lambda: self.recolour())
         self.undo_button = QPushButton("Undo")
         self.undo_button.setToolTip("Undo the last merge or split")
         self.merge_button.clicked.connect(lambda: self.merge())
         self.split_button.clicked.connect(lambda: self.split())
         self.undo_button.clicked.connect(lambda: self.undo())
         edits = QHBoxLayout()
-        for button in (self.merge_button, self.split_button, self.undo_button):
+        for button in (self.merge_button, self.split_button, self.recolour_button,
+                       self.undo_button):  # fmt: skip
             edits.addWidget(button)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.ExtendedSelection)
@@ -364,6 +370,7 @@ class ResultView(QWidget):
         busy = self._editing is not None
         self.merge_button.setEnabled(len(chosen) >= 2 and not busy)
         self.split_button.setEnabled(len(chosen) == 1 and not busy)
+        self.recolour_button.setEnabled(len(chosen) == 1 and not busy)
         self.undo_button.setEnabled(self._undo is not None and not busy)
         clusters = self._clusters()
         if clusters is not None:  # one cluster alone in the Labels layer, ready to paint
@@ -389,7 +396,23 @@ class ResultView(QWidget):
         chosen = self.selected() if label is None else [label]
         return self._edit("split", chosen, n)
 
-    def _edit(self, kind, labels, n=2):
+    def recolour(self, label=None, colour=None):
+        """Show the selected cluster (or ``label``) in ``colour`` ("#rrggbb"; asks when
+        None); its centre and numbers stay."""
+        chosen = self.selected() if label is None else [label]
+        if len(chosen) != 1:
+            show_error("Select one cluster to recolour.")
+            return None
+        if colour is None:
+            from qtpy.QtWidgets import QColorDialog
+
+            picked = QColorDialog.getColor(parent=self, title=f"Colour of cluster {chosen[0]}")
+            if not picked.isValid():
+                return None
+            colour = picked.name()
+        return self._edit("recolour", chosen, colour=colour)
+
+    def _edit(self, kind, labels, n=2, colour=None):
         layer = self.layer
         if layer is None or self._editing is not None:
             return None
@@ -407,14 +430,15 @@ class ResultView(QWidget):
                     )
                 image, _ = read_layer(source)
                 image = (image, -1 if source.rgb else None)
-            elif len(labels) < 2:
+            elif kind == "merge" and len(labels) < 2:
                 raise ValueError("Select two or more clusters to merge.")
         except (TypeError, ValueError) as e:
             show_error(str(e))
             return None
         worker = create_worker(
-            _apply_edit, kind, result, labels, n, image, _start_thread=False, _ignore_errors=True
-        )
+            _apply_edit, kind, result, labels, n, image, colour, _start_thread=False,
+            _ignore_errors=True,
+        )  # fmt: skip
         worker.returned.connect(lambda edited: self._edited(layer, edited, kind, labels))
         worker.errored.connect(lambda e: show_error(f"The {kind} failed: {e}"))
         worker.finished.connect(self._edit_finished)
@@ -433,7 +457,7 @@ class ResultView(QWidget):
         if not self._alive() or layer not in self._viewer.layers:
             return
         self._undo = (layer, layer_state(self._viewer, layer))
-        what = f"{kind} {labels}" if kind == "merge" else f"split {labels[0]}"
+        what = f"merge {labels}" if kind == "merge" else f"{kind} {labels[0]}"
         show_edit(self._viewer, layer, edited, what)
         self.table.clearSelection()
         if layer is self.layer:
@@ -525,12 +549,14 @@ def _ours_or_new(path: Path, text: str) -> bool:
         return False
 
 
-def _apply_edit(kind, result, labels, n, image):
+def _apply_edit(kind, result, labels, n, image, colour):
     """Worker thread: the edited result (an operation of `_edit`)."""
-    from ._edit import merge, split
+    from ._edit import merge, recolour, split
 
     if kind == "merge":
         return merge(result, labels)
+    if kind == "recolour":
+        return recolour(result, labels[0], colour)
     data, channel_axis = image
     return split(result, np.asarray(data), labels[0], n, channel_axis=channel_axis)
 

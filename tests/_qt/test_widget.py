@@ -580,11 +580,10 @@ def test_measuring_a_layer_that_is_removed_meanwhile_changes_nothing(viewer, wid
     viewer.add_image(da.from_array(blocks, chunks=(64, 64, 3)), name="lazy", rgb=True)
     run(widget, qtbot, k=4, seed="1", sample=5000)
     clusters = viewer.layers["lazy k=4 clusters"]
-    worker = widget.view.measure()
+    assert widget.view.measure() is not None
     viewer.layers.remove(clusters)
     viewer.layers.remove("lazy k=4 quantized")
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    qtbot.waitUntil(lambda: widget.view._measuring is None, timeout=60_000)
     assert widget.view.layer is None and widget.view.title.text() == ""
     assert clusters.metadata["napari_kquant"]["plane_counts"] is None
 
@@ -617,9 +616,8 @@ def test_suggest_k_draws_the_curve_and_a_click_sets_k(viewer, widget, qtbot):
 
     viewer.add_image(blobs(5), name="blobs", rgb=True)
     widget.form.seed.value = "0"
-    worker = widget.k_view.suggest()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        pass
+    assert widget.k_view.suggest() is not None
+    qtbot.waitUntil(lambda: widget.k_view.worker is None, timeout=60_000)
     curve = widget.k_view.curve
     assert curve.knee == 5 and "knee K=5" in widget.k_view.status.text()
     axes = widget.k_view.plot.figure.axes[0]
@@ -636,9 +634,9 @@ def test_suggest_k_stops_when_pressed_again_and_refuses_no_image(viewer, widget,
     from skimage import data
 
     viewer.add_image(data.astronaut(), name="photo", rgb=True)
-    worker = widget.k_view.suggest()
-    with qtbot.waitSignal(worker.finished, timeout=60_000):
-        widget.k_view.suggest()  # pressed again: stop
+    assert widget.k_view.suggest() is not None
+    widget.k_view.suggest()  # pressed again: stop
+    qtbot.waitUntil(lambda: widget.k_view.worker is None, timeout=60_000)
     assert widget.k_view.curve is None and widget.k_view.status.text() == "stopped"
 
 
@@ -653,8 +651,8 @@ def test_merge_split_and_undo_in_the_dock_equal_the_engine(viewer, widget, qtbot
     assert clusters.show_selected_label and clusters.selected_label == 2
     joined = int(np.argmax(original.counts)) + 1
     view.select([joined])
-    with qtbot.waitSignal(view.split().finished, timeout=30_000):
-        pass
+    assert view.split() is not None
+    qtbot.waitUntil(lambda: view._editing is None, timeout=30_000)
     expected = napari_kquant.split(original, make_blocks(), joined, 2, channel_axis=-1,
                                    seed=clusters.metadata["napari_kquant"]["palette"]["fit"]
                                    ["edits"][0]["seed"])  # fmt: skip
@@ -663,8 +661,8 @@ def test_merge_split_and_undo_in_the_dock_equal_the_engine(viewer, widget, qtbot
     assert clusters.features["count"].tolist() == [0, 256, 256, 256, 256]
     assert [row[1] for row in view.rows()] == ["1", "2", "3", "4"]
     view.select([3, 4])
-    with qtbot.waitSignal(view.merge().finished, timeout=30_000):
-        pass
+    assert view.merge() is not None
+    qtbot.waitUntil(lambda: view._editing is None, timeout=30_000)
     merged = napari_kquant.merge(expected, [3, 4])
     np.testing.assert_array_equal(clusters.data, merged.labels)
     np.testing.assert_array_equal(quantized.data, merged.quantized)
@@ -677,6 +675,17 @@ def test_merge_split_and_undo_in_the_dock_equal_the_engine(viewer, widget, qtbot
     np.testing.assert_array_equal(clusters.data, expected.labels)
     np.testing.assert_array_equal(quantized.data, expected.quantized)
     assert clusters.features["count"].tolist() == [0, 256, 256, 256, 256]
+    view.undo()  # only one step is kept: nothing more happens
+    np.testing.assert_array_equal(clusters.data, expected.labels)
+    assert view.recolour(1, "#ff00ff") is not None
+    qtbot.waitUntil(lambda: view._editing is None, timeout=30_000)
+    np.testing.assert_allclose(clusters.colormap.color_dict[1][:3], [1, 0, 1])
+    recoloured = napari_kquant.recolour(expected, 1, "#ff00ff")
+    np.testing.assert_array_equal(quantized.data, recoloured.quantized)
+    assert (quantized.data[clusters.data == 1] == [255, 0, 255]).all()
+    assert clusters.metadata["napari_kquant"]["centers"] == expected.centers.tolist()
+    view.undo()
+    np.testing.assert_array_equal(quantized.data, expected.quantized)
     np.testing.assert_array_equal(source.data, before)  # the source is untouched
 
 
