@@ -13,7 +13,7 @@ import threading
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ._choose import DEFAULT_KS, DEFAULT_TARGET, k_curve
 
@@ -40,7 +40,14 @@ class KView(QWidget):
         self.button.clicked.connect(lambda: self.suggest())
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.live = QCheckBox("live")
+        self.live.setToolTip(
+            "Live preview: every change of K, colour space or criteria re-quantizes the plane "
+            "on screen, thinned to about 512 x 512 pixels (one attempt on 20,000 of them), "
+            "into a preview layer. Run still does the whole image."
+        )
         row = QHBoxLayout()
+        row.addWidget(self.live)
         row.addWidget(self.button)
         row.addWidget(self.status, 1)
         layout = QVBoxLayout(self)

@@ -40,9 +40,12 @@ from ._options import (
     settings,
 )
 from ._palette import Palette
+from ._preview import preview
 from ._result_view import ResultView
 
 SCOPES = ("whole stack, one palette", "current slice only")
+#: The metadata key of the live preview layer (not a result: no palette to keep).
+PREVIEW = "napari_kquant_preview"
 NEW_PALETTE, FILE_PALETTE = "fit a new palette", "load a palette file"
 #: The form fields that only matter when a new palette is fitted.
 FIT_FIELDS = ("k", "criteria", "max_iter", "epsilon", "attempts", "init", "seed", "sample",
@@ -170,6 +173,11 @@ class KQuantWidget(Container):
         self.native.layout().addWidget(self.view)
         self.k_view = KView(self._curve_input, self._set_k)  # Suggest K, under the form
         self.native.layout().insertWidget(1, self.k_view)
+        self._preview_worker = None  # the live preview's run
+        self._preview_again = False  # settings changed while it ran: run once more after
+        self.previews = 0  # live previews computed (coalesced: fewer than the changes)
+        self.form.changed.connect(self._settings_changed)
+        self.k_view.live.toggled.connect(self._live_toggled)
         self.worker = None  # the current run's worker; None when idle or cancelled
         self._drawing = None  # the worker whose result layers are being added
         self._abandoned = set()  # cancelled workers still running: kept alive until done
@@ -212,6 +220,8 @@ class KQuantWidget(Container):
     def _follow_active(self, event=None):
         """Quantize the active layer; when it is one of our results, show its palette."""
         active = self._viewer.layers.selection.active
+        if active is not None and PREVIEW in active.metadata:
+            return  # the live preview is not an image to quantize
         if active is not None and is_result(active):
             if self._drawing is None:  # while a run adds its layers, its last one is shown
                 self._show(active)
@@ -269,6 +279,90 @@ class KQuantWidget(Container):
         except RuntimeError:
             return False
         return True
+
+    # --- live preview ---------------------------------------------------------------------------
+
+    def _live_toggled(self, on: bool) -> None:
+        if on:
+            self._settings_changed()
+            return
+        for layer in list(self._viewer.layers):  # ours: the preview goes with the tick
+            if PREVIEW in layer.metadata:
+                self._viewer.layers.remove(layer)
+
+    def _settings_changed(self, *_) -> None:
+        """With "live" ticked, re-quantize what is on screen; while a preview runs, only
+        the latest settings run after it (slider drags coalesce)."""
+        if not self.k_view.live.isChecked():
+            return
+        if self._preview_worker is not None:
+            self._preview_again = True
+            return
+        try:
+            job = self._preview_job()
+        except (TypeError, ValueError):
+            return  # half-typed settings: the next change will do
+        if job is None:
+            return
+        layer, data, fixed, params = job
+        worker = create_worker(
+            preview, data, bool(layer.rgb), fixed, params, _start_thread=False,
+            _ignore_errors=True,
+        )  # fmt: skip
+        worker.returned.connect(partial(self._show_preview, layer))
+        worker.finished.connect(self._preview_finished)
+        self._preview_worker = worker
+        worker.start()
+
+    def _preview_job(self):
+        values = self.form.asdict()
+        layer = values["image"]
+        if layer is None or values["palette"] != NEW_PALETTE:
+            return None
+        params = {
+            "k": values["k"], "criteria": values["criteria"], "max_iter": values["max_iter"],
+            "epsilon": _number("epsilon", values["epsilon"], float, "auto"),
+            "init": values["init"], "seed": _number("seed", values["seed"], int, ""),
+            "sample": values["sample"], "color_space": values["color_space"],
+        }  # fmt: skip
+        settings(**params)
+        fixed = current_slice(self._viewer, layer)
+        data = list(layer.data) if layer.multiscale else layer.data
+        return layer, data, fixed, params
+
+    def _preview_finished(self) -> None:
+        self._preview_worker = None
+        if self._alive() and self._preview_again:
+            self._preview_again = False
+            self._settings_changed()
+
+    def _show_preview(self, layer, value) -> None:
+        if not self._alive() or layer not in self._viewer.layers:
+            return
+        result, factor, used = value
+        self.previews += 1
+        scale = np.asarray(layer.scale[-2:], float) * factor
+        kwargs = {
+            "name": f"{layer.name} preview",
+            "scale": scale,
+            "translate": np.asarray(layer.translate[-2:], float),
+            "metadata": {PREVIEW: used},
+        }
+        if not layer.rgb:
+            kwargs.update(colormap=layer.colormap, contrast_limits=layer.contrast_limits)
+        old = next((other for other in self._viewer.layers if other.name == kwargs["name"]
+                    and PREVIEW in other.metadata), None)  # fmt: skip
+        if old is not None and old.data.shape == result.quantized.shape:
+            old.data = result.quantized
+            old.metadata = kwargs["metadata"]
+            old.scale, old.translate = scale, kwargs["translate"]
+            return
+        active = self._viewer.layers.selection.active
+        if old is not None:
+            self._viewer.layers.remove(old)
+        self._viewer.add_image(result.quantized, rgb=bool(layer.rgb), **kwargs)
+        if active is not None and active in self._viewer.layers:
+            self._viewer.layers.selection.active = active  # adding a layer selects it
 
     def _curve_input(self):
         """The chosen image (its current slice, mask and colour space) for Suggest K."""

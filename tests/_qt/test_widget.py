@@ -711,3 +711,34 @@ def test_edits_that_cannot_be_made_are_notifications(viewer, widget, qtbot):
     assert any("Select two or more clusters" in m for m in messages)
     assert any("not in the viewer" in m for m in messages)
     assert any("lazy result" in m for m in messages)
+
+
+def test_live_preview_quantizes_the_plane_on_screen_and_coalesces(viewer, widget, qtbot):
+    stack = np.stack([np.tile(make_blocks(seed=s), (20, 20, 1)) for s in range(3)])  # 640 px
+    source = viewer.add_image(stack, name="movie", rgb=True, scale=(1, 0.5, 0.5))
+    before = np.array(source.data)
+    viewer.dims.set_current_step(0, 2)  # the third plane on screen
+    widget.form.seed.value = "3"
+    widget.form.k.value = 4
+    widget.k_view.live.setChecked(True)
+
+    def settled():
+        return widget._preview_worker is None and not widget._preview_again
+
+    qtbot.waitUntil(lambda: settled() and "movie preview" in viewer.layers, timeout=30_000)
+    shown = viewer.layers["movie preview"]
+    # the plane on screen, every 2nd pixel (640 x 640 > 512 x 512), one attempt on 10,000
+    expected = napari_kquant.quantize(stack[2, ::2, ::2], 4, channel_axis=-1, seed=3,
+                                      attempts=1, sample=10_000)  # fmt: skip
+    np.testing.assert_array_equal(shown.data, expected.quantized)
+    np.testing.assert_allclose(shown.scale, [1.0, 1.0])  # overlays the layer
+    assert widget.form.image.value is not shown and viewer.layers.selection.active is not shown
+    runs = widget.previews
+    for k in range(2, 12):  # a slider drag: only the latest setting is sure to run
+        widget.form.k.value = k
+    qtbot.waitUntil(settled, timeout=30_000)
+    assert widget.previews - runs < 10
+    assert shown.metadata["napari_kquant_preview"]["k"] == 11
+    widget.k_view.live.setChecked(False)  # the preview goes with the tick
+    assert "movie preview" not in viewer.layers
+    np.testing.assert_array_equal(source.data, before)
