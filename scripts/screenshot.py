@@ -1,9 +1,10 @@
 """Render the README's screenshots: the widget docked in a viewer after a run.
 
 Run under a (virtual) display: ``xvfb-run -a python scripts/screenshot.py``. It writes
-``docs/screenshot.png`` (the astronaut, quantized) and ``docs/measurements.png`` (a
+``docs/screenshot.png`` (the astronaut, quantized), ``docs/measurements.png`` (a
 stained slide cut into tiles: the measurement table, background marked, and the
-per-tile plot). Needs scikit-image for the slide (``pip install '.[testing]'``).
+per-tile plot) and ``docs/choose-k.png`` (Suggest K's curve, K set at its knee, two
+clusters selected for a merge). Needs scikit-image for the slide (``pip install '.[testing]'``).
 """
 
 import sys
@@ -69,9 +70,36 @@ def slide(out):
     print(f"wrote {out}")
 
 
-def main(out="docs/screenshot.png", measurements="docs/measurements.png"):
+def choosing_k(out):
+    from skimage import data
+
+    viewer = napari.Viewer()
+    viewer.add_image(data.coffee(), name="coffee", rgb=True)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    widget.form.seed.value = "0"
+    app = QApplication.instance()
+    widget.k_view.suggest()
+    deadline = time.monotonic() + 120
+    while widget.k_view.worker is not None and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
+    widget.k_view.choose(widget.k_view.curve.knee)
+    run(widget, app)
+    widget.view.select([1, 2])  # two dark browns, ready to merge
+    viewer.layers["coffee k=7 quantized"].visible = True
+    viewer.layers["coffee k=7 clusters"].visible = False
+    viewer.window._qt_window.resize(1400, 1100)
+    settle(app, 40)
+    viewer.screenshot(out, canvas_only=False)
+    viewer.close()
+    print(f"wrote {out}")
+
+
+def main(out="docs/screenshot.png", measurements="docs/measurements.png",
+         choose="docs/choose-k.png"):  # fmt: skip
     astronaut(out)
     slide(measurements)
+    choosing_k(choose)
 
 
 if __name__ == "__main__":

@@ -192,8 +192,9 @@ class Fitted:
     labels: np.ndarray  # output labels (1..k) of the fitted pixels, in their order
 
 
-def cluster(sample, dtype, ncolour, opts, progress=None) -> Fitted:
-    """Cluster (n, colours) pixels with cv2.kmeans; centres dark to light."""
+def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted:
+    """Cluster (n, colours) pixels with cv2.kmeans; centres dark to light. ``initial``:
+    starting labels (0..k-1 per pixel) for one attempt from them instead of ``init``."""
     k = opts.k
     dtype = np.dtype(dtype)
     if opts.lab and ncolour != 3:
@@ -219,9 +220,15 @@ def cluster(sample, dtype, ncolour, opts, progress=None) -> Fitted:
         epsilon = EPSILON_FRACTION * float(data.max() - data.min())
     elif scale != 1.0:
         epsilon /= scale
-    compactness, fit_labels, centers_feat = kmeans(
-        data, k, opts.cv2_criteria(epsilon), opts.attempts, opts.init, opts.seed, progress
-    )
+    if initial is not None:
+        compactness, fit_labels, centers_feat = cv2.kmeans(
+            data, k, np.array(initial, np.int32).reshape(-1, 1), opts.cv2_criteria(epsilon), 1,
+            cv2.KMEANS_USE_INITIAL_LABELS,
+        )  # fmt: skip
+    else:
+        compactness, fit_labels, centers_feat = kmeans(
+            data, k, opts.cv2_criteria(epsilon), opts.attempts, opts.init, opts.seed, progress
+        )
     if opts.lab:
         centers = from_lab(centers_feat, white)
     else:
