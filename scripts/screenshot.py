@@ -83,11 +83,11 @@ def choosing_k(out):
     while widget.k_view.worker is not None and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.02)
-    widget.k_view.choose(widget.k_view.curve.knee)
+    widget.k_view.choose(widget.k_view.curve.knee)  # K=8
     run(widget, app)
     widget.view.select([1, 2])  # two dark browns, ready to merge
-    viewer.layers["coffee k=7 quantized"].visible = True
-    viewer.layers["coffee k=7 clusters"].visible = False
+    viewer.layers["coffee k=8 quantized"].visible = True
+    viewer.layers["coffee k=8 clusters"].visible = False
     viewer.window._qt_window.resize(1400, 1100)
     settle(app, 40)
     viewer.screenshot(out, canvas_only=False)

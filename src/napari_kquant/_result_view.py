@@ -169,8 +169,8 @@ class ResultView(QWidget):
             )
         if suggestion is not None and suggestion not in background:
             hint = (
-                f"<br>Cluster {suggestion} is near-white (glass?): tick its background box "
-                "to leave it out of the foreground shares."
+                f"<br>Cluster {suggestion} is near-white: if it is background (glass, an empty "
+                "slide), tick its box to leave it out of the foreground shares."
             )
         self.title.setText(f"<b>{html.escape(layer.name)}</b>, k={palette.k}: {summary}{hint}")
         self._fill(layer, palette, table, background)
