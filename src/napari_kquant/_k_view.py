@@ -16,6 +16,7 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ._choose import DEFAULT_KS, DEFAULT_TARGET, k_curve
+from ._qt import alive
 
 
 class Stopped(Exception):
@@ -83,19 +84,12 @@ class KView(QWidget):
         worker.start()
         return worker
 
-    def _alive(self) -> bool:
-        try:
-            self.objectName()
-        except RuntimeError:
-            return False
-        return True
-
     def _progressed(self, message):
-        if self._alive():
+        if alive(self):
             self.status.setText(message)
 
     def _failed(self, error):
-        if not self._alive():
+        if not alive(self):
             return
         if isinstance(error, Stopped):
             self.status.setText("stopped")
@@ -105,11 +99,11 @@ class KView(QWidget):
 
     def _finished(self):
         self.worker = None
-        if self._alive():
+        if alive(self):
             self.button.setText("Suggest K")
 
     def _draw(self, curve):
-        if not self._alive():
+        if not alive(self):
             return
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure

@@ -47,6 +47,7 @@ from ._layers import (
     update_record,
 )
 from ._measure import plane_counts, share_curves, suggest_background
+from ._qt import alive
 
 #: The table's columns in the dock (the full table is in the clusters layer's features).
 COLUMNS = ("", "label", "share", "area", "background")
@@ -185,7 +186,7 @@ class ResultView(QWidget):
             QTimer.singleShot(0, self._plot_pending)
 
     def _plot_pending(self) -> None:
-        if not self._alive():
+        if not alive(self):
             return
         record, self._pending = self._pending, _NOTHING
         if record is not _NOTHING:
@@ -327,23 +328,15 @@ class ResultView(QWidget):
         worker.start()
         return worker
 
-    def _alive(self) -> bool:
-        """False once the dock (or the viewer) was closed: its Qt objects are gone."""
-        try:
-            self.objectName()
-        except RuntimeError:
-            return False
-        return True
-
     def _measure_finished(self):
         self._measuring = None
-        if not self._alive():
+        if not alive(self):
             return
         self.measure_button.setEnabled(True)
         self.measure_button.setText("Measure (one pass over the data)")
 
     def _measured(self, layer, counts):
-        if not self._alive() or layer not in self._viewer.layers:
+        if not alive(self) or layer not in self._viewer.layers:
             return
         update_record(
             self._viewer, layer, plane_counts=kept_counts(counts),
@@ -450,11 +443,11 @@ class ResultView(QWidget):
 
     def _edit_finished(self):
         self._editing = None
-        if self._alive():
+        if alive(self):
             self._selection_changed()
 
     def _edited(self, layer, edited, kind, labels):
-        if not self._alive() or layer not in self._viewer.layers:
+        if not alive(self) or layer not in self._viewer.layers:
             return
         self._undo = (layer, layer_state(self._viewer, layer))
         what = f"merge {labels}" if kind == "merge" else f"{kind} {labels[0]}"

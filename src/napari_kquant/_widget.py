@@ -41,6 +41,7 @@ from ._options import (
 )
 from ._palette import Palette
 from ._preview import preview
+from ._qt import alive
 from ._result_view import ResultView
 
 SCOPES = ("whole stack, one palette", "current slice only")
@@ -272,14 +273,6 @@ class KQuantWidget(Container):
         self.run_button.enabled = True
         self.cancel_button.enabled = False
 
-    def _alive(self) -> bool:
-        """False once the dock (or the viewer) was closed: its Qt objects are gone."""
-        try:
-            self.native.objectName()
-        except RuntimeError:
-            return False
-        return True
-
     # --- live preview ---------------------------------------------------------------------------
 
     def _live_toggled(self, on: bool) -> None:
@@ -332,12 +325,12 @@ class KQuantWidget(Container):
 
     def _preview_finished(self) -> None:
         self._preview_worker = None
-        if self._alive() and self._preview_again:
+        if alive(self.native) and self._preview_again:
             self._preview_again = False
             self._settings_changed()
 
     def _show_preview(self, layer, value) -> None:
-        if not self._alive() or layer not in self._viewer.layers:
+        if not alive(self.native) or layer not in self._viewer.layers:
             return
         result, factor, used = value
         self.previews += 1
@@ -439,13 +432,13 @@ class KQuantWidget(Container):
         return layer, data, keywords, params, record, OUTPUT_CHOICES[values["outputs"]]
 
     def _on_progress(self, fraction, message):
-        if self.worker is None or not self._alive():
+        if self.worker is None or not alive(self.native):
             return  # cancelled, or closed: a late report
         self.progress.value = int(1000 * fraction)
         self.status.value = message
 
     def _on_returned(self, worker, value):
-        if worker is not self.worker or not self._alive():
+        if worker is not self.worker or not alive(self.native):
             return  # abandoned (cancelled) or the viewer was closed: nothing reaches it
         layer, result, record, outputs = value
         if layer not in self._viewer.layers:
@@ -471,7 +464,7 @@ class KQuantWidget(Container):
     def _add_one_by_one(self, worker, tuples, done, added=()):
         """Add the result layers one per turn of the event loop (each costs napari a
         texture upload and a visual), so the viewer never stalls for both at once."""
-        if worker is not self.worker or not self._alive():
+        if worker is not self.worker or not alive(self.native):
             return  # cancelled meanwhile, or closed
         try:
             added = [*added, *add_or_update(self._viewer, tuples[:1])]
@@ -491,7 +484,7 @@ class KQuantWidget(Container):
         self._idle()
 
     def _on_errored(self, worker, error):
-        if worker is not self.worker or not self._alive():
+        if worker is not self.worker or not alive(self.native):
             return
         if isinstance(error, Cancelled):
             self.status.value = "cancelled: nothing was added"
@@ -501,7 +494,7 @@ class KQuantWidget(Container):
 
     def _on_finished(self, worker):
         self._abandoned.discard(worker)
-        if worker is not self.worker or not self._alive() or self._drawing is worker:
+        if worker is not self.worker or not alive(self.native) or self._drawing is worker:
             return  # stale, closed, or its layers are still being added
         self.worker = None
         self._idle()
