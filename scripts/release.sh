@@ -15,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 
 "$venv/bin/python" -m build --outdir "$work/dist" . >"$work/build.log" 2>&1 ||
     { cat "$work/build.log"; exit 1; }
-"$venv/bin/twine" check --strict "$work"/dist/*
+COLUMNS=200 "$venv/bin/twine" check --strict "$work"/dist/*
 "$venv/bin/python" scripts/check_dist.py "$work"/dist/*.tar.gz "$work"/dist/*.whl
 wheel=$(ls "$work"/dist/*.whl)
 
