@@ -211,3 +211,65 @@ def test_screen_view_takes_the_plane_on_screen_thinned_or_a_coarse_level():
     assert view.shape == (512, 512, 3) and stride == 1 and step == 4
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         screen_view(np.zeros(5), False, {})
+
+
+def test_auto_k_reports_progress_can_be_stopped_and_checks_options_first():
+    from skimage import data
+
+    photo = data.astronaut()[::4, ::4]
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def hook(done, message):
+        calls.append(message)
+        if len(calls) == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        quantize(photo, "auto", channel_axis=-1, target=0.5, progress=hook)
+    assert calls == ["K = 2 fitted", "K = 3 fitted", "K = 4 fitted"]  # stopped at once
+    with pytest.raises(ValueError, match="max_iter must be between 2 and 100, got 1"):
+        quantize(photo, "auto", channel_axis=-1, max_iter=1, progress=hook)
+    assert len(calls) == 3  # refused before any fit
+
+
+def test_auto_k_is_one_for_a_single_pixel_or_a_flat_image():
+    assert quantize(make_blocks()[:1, :1], "auto", channel_axis=-1).palette.k == 1
+    flat = np.full((20, 20, 3), 100, np.uint8)
+    assert quantize(flat, "auto", channel_axis=-1, seed=0).palette.k == 1
+
+
+def test_edits_follow_the_results_channel_axis_and_check_their_inputs():
+    from napari_kquant import recolour
+
+    rng = np.random.default_rng(0)
+    channels_first = rng.integers(0, 256, (3, 3, 8, 8), np.uint8)  # (C, Z, Y, X), Z == C
+    result = quantize(channels_first, 4, channel_axis=0, seed=0)
+    for edited in (merge(result, [1, 2]), split(result, channels_first, 1, channel_axis=0,
+                                                seed=0)):  # fmt: skip
+        colours = np.clip(np.rint(edited.centers), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(np.moveaxis(edited.quantized, 0, -1),
+                                      colours[edited.labels - 1])  # fmt: skip
+    shown = recolour(result, 1, "#ff00ff")
+    assert (np.moveaxis(shown.quantized, 0, -1)[result.labels == 1] == [255, 0, 255]).all()
+    flat = np.zeros((20, 20, 3), np.uint8)
+    flat[:, 10:] = (200, 50, 50)
+    two = quantize(flat, 2, channel_axis=-1, seed=0)
+    with pytest.raises(ValueError, match="cluster 1 has 1 distinct colour: too few to split"):
+        split(two, flat, 1, channel_axis=-1)
+    with pytest.raises(ValueError, match="image has 1 colour channels, the result's palette 3"):
+        split(two, flat[..., 0], 1)
+    with pytest.raises(ValueError, match="image is uint16, the result was made from uint8"):
+        split(two, flat.astype(np.uint16), 1, channel_axis=-1)
+    for bad in (None, 5, [True, 0, 0]):
+        with pytest.raises(TypeError, match="colour must be '#rrggbb' or one number per"):
+            recolour(two, 1, bad)
+
+
+def test_a_small_pyramid_still_gives_one_result_per_level():
+    image = np.tile(make_blocks(), (2, 2, 1))  # 64 x 64: smaller than the sample
+    result = quantize([image, image[::2, ::2]], 4, channel_axis=-1, seed=1)
+    assert isinstance(result.labels, list) and len(result.labels) == 2
+    assert result.labels[1].shape == (32, 32)

@@ -123,6 +123,7 @@ def result(palette, shape, channel_axis, labels, out, counts, sse) -> QuantizeRe
         seed=palette.seed,
         epsilon=palette.epsilon,
         palette=palette,
+        channel_axis=channel_axis,
     )
 
 

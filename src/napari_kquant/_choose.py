@@ -125,7 +125,7 @@ def k_curve(
 
 def auto_k(image, channel_axis, alpha, mask, target, options, progress=None) -> tuple[int, dict]:
     """The smallest K (up to `MAX_AUTO_K`) whose fit of a `CURVE_SAMPLE`-pixel sample has a
-    mean CIEDE2000 of at most ``target``: K = 2, 3, ... in turn, fitted exactly as the
+    mean CIEDE2000 of at most ``target``: K = 1, then 2, 3, ... in turn, fitted exactly as the
     points of `k_curve` are, so no smaller K meets the target on that sample. Returns K
     and what to record of the choice."""
     target = DEFAULT_TARGET if target is None else _check_target(target)
@@ -140,14 +140,15 @@ def auto_k(image, channel_axis, alpha, mask, target, options, progress=None) -> 
             f"the image has {ncolour}; give k as a number"
         )
     top = min(MAX_AUTO_K, len(pixels))
-    ks = list(range(2, top + 1))
-    report = None
-    if progress is not None:
-        report = lambda done, message: progress(done * len(ks) / top, message)  # noqa: E731
-    _, _, delta = _fits(pixels, dtype, ncolour, ks, opts, report, stop_below=target)
     found, delta_e = None, None
-    if delta[-1] <= target:
-        found, delta_e = ks[len(delta) - 1], float(delta[-1])
+    _, _, flat = _fits(pixels, dtype, ncolour, [1], opts, None)
+    if flat[0] <= target:  # one colour is enough (a flat image)
+        found, delta_e = 1, float(flat[0])
+    elif top >= 2:  # then K = 2, 3, ... exactly as `k_curve` fits them
+        ks = list(range(2, top + 1))
+        _, _, delta = _fits(pixels, dtype, ncolour, ks, opts, progress, stop_below=target)
+        if delta[-1] <= target:
+            found, delta_e = ks[len(delta) - 1], float(delta[-1])
     if found is None:
         warnings.warn(
             f"k='auto': no K up to {top} meets a mean CIEDE2000 of {target}; using K={top}",

@@ -105,6 +105,16 @@ def split(
         raise ValueError("split needs the image in memory (numpy), not a lazy or multiscale one")
     image = np.asarray(image)
     lay = layout(image.shape, image.dtype, channel_axis, alpha)
+    if lay.ncolour != palette.nchannels:
+        raise ValueError(
+            f"image has {lay.ncolour} colour channels, the result's palette "
+            f"{palette.nchannels}: give the image the result was made from"
+        )
+    if palette.dtype is not None and np.dtype(palette.dtype) != image.dtype:
+        raise ValueError(
+            f"image is {image.dtype}, the result was made from {palette.dtype}: give the "
+            "image the result was made from"
+        )
     pix, spatial = pixels(image, lay)
     if tuple(spatial) != tuple(result.labels.shape):
         raise ValueError(
@@ -117,6 +127,12 @@ def split(
     opts = settings(int(n), seed=seed, sample=SPLIT_SAMPLE, color_space=palette.color_space)
     rng = np.random.default_rng(opts.seed)
     chosen = members if len(members) <= SPLIT_SAMPLE else rng.choice(members, SPLIT_SAMPLE, False)
+    distinct = len(np.unique(pix[chosen, : lay.ncolour], axis=0))
+    if distinct < n:
+        raise ValueError(
+            f"cluster {label} has {distinct} distinct colour{'s' * (distinct != 1)}: too few "
+            f"to split into {n}"
+        )
     from ._fit import cluster
 
     dtype = palette.dtype or pix.dtype
@@ -165,6 +181,13 @@ def recolour(result: QuantizeResult, label: int, colour) -> QuantizeResult:
     _check_computed(result)
     palette = result.palette
     (label,) = _labels([label], palette.k, at_least=1, name="label")
+    if not isinstance(colour, str) and not (
+        hasattr(colour, "__len__")
+        and all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in colour)
+    ):
+        raise TypeError(
+            f"colour must be '#rrggbb' or one number per colour channel, got {colour!r}"
+        )
     shown = Palette.from_colors([colour] if isinstance(colour, str) else [list(colour)])
     if shown.nchannels != palette.nchannels:
         raise ValueError(
@@ -179,7 +202,7 @@ def recolour(result: QuantizeResult, label: int, colour) -> QuantizeResult:
     if result.quantized is None:  # no quantized image to repaint: the palette records it
         return replace(result, palette=palette)
     quantized = np.array(result.quantized, copy=True)
-    axis = _channel_axis(quantized.shape, result.labels.shape, palette.nchannels)
+    axis = _channel_axis(result, quantized.shape, palette.nchannels)
     moved = quantized if axis is None else np.moveaxis(quantized, axis, -1)
     where = result.labels == label
     painted = np.clip(np.rint(values), *_limits(quantized.dtype)) if quantized.dtype.kind in "ui" \
@@ -238,6 +261,7 @@ def _rebuild(result, feats, rows, edit, growth, per_pixel=False) -> QuantizeResu
         seed=result.seed,
         epsilon=result.epsilon,
         palette=palette,
+        channel_axis=result.channel_axis,
     )
 
 
@@ -245,17 +269,21 @@ def _repaint(result, palette, labels):
     """The quantized image with every labelled pixel in its new cluster's colour; left-out
     pixels and alpha as they were."""
     quantized = np.asarray(result.quantized)
-    axis = _channel_axis(quantized.shape, labels.shape, palette.nchannels)
+    axis = _channel_axis(result, quantized.shape, palette.nchannels)
     lay = layout(quantized.shape, quantized.dtype, axis, None if axis is None else False)
     pix, _ = pixels(quantized, lay)
     out = assigner(palette, pix.dtype).paint(labels.reshape(-1), pix)
     return restore(out, quantized.shape, lay.channel_axis)
 
 
-def _channel_axis(shape, spatial, nchannels):
-    """Where a quantized image keeps its channels, from its shape and its labels' shape."""
+def _channel_axis(result, shape, nchannels):
+    """Where a quantized image keeps its channels: as the result says, or (a result made
+    by hand) read from its shape and its labels' shape."""
+    spatial = tuple(result.labels.shape)
     if len(shape) == len(spatial):
         return None
+    if result.channel_axis is not None:
+        return result.channel_axis % len(shape)
     fits = [
         axis for axis in range(len(shape))
         if shape[:axis] + shape[axis + 1:] == tuple(spatial)

@@ -79,8 +79,15 @@ def fit_image(image, k, channel_axis, alpha, mask, progress, options):
     if isinstance(k, str):
         from ._choose import auto_k
 
+        settings(1, **options)  # every other option checked before the search
         callback("progress", progress)
-        k, auto = auto_k(image, channel_axis, alpha, mask, target, options)
+        search = None
+        if progress is not None:  # the search is the first half of the fit's progress
+            search = lambda done, message: progress(0.5 * done, message)  # noqa: E731
+        k, auto = auto_k(image, channel_axis, alpha, mask, target, options, search)
+        if progress is not None:
+            hook = progress
+            progress = lambda done, message: hook(0.5 + 0.5 * done, message)  # noqa: E731
     elif target is not None:
         raise ValueError(f"target is the quality k='auto' aims for; it does not go with k={k!r}")
     opts = settings(k, **options)
@@ -95,7 +102,8 @@ def fit_image(image, k, channel_axis, alpha, mask, progress, options):
 
 def _fit_image(image, channel_axis, alpha, mask, progress, opts):
     callback("progress", progress)
-    if is_multiscale(image):
+    pyramid = is_multiscale(image)
+    if pyramid:
         image = fit_level(list(image), channel_axis, alpha, mask, opts)
         mask = None
     if is_lazy(image):
@@ -107,7 +115,8 @@ def _fit_image(image, channel_axis, alpha, mask, progress, opts):
     if drawn.n_usable == 0:
         raise ValueError("the image has no usable pixel (all masked, transparent or non-finite)")
     fitted = cluster(drawn.sample, drawn.pixels.dtype, drawn.layout.ncolour, opts, progress)
-    return fitted, drawn if drawn.exact else None
+    # one level of a pyramid fitted exactly: every level is still labelled by nearest centre
+    return fitted, drawn if drawn.exact and not pyramid else None
 
 
 def fit_pooled(

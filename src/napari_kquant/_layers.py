@@ -425,27 +425,30 @@ def write_palette(path: str, data, meta: dict) -> list[str]:
 # --- edits of a run's clusters ----------------------------------------------------------------
 
 
-def run_result(viewer, layer) -> QuantizeResult:
-    """The computed result a run's layers hold (labels, quantized image, palette, numbers),
-    for `merge` and `split`."""
+def run_parts(viewer, layer) -> tuple:
+    """What a run's layers hold for an edit (cheap: references and the record), checked
+    in the GUI thread; `result_of_parts` makes the result from them in a worker."""
     layers = run_layers(viewer, layer)
     clusters = next((other for other in layers if isinstance(other, Labels)), None)
     if clusters is None:
         raise ValueError(f"{layer.name!r}: editing clusters needs the run's clusters layer")
     quantized = next((other for other in layers if isinstance(other, Image)), None)
     arrays = [clusters.data, None if quantized is None else quantized.data]
-    if (
-        any(is_lazy(a) or isinstance(a, list) for a in arrays if a is not None)
-        or clusters.multiscale
-    ):
+    lazy = any(is_lazy(a) or isinstance(a, list) for a in arrays if a is not None)
+    if lazy or clusters.multiscale:
         raise ValueError(f"{layer.name!r} is a lazy result: its clusters cannot be edited")
-    record = clusters.metadata["napari_kquant"]
+    rgb = quantized is not None and quantized.rgb
+    return arrays[0], arrays[1], rgb, dict(clusters.metadata["napari_kquant"])
+
+
+def result_of_parts(labels, quantized, rgb, record) -> QuantizeResult:
+    """The computed result a run's layers hold (worker thread: counts the labels)."""
     palette = Palette.from_dict(record["palette"])
-    labels = np.asarray(clusters.data)
+    labels = np.asarray(labels)
     counts = np.bincount(labels.ravel(), minlength=palette.k + 1)[1:]
     compactness = record.get("compactness")
     return QuantizeResult(
-        quantized=None if quantized is None else np.asarray(quantized.data),
+        quantized=None if quantized is None else np.asarray(quantized),
         labels=labels,
         centers=np.asarray(record["centers"], np.float64),
         counts=counts.astype(np.int64),
@@ -453,6 +456,7 @@ def run_result(viewer, layer) -> QuantizeResult:
         seed=record.get("seed"),
         epsilon=record.get("epsilon"),
         palette=palette,
+        channel_axis=-1 if rgb else None,
     )
 
 

@@ -41,6 +41,7 @@ def apply_lazy(palette, image, channel_axis, alpha, mask, progress) -> QuantizeR
         seed=palette.seed,
         epsilon=palette.epsilon,
         palette=palette,
+        channel_axis=lay.channel_axis,
     )
 
 
@@ -76,6 +77,7 @@ def apply_levels(palette, levels, channel_axis, alpha, mask, progress) -> Quanti
         palette.seed,
         palette.epsilon,
         palette,
+        lay.channel_axis,
     )
 
 

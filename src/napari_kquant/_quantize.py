@@ -223,4 +223,5 @@ def _small_lazy(image, k, channel_axis, alpha, mask, progress, options):
         seed=eager.seed,
         epsilon=eager.epsilon,
         palette=eager.palette,
+        channel_axis=eager.channel_axis,
     )

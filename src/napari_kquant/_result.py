@@ -43,6 +43,8 @@ class QuantizeResult:
     palette : Palette
         The palette the labels index: keep it (``result.palette.save(...)``) to
         give other images the same colour classes.
+    channel_axis : int or None
+        The axis of ``quantized`` that holds the channels (None: one channel).
     """
 
     quantized: np.ndarray
@@ -53,6 +55,7 @@ class QuantizeResult:
     seed: int | None
     epsilon: float | None
     palette: Palette
+    channel_axis: int | None = None
 
     @cached_property
     def plane_counts(self):

@@ -40,8 +40,9 @@ from ._layers import (
     plane_axis_names,
     read_layer,
     restore_state,
+    result_of_parts,
     run_layers,
-    run_result,
+    run_parts,
     show_edit,
     source_of,
     update_record,
@@ -410,7 +411,7 @@ class ResultView(QWidget):
         if layer is None or self._editing is not None:
             return None
         try:
-            result = run_result(self._viewer, layer)
+            parts = run_parts(self._viewer, layer)
             image = None
             if kind == "split":
                 if len(labels) != 1:
@@ -429,7 +430,7 @@ class ResultView(QWidget):
             show_error(str(e))
             return None
         worker = create_worker(
-            _apply_edit, kind, result, labels, n, image, colour, _start_thread=False,
+            _apply_edit, kind, parts, labels, n, image, colour, _start_thread=False,
             _ignore_errors=True,
         )  # fmt: skip
         worker.returned.connect(lambda edited: self._edited(layer, edited, kind, labels))
@@ -449,7 +450,8 @@ class ResultView(QWidget):
     def _edited(self, layer, edited, kind, labels):
         if not alive(self) or layer not in self._viewer.layers:
             return
-        self._undo = (layer, layer_state(self._viewer, layer))
+        run_id = layer.metadata["napari_kquant"].get("run")
+        self._undo = (layer, run_id, layer_state(self._viewer, layer))
         what = f"merge {labels}" if kind == "merge" else f"{kind} {labels[0]}"
         show_edit(self._viewer, layer, edited, what)
         self.table.clearSelection()
@@ -460,8 +462,15 @@ class ResultView(QWidget):
         """Put back the run's layers as they were before the last edit (one step)."""
         if self._undo is None or self._editing is not None:
             return
-        layer, state = self._undo
+        layer, run_id, state = self._undo
         self._undo = None
+        if (
+            layer not in self._viewer.layers
+            or layer.metadata["napari_kquant"].get("run") != run_id
+        ):
+            show_error("Nothing to undo: the layers were replaced by a new run since the edit.")
+            self._selection_changed()
+            return
         restore_state(state)
         if layer is self.layer:
             self.show_layer(layer)
@@ -542,16 +551,20 @@ def _ours_or_new(path: Path, text: str) -> bool:
         return False
 
 
-def _apply_edit(kind, result, labels, n, image, colour):
-    """Worker thread: the edited result (an operation of `_edit`)."""
+def _apply_edit(kind, parts, labels, n, image, colour):
+    """Worker thread: the edited result (an operation of `_edit`), its counts taken."""
     from ._edit import merge, recolour, split
 
+    result = result_of_parts(*parts)
     if kind == "merge":
-        return merge(result, labels)
-    if kind == "recolour":
-        return recolour(result, labels[0], colour)
-    data, channel_axis = image
-    return split(result, np.asarray(data), labels[0], n, channel_axis=channel_axis)
+        edited = merge(result, labels)
+    elif kind == "recolour":
+        edited = recolour(result, labels[0], colour)
+    else:
+        data, channel_axis = image
+        edited = split(result, np.asarray(data), labels[0], n, channel_axis=channel_axis)
+    np.asarray(edited.plane_counts)  # counted here (cached), not while the layers update
+    return edited
 
 
 def _count(data, k):

@@ -293,8 +293,9 @@ class KQuantWidget(Container):
             return
         try:
             job = self._preview_job()
-        except (TypeError, ValueError):
-            return  # half-typed settings: the next change will do
+        except (TypeError, ValueError) as e:  # half-typed settings: said, not a pop-up each key
+            self.k_view.status.setText(f"live preview not updated: {e}")
+            return
         if job is None:
             return
         layer, data, fixed, params = job
@@ -303,6 +304,7 @@ class KQuantWidget(Container):
             _ignore_errors=True,
         )  # fmt: skip
         worker.returned.connect(partial(self._show_preview, layer))
+        worker.errored.connect(self._preview_failed)
         worker.finished.connect(self._preview_finished)
         self._preview_worker = worker
         worker.start()
@@ -323,6 +325,10 @@ class KQuantWidget(Container):
         data = list(layer.data) if layer.multiscale else layer.data
         return layer, data, fixed, params
 
+    def _preview_failed(self, error) -> None:
+        if alive(self.native):
+            self.k_view.status.setText(f"live preview not updated: {error}")
+
     def _preview_finished(self) -> None:
         self._preview_worker = None
         if alive(self.native) and self._preview_again:
@@ -334,6 +340,7 @@ class KQuantWidget(Container):
             return
         result, factor, used = value
         self.previews += 1
+        self.k_view.status.setText(f"live preview: K={len(result.centers)}")
         scale = np.asarray(layer.scale[-2:], float) * factor
         kwargs = {
             "name": f"{layer.name} preview",

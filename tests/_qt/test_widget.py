@@ -742,3 +742,38 @@ def test_live_preview_quantizes_the_plane_on_screen_and_coalesces(viewer, widget
     widget.k_view.live.setChecked(False)  # the preview goes with the tick
     assert "movie preview" not in viewer.layers
     np.testing.assert_array_equal(source.data, before)
+
+
+def test_undo_after_a_new_run_changes_nothing_and_says_so(viewer, widget, qtbot):
+    viewer.add_image(make_blocks(), name="b", rgb=True)
+    run(widget, qtbot, k=4, seed="1")
+    view = widget.view
+    view.select([1, 2])
+    assert view.merge() is not None
+    qtbot.waitUntil(lambda: view._editing is None, timeout=30_000)
+    run(widget, qtbot, k=4, seed="2")  # the same layers, refreshed by a new run
+    clusters = viewer.layers["b k=4 clusters"]
+    fresh = np.array(clusters.data)
+    start = len(notification_manager.records)
+    view.undo()
+    np.testing.assert_array_equal(clusters.data, fresh)  # the new run's result stays
+    assert any("Nothing to undo" in m for m in errors_since(start))
+
+
+def test_live_preview_says_when_the_settings_cannot_be_previewed(viewer, widget, qtbot):
+    viewer.add_image(np.tile(make_blocks(), (4, 4, 1)), name="b", rgb=True)
+    widget.k_view.live.setChecked(True)
+    qtbot.waitUntil(lambda: "b preview" in viewer.layers and widget._preview_worker is None,
+                    timeout=30_000)  # fmt: skip
+    widget.form.epsilon.value = "abc"
+    assert "live preview not updated: epsilon must be a number" in widget.k_view.status.text()
+    widget.form.epsilon.value = "auto"
+    widget.form.k.value = 3
+    qtbot.waitUntil(
+        lambda: (
+            widget._preview_worker is None
+            and viewer.layers["b preview"].metadata["napari_kquant_preview"]["k"] == 3
+        ),
+        timeout=30_000,
+    )
+    assert widget.k_view.status.text() == "live preview: K=3"
