@@ -48,9 +48,14 @@ def check_sdist(path: str) -> None:
 def check_wheel(path: str) -> None:
     with zipfile.ZipFile(path) as wheel:
         names = wheel.namelist()
-        info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        info = next((n for n in names if n.endswith(".dist-info/METADATA")), None)
+        if info is None:
+            fail(f"{path}: the wheel has no .dist-info/METADATA")
         metadata = wheel.read(info).decode()
-        entry_points = wheel.read(info.replace("METADATA", "entry_points.txt")).decode()
+        points = info.replace("METADATA", "entry_points.txt")
+        if points not in names:
+            fail(f"{path}: the wheel has no entry_points.txt (console script, napari manifest)")
+        entry_points = _sections(wheel.read(points).decode())
     need = ["napari_kquant/__init__.py", "napari_kquant/napari.yaml",
             "napari_kquant/data/astronaut.png", "napari_kquant/_version.py"]  # fmt: skip
     missing = [name for name in need if name not in names]
@@ -60,18 +65,37 @@ def check_wheel(path: str) -> None:
     stray = [name for name in names if STRAY.search(name)]
     if outside or stray:
         fail(f"{path}: the wheel holds stray files {(outside + stray)[:10]}")
-    if "napari-kquant = napari_kquant:napari.yaml" not in entry_points:
-        fail(f"{path}: no napari.manifest entry point")
-    if "kquant = napari_kquant._cli:main" not in entry_points:
+    if entry_points.get("napari.manifest", {}).get("napari-kquant") != "napari_kquant:napari.yaml":
+        fail(f"{path}: no napari.manifest entry point napari-kquant = napari_kquant:napari.yaml")
+    if entry_points.get("console_scripts", {}).get("kquant") != "napari_kquant._cli:main":
         fail(f"{path}: no kquant console script")
     for line in ("Classifier: Framework :: napari", "Requires-Python: >=3.11",
                  "Description-Content-Type: text/markdown"):  # fmt: skip
         if line not in metadata:
             fail(f"{path}: METADATA lacks {line!r}")
-    relative = re.findall(r"\]\((?!https?://|#)([^)]+)\)", metadata.split("\n\n", 1)[1])
+    description = metadata.split("\n\n", 1)[1] if "\n\n" in metadata else ""
+    links = [
+        *re.findall(r"\]\(\s*<?([^)>\s]+)", description),  # [text](link), ![alt](<link>)
+        *re.findall(r"^\s*\[[^\]]+\]:\s*<?(\S+?)>?\s*$", description, re.M),  # [ref]: link
+        *re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", description),  # HTML
+    ]
+    relative = [link for link in links if not re.match(r"(https?:|mailto:|#)", link)]
     if relative:
         fail(f"{path}: the long description links {relative} relatively: broken off-site")
     print(f"wheel: {len(names)} files, manifest, sample data and entry points, nothing stray")
+
+
+def _sections(text: str) -> dict[str, dict[str, str]]:
+    """entry_points.txt as {section: {name: value}}."""
+    sections, current = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+        elif "=" in line and current is not None:
+            name, value = (part.strip() for part in line.split("=", 1))
+            current[name] = value
+    return sections
 
 
 if __name__ == "__main__":

@@ -232,8 +232,8 @@ def folder(tmp_path):
     [
         (["d.zarr/in.png", "-o", "d.zarr"], "the input 'd.zarr/in.png' is inside it"),
         (["in.png", "-o", "q.zarr", "--labels", "q.zarr/l.png"], "lies inside the output"),
-        (["in.png", "-o", ""], "the output path is empty"),
-        (["in.png", "-o", "o.png", "--labels", ""], "the labels path is empty"),
+        (["in.png", "-o", ""], "-o is empty: give a path"),
+        (["in.png", "-o", "o.png", "--labels", ""], "--labels is empty: give a path"),
         (["in.png", "-o", "mine.zarr"], "refusing to replace 'mine.zarr'"),
         (["in.png", "-o", "o.png", "--mask", "mask.png", "--labels", "mask.png"], "is an input"),
         (["in.png", "-o", "x.png", "--labels", "x.png"], "would both be written to 'x.png'"),
@@ -589,7 +589,7 @@ def test_batch_table_has_a_file_column_and_only_the_images_written(tmp_path):
         (["--table", "o.png", "-o", "o.png"], "table is written as CSV"),
         (["--table", "t.csv", "-o", "t.csv"], "the output and the table would both be written"),
         (["--table", "t.csv", "--save-palette", "t.csv"], "palette and the table would both"),
-        (["--table", ""], "--table '': the table is written as CSV"),
+        (["--table", ""], "--table is empty: give a path"),
         (["--table", "t.csv", "--unit", "mm"], "--unit goes with --pixel-size"),
         (["--unit", "mm", "-o", "o.png"], "--unit goes with --pixel-size"),
         (["--table", "nowhere/t.csv"], "cannot write table 'nowhere/t.csv': folder .* does not"),
@@ -606,6 +606,10 @@ def test_batch_table_has_a_file_column_and_only_the_images_written(tmp_path):
         (["--table", "t.csv", "--pixel-size", "a,b"], "must be a positive size"),
         (["--background", "1"], "give -o OUT (and/or --labels, --table)"),
         (["--unit", "mm"], "give -o OUT (and/or --labels, --table)"),
+        (["-o", "o.png", "--mask", ""], "--mask is empty: give a path"),
+        (["-o", "o.png", "--palette", ""], "--palette is empty: give a path"),
+        (["-o", "o.png", "--out-dir", ""], "--out-dir is empty: give a path"),
+        (["--table", "t.csv", "--pixel-size", "1", "--unit", " "], "--unit is empty"),
     ],
 )
 def test_bad_table_options_are_refused_before_any_work(tmp_path, capsys, extra, message):
@@ -658,3 +662,20 @@ def test_a_batch_that_writes_nothing_leaves_no_new_folder(tmp_path):
                   "--table", new / "t.csv", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 1 and "2 of 2 files failed" in proc.stderr
     assert not (tmp_path / "new").exists()
+
+
+def test_batch_keeps_an_applied_palette_and_refuses_a_broken_out_dir(tmp_path, capsys):
+    for name in ("a.png", "b.png"):
+        write_rgb(tmp_path / name, make_blocks())
+    palette = tmp_path / "p.gpl"
+    palette.write_text("GIMP Palette\n0 0 0\n255 255 255\n")
+    images = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
+    kept = tmp_path / "new" / "kept.json"  # inside the --out-dir kquant makes
+    assert main([*images, "--palette", str(palette), "--out-dir", str(tmp_path / "new"),
+                 "--save-palette", str(kept)]) == 0  # fmt: skip
+    assert Palette.load(kept).k == 2
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    capsys.readouterr()
+    assert main([*images, "--out-dir", str(tmp_path / "dangling")]) == 2
+    assert "symbolic link to nothing" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()

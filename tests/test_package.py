@@ -45,7 +45,7 @@ def test_png_to_png_run_loads_no_dask_zarr_or_napari(tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "0 []"
 
 
-def _check_dist(tmp_path, wheel_names, sdist_names):
+def _check_dist(tmp_path, wheel_names, sdist_names, description=None, entry_points=None):
     """Run scripts/check_dist.py on a made-up sdist and wheel holding these files."""
     import tarfile
     import zipfile
@@ -59,12 +59,13 @@ def _check_dist(tmp_path, wheel_names, sdist_names):
         z.writestr(f"{info}/METADATA", (
             "Metadata-Version: 2.4\nName: napari-kquant\nClassifier: Framework :: napari\n"
             "Requires-Python: >=3.11\nDescription-Content-Type: text/markdown\n\n"
-            "![shot](https://example.org/a.png)\n"
+            + (description or "![shot](https://example.org/a.png) [m](mailto:a@b.c)\n")
         ))  # fmt: skip
-        z.writestr(f"{info}/entry_points.txt", (
-            "[console_scripts]\nkquant = napari_kquant._cli:main\n\n"
-            "[napari.manifest]\nnapari-kquant = napari_kquant:napari.yaml\n"
-        ))  # fmt: skip
+        if entry_points != "":
+            z.writestr(f"{info}/entry_points.txt", entry_points or (
+                "[console_scripts]\nkquant = napari_kquant._cli:main\n\n"
+                "[napari.manifest]\nnapari-kquant = napari_kquant:napari.yaml\n"
+            ))  # fmt: skip
     sdist = tmp_path / "napari_kquant-1.0.tar.gz"
     with tarfile.open(sdist, "w:gz") as tar:
         for name in sdist_names:
@@ -94,3 +95,12 @@ def test_release_check_refuses_stray_or_missing_files(tmp_path):
     assert no_manifest.returncode == 1 and "napari.yaml" in no_manifest.stderr
     no_tests = _check_dist(tmp_path, WHEEL, [n for n in SDIST if not n.startswith("tests/")])
     assert no_tests.returncode == 1 and "tests/conftest.py" in no_tests.stderr
+    for relative in ('<img src="docs/shot.png">', "![s][s]\n\n[s]: docs/shot.png",
+                     "![s](<docs/my shot.png>)"):  # fmt: skip
+        broken = _check_dist(tmp_path, WHEEL, SDIST, description=relative)
+        assert broken.returncode == 1 and "relatively" in broken.stderr, relative
+    swapped = "[console_scripts]\nnapari-kquant = napari_kquant:napari.yaml\n"
+    wrong = _check_dist(tmp_path, WHEEL, SDIST, entry_points=swapped)
+    assert wrong.returncode == 1 and "napari.manifest entry point" in wrong.stderr
+    missing = _check_dist(tmp_path, WHEEL, SDIST, entry_points="")
+    assert missing.returncode == 1 and "no entry_points.txt" in missing.stderr

@@ -168,6 +168,18 @@ def _palette_text(path, palette) -> str:
         raise CLIError(f"--save-palette {path!r}: {e}") from None
 
 
+def _check_not_empty(args) -> None:
+    """A path (or unit) option given as an empty string is a mistake, never "not given"."""
+    given = (("-o", args.output), ("--labels", args.labels), ("--out-dir", args.out_dir),
+             ("--mask", args.mask), ("--palette", args.palette),
+             ("--save-palette", args.save_palette), ("--table", args.table),
+             ("--unit", args.unit))  # fmt: skip
+    for flag, value in given:
+        if value is not None and not value.strip():
+            what = "a unit such as µm" if flag == "--unit" else "a path"
+            raise CLIError(f"{flag} is empty: give {what}")
+
+
 def _texts(args) -> list[tuple[str, str]]:
     """The text files asked for: (path, what)."""
     pairs = ((args.save_palette, "palette"), (args.table, "table"))
@@ -345,10 +357,14 @@ def run_batch(args: argparse.Namespace, parser) -> int:
     new_folder = None
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         raise CLIError(f"--out-dir {args.out_dir!r} is a file, not a folder")
+    if os.path.lexists(args.out_dir) and not os.path.exists(args.out_dir):
+        raise CLIError(f"--out-dir {args.out_dir!r} is a symbolic link to nothing")
     if not os.path.exists(args.out_dir):
         parent = os.path.dirname(os.path.abspath(args.out_dir))
         if not os.path.isdir(parent):
             raise CLIError(f"--out-dir {args.out_dir!r}: its parent folder does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise CLIError(f"--out-dir {args.out_dir!r}: its parent folder is not writable")
         new_folder = args.out_dir  # made once every check has passed
     if any(is_zarr(p) for p in args.images):
         raise CLIError("a batch takes image files; quantize a .zarr array on its own with -o")
@@ -385,20 +401,27 @@ def run_batch(args: argparse.Namespace, parser) -> int:
     )
 
     failed = {}
-    if palette is None:
+    pooled = palette is None
+    if pooled:
         palette = _pooled_palette(args, failed, tqdm)
-        if args.save_palette is not None:
-            write_all(
-                [], [], texts=[(args.save_palette, _palette_text(args.save_palette, palette))]
-            )
-            tqdm.write(
-                f"pooled palette: k={palette.k}, seed {palette.seed} -> {args.save_palette}"
-            )
     if new_folder is not None:
         try:
             os.makedirs(new_folder, exist_ok=True)
         except OSError as e:
             raise CLIError(f"cannot make --out-dir {new_folder!r}: {e.strerror}") from None
+    try:
+        return _apply_batch(args, palette, pooled, outputs, inputs, label_dtype, failed, tqdm)
+    finally:  # a folder kquant made and nothing landed in (failures, SIGTERM): not left behind
+        if new_folder is not None and os.path.isdir(new_folder) and not os.listdir(new_folder):
+            os.rmdir(new_folder)
+
+
+def _apply_batch(args, palette, pooled, outputs, inputs, label_dtype, failed, tqdm) -> int:
+    """The batch's writes: the palette kept, each image, the table."""
+    if args.save_palette is not None:
+        write_all([], [], texts=[(args.save_palette, _palette_text(args.save_palette, palette))])
+        what = f"pooled palette: k={palette.k}, seed {palette.seed}" if pooled else "palette"
+        tqdm.write(f"{what} -> {args.save_palette}")
     tables = []
     bar = tqdm(args.images, desc="applying", unit="image", disable=None, file=sys.stderr)
     for path in bar:
@@ -450,8 +473,6 @@ def run_batch(args: argparse.Namespace, parser) -> int:
                 [o.path for o in planned],
             )
         )
-    if new_folder is not None and not os.listdir(new_folder):
-        os.rmdir(new_folder)  # ours, and nothing landed in it: not left behind
     if args.table is not None and tables:
         write_all([], [], texts=[(args.table, _table_csv(tables))])
         tqdm.write(f"table of {len(tables)} images -> {args.table}")
@@ -572,6 +593,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)
+        _check_not_empty(args)
         if len(args.images) > 1 or args.out_dir:
             return run_batch(args, parser)
         if any(path is not None for path in (args.output, args.labels, args.table)):

@@ -10,6 +10,7 @@ create, and no input is ever overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -374,6 +375,16 @@ def encode(output: Output, data: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def _remove(path) -> None:
+    """Remove a file or folder this transaction moved aside (it replaced it)."""
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        os.remove(path)
+
+
 class Transaction:
     """Temporary files and folders beside their targets, renamed into place together."""
 
@@ -435,13 +446,15 @@ class Transaction:
                     os.replace(aside, target)
             raise
         self._staged = []
-        for _, aside, _ in done:
-            if aside is None:
-                continue
-            if os.path.isdir(aside) and not os.path.islink(aside):
-                shutil.rmtree(aside, ignore_errors=True)
-            else:
-                os.remove(aside)
+        old = [aside for _, aside, _ in done if aside is not None]
+        try:
+            for aside in old:
+                _remove(aside)
+        except BaseException:  # SIGTERM mid-way: the replaced targets still go, then stop
+            for aside in old:
+                with contextlib.suppress(OSError):
+                    _remove(aside)
+            raise
 
     def abort(self) -> None:
         """Remove what was staged (only our own temporary files and folders)."""
