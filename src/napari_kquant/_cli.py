@@ -249,12 +249,14 @@ def _table(palette, plane_counts, ndim, args, source=None):
     first (batches)."""
     import pandas as pd
 
-    from ._measure import cluster_table
+    from ._measure import cluster_table, totals
 
-    counts = np.asarray(plane_counts)
-    counts = counts.reshape(-1, counts.shape[-1]).sum(axis=0)
     columns = cluster_table(
-        palette, counts, background=args.background, ndim=ndim, **_table_options(args)
+        palette,
+        totals(plane_counts),
+        background=args.background,
+        ndim=ndim,
+        **_table_options(args),
     )
     frame = pd.DataFrame(columns)
     if source is not None:

@@ -16,7 +16,7 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ._choose import DEFAULT_KS, DEFAULT_TARGET, k_curve
-from ._qt import alive
+from ._qt import alive, plot_canvas
 
 
 class Stopped(Exception):
@@ -105,13 +105,9 @@ class KView(QWidget):
     def _draw(self, curve):
         if not alive(self):
             return
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
         self.curve = curve
         if self.plot is None:
-            self.plot = FigureCanvasQTAgg(Figure(figsize=(3.2, 2.2), layout="constrained"))
-            self.plot.setMinimumHeight(180)
+            self.plot = plot_canvas()
             self.plot.mpl_connect("pick_event", self._picked)
             self.layout().addWidget(self.plot)
         self.plot.figure.clear()

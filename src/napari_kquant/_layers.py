@@ -15,7 +15,7 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
 from ._layout import is_lazy
-from ._measure import check_axes, cluster_table
+from ._measure import check_axes, cluster_table, totals
 from ._palette import Palette
 from ._quantize import quantize
 from ._result import QuantizeResult
@@ -200,9 +200,7 @@ MAX_KEPT_COUNTS = 200_000
 
 def kept_counts(plane_counts) -> list:
     counts = np.asarray(plane_counts)
-    if counts.size > MAX_KEPT_COUNTS:
-        counts = counts.reshape(-1, counts.shape[-1]).sum(axis=0)
-    return counts.tolist()
+    return (totals(counts) if counts.size > MAX_KEPT_COUNTS else counts).tolist()
 
 
 def plane_axis_names(record, layer) -> list[str]:
@@ -233,7 +231,7 @@ def layer_table(layer, per_plane: bool = False, record=None):
         raise ValueError(f"{layer.name!r} is a lazy result: measure it first (one pass)")
     counts = np.asarray(record["plane_counts"], np.int64)
     if not per_plane:
-        counts = counts.reshape(-1, counts.shape[-1]).sum(axis=0)
+        counts = totals(counts)
     columns = cluster_table(
         Palette.from_dict(record["palette"]), counts, background=record.get("background", ()),
         ndim=len(spatial_shape(layer)) if isinstance(layer, Image) else layer.ndim,

@@ -52,6 +52,12 @@ def plane_counts(labels, k: int, counts=None):
     return _count_planes(labels, k)
 
 
+def totals(plane_counts) -> np.ndarray:
+    """Per-plane counts (*planes, k + 1) summed over the planes: (k + 1,)."""
+    counts = np.asarray(plane_counts)
+    return counts.reshape(-1, counts.shape[-1]).sum(axis=0)
+
+
 def _count_planes(labels: np.ndarray, k: int) -> np.ndarray:
     lead = labels.shape[: plane_axes(labels)]
     planes = labels.reshape(math.prod(lead), -1)

@@ -101,9 +101,9 @@ class QuantizeResult:
         >>> table["share"].round(3).tolist()[1:]
         [0.667, 0.333]
         """
-        counts = np.asarray(self.plane_counts)
-        lead = tuple(range(counts.ndim - 1))
-        return self._frame(counts.sum(axis=lead), background, pixel_size, unit, None)
+        from ._measure import totals
+
+        return self._frame(totals(self.plane_counts), background, pixel_size, unit, None)
 
     def plane_table(self, *, background=(), pixel_size=None, unit=None, axes=None):
         """The long per-plane table of a stack, as a pandas DataFrame: one row per

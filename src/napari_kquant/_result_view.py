@@ -47,8 +47,8 @@ from ._layers import (
     source_of,
     update_record,
 )
-from ._measure import plane_counts, share_curves, suggest_background
-from ._qt import alive
+from ._measure import plane_counts, share_curves, suggest_background, totals
+from ._qt import alive, plot_canvas
 
 #: The table's columns in the dock (the full table is in the clusters layer's features).
 COLUMNS = ("", "label", "share", "area", "background")
@@ -243,8 +243,6 @@ class ResultView(QWidget):
             self._plot_note.setText("")
             return
         try:
-            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-            from matplotlib.figure import Figure
             from matplotlib.ticker import MaxNLocator
         except ImportError:
             self._plot_note.setText(
@@ -253,8 +251,7 @@ class ResultView(QWidget):
             return
         self._plot_note.setText("")
         if self.plot is None:
-            self.plot = FigureCanvasQTAgg(Figure(figsize=(3.2, 2.2), layout="constrained"))
-            self.plot.setMinimumHeight(180)
+            self.plot = plot_canvas()
             self.layout().addWidget(self.plot)
         self.plot.setVisible(True)
         background = record.get("background", ())
@@ -341,7 +338,7 @@ class ResultView(QWidget):
             return
         update_record(
             self._viewer, layer, plane_counts=kept_counts(counts),
-            counts=counts.reshape(-1, counts.shape[-1]).sum(axis=0)[1:].tolist(),
+            counts=totals(counts)[1:].tolist(),
         )  # fmt: skip
         if layer is self.layer:
             self.show_layer(layer)

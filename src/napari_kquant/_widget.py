@@ -314,12 +314,8 @@ class KQuantWidget(Container):
         layer = values["image"]
         if layer is None or values["palette"] != NEW_PALETTE:
             return None
-        params = {
-            "k": values["k"], "criteria": values["criteria"], "max_iter": values["max_iter"],
-            "epsilon": _number("epsilon", values["epsilon"], float, "auto"),
-            "init": values["init"], "seed": _number("seed", values["seed"], int, ""),
-            "sample": values["sample"], "color_space": values["color_space"],
-        }  # fmt: skip
+        params = {**_fit_params(values), "sample": values["sample"]}  # preview makes it fast
+        params.pop("attempts")
         settings(**params)
         fixed = current_slice(self._viewer, layer)
         data = list(layer.data) if layer.multiscale else layer.data
@@ -418,17 +414,7 @@ class KQuantWidget(Container):
             }
             outputs = OUTPUT_CHOICES[values["outputs"]]
             return layer, data, keywords, {"palette": palette}, record, outputs
-        params = {
-            "k": values["k"],
-            "criteria": values["criteria"],
-            "max_iter": values["max_iter"],
-            "epsilon": _number("epsilon", values["epsilon"], float, "auto"),
-            "attempts": values["attempts"],
-            "init": values["init"],
-            "seed": _number("seed", values["seed"], int, ""),
-            "sample": None if values["exact"] else values["sample"],
-            "color_space": values["color_space"],
-        }
+        params = _fit_params(values)
         settings(**params)  # every option checked here, before the worker starts
         record = {
             **params,
@@ -572,6 +558,21 @@ def _warm_up():
             with contextlib.suppress(ImportError):  # only a head start: napari imports them
                 importlib.import_module(module)
         _warmed = True
+
+
+def _fit_params(values) -> dict:
+    """The fit options the form holds (the `quantize` keywords), text fields parsed."""
+    return {
+        "k": values["k"],
+        "criteria": values["criteria"],
+        "max_iter": values["max_iter"],
+        "epsilon": _number("epsilon", values["epsilon"], float, "auto"),
+        "attempts": values["attempts"],
+        "init": values["init"],
+        "seed": _number("seed", values["seed"], int, ""),
+        "sample": None if values["exact"] else values["sample"],
+        "color_space": values["color_space"],
+    }
 
 
 def _number(name, text, kind, blank):
