@@ -13,8 +13,9 @@ from functools import partial
 
 import numpy as np
 
-from ._colorspace import rgb_scale, safe_scale, to_lab
+from ._colorspace import rgb_scale, safe_scale, to_lab, to_od
 from ._layout import Layout, layout, pixels, restore, unmask, usable
+from ._options import Finish
 from ._result import QuantizeResult
 
 #: numba's default (workqueue) thread pool must not run two kernels at once. It is
@@ -87,6 +88,42 @@ class Assigner:
             _assign.paint(labels, pix, self.ncolour, self.colours, out)
         return out
 
+    def sse(self, labels, pix) -> float:
+        """Summed squared distances of labelled pixels to their labels' centres."""
+        from . import _assign
+
+        total = _assign.sse(pix, self.ncolour, self.centers, labels, self.to_features,
+                            KERNEL_LOCK)  # fmt: skip
+        return total * self.sse_factor
+
+    def finish(self, pix, valid, spatial, labels, out, counts, sse, done: Finish, origin=(0, 0)):
+        """Labels, picture, counts and squared distances after cleaning or dithering.
+
+        ``labels`` are flat; ``spatial`` their shape; ``origin`` the (row, column)
+        of the first pixel in its plane (ordered dithering of a chunk).
+        """
+        if done.cleans:
+            from ._clean import clean_labels
+
+            planes = labels.reshape(_planes(spatial))
+            labels = clean_labels(planes, min_size=done.min_size, smooth=done.smooth).reshape(-1)
+            out = self.paint(labels, pix)
+            counts = np.bincount(labels, minlength=len(self.centers) + 1).astype(np.int64)
+            sse = self.sse(labels, pix)
+        if done.dither is not None and done.dither_strength > 0:
+            from ._dither import dither
+
+            with KERNEL_LOCK:
+                dither(pix, valid, spatial, self.ncolour, self.colours, done.dither,
+                       done.dither_strength, out, origin)  # fmt: skip
+        return labels, out, counts, sse
+
+
+def _planes(spatial) -> tuple[int, int, int]:
+    """(planes, rows, columns) of a spatial shape; a 1-D image is one row."""
+    rows = spatial[-2] if len(spatial) >= 2 else 1
+    return (-1, rows, spatial[-1])
+
 
 def assigner(palette, dtype) -> Assigner:
     """Prepare ``palette`` for pixels of ``dtype``."""
@@ -97,6 +134,9 @@ def assigner(palette, dtype) -> Assigner:
     if palette.color_space == "lab":
         to_features = partial(to_lab, scale=rgb_scale(dtype))
         return Assigner(ncolour, palette.lab_centers, colours, to_features, 1.0)
+    if palette.color_space == "od":
+        to_features = partial(to_od, white=palette.white_for(dtype))
+        return Assigner(ncolour, palette.od_centers, colours, to_features, 1.0)
     scale = safe_scale(float(np.abs(centers).max()), up=False)  # float64 distances
     if scale == 1.0:
         return Assigner(ncolour, np.ascontiguousarray(centers), colours, None, 1.0)
@@ -127,7 +167,7 @@ def result(palette, shape, channel_axis, labels, out, counts, sse) -> QuantizeRe
     )
 
 
-def apply_array(palette, image, channel_axis, alpha, mask, progress) -> QuantizeResult:
+def apply_array(palette, image, channel_axis, alpha, mask, progress, done) -> QuantizeResult:
     """`Palette.apply` for an image in memory."""
     if not isinstance(image, np.ndarray):
         image = np.asarray(image)
@@ -139,6 +179,7 @@ def apply_array(palette, image, channel_axis, alpha, mask, progress) -> Quantize
     asg = assigner(palette, pix.dtype)
     report = silent if progress is None else (lambda done: progress(done, "assigning pixels"))
     labels, out, counts, sse = asg.assign(pix, valid, report)
+    labels, out, counts, sse = asg.finish(pix, valid, spatial, labels, out, counts, sse, done)
     if progress is not None:
         progress(1.0, "done")
     return result(

@@ -175,3 +175,33 @@ def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, r
 def paint(labels, pixels, ncolour, palette, out):
     """Fill ``out`` from given labels: the palette colour, or the source where 0."""
     _paint_kernel(labels, pixels, ncolour, palette, out)
+
+
+@_compiled
+def _sse_kernel(features, nfeat, labels, centers, sse):
+    """Squared distances of labelled pixels to their labels' centres, summed per work item."""
+    n = features.shape[0]
+    nblocks = (n + _BLOCK - 1) // _BLOCK
+    for b in numba.prange(nblocks):
+        total = 0.0
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            label = labels[i]
+            if label > 0:
+                total += _sqdist(features, i, nfeat, centers, label - 1)
+        sse[b] = total
+
+
+def sse(pixels, ncolour, centers, labels, to_features, lock):
+    """Summed squared distances of labelled pixels to their centres (in the centres' space)."""
+    centers = np.ascontiguousarray(centers, np.float64)
+    step = 1 << 20
+    total = 0.0
+    for s in range(0, len(pixels), step):
+        block = pixels[s : s + step]
+        features = block if to_features is None else to_features(block[:, :ncolour])
+        nfeat = ncolour if to_features is None else features.shape[1]
+        sums = np.zeros((len(block) + _BLOCK - 1) // _BLOCK)
+        with lock:
+            _sse_kernel(features, nfeat, labels[s : s + step], centers, sums)
+        total += float(sums.sum())
+    return total

@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._colorspace import rgb_scale, to_lab
+from ._colorspace import resolve_white, rgb_scale, to_lab, to_od
 from ._layout import is_lazy, is_multiscale
 from ._options import MAX_K, callback, settings
 from ._sample import fit_level, sample_array, sample_lazy
@@ -70,6 +70,7 @@ def k_curve(
     seed: int | None = None,
     sample: int = CURVE_SAMPLE,
     color_space: str = "rgb",
+    white=None,
     progress: Callable[[float, str], None] | None = None,
 ) -> KCurve:
     """Fit every K in ``ks`` to one random sample of the image's pixels and measure each.
@@ -89,9 +90,9 @@ def k_curve(
     target : float, optional
         A mean CIEDE2000 to meet (3-channel colour only): ``meets_target`` is
         the smallest K of the range that meets it, or None.
-    seed, sample, color_space
-        The sample's seed (None draws one, reported), its size, and where to
-        cluster ("rgb" or "lab").
+    seed, sample, color_space, white
+        The sample's seed (None draws one, reported), its size, where to
+        cluster ("rgb", "lab" or "od") and, for "od", the white level.
     progress : callable, optional
         ``progress(fraction, message)`` after each K; an exception from it stops.
 
@@ -105,7 +106,9 @@ def k_curve(
     ks = _check_ks(ks)
     if target is not None:
         target = _check_target(target)
-    opts = settings(ks[-1], seed=seed, sample=sample, attempts=1, color_space=color_space)
+    opts = settings(
+        ks[-1], seed=seed, sample=sample, attempts=1, color_space=color_space, white=white
+    )
     callback("progress", progress)
     dtype, ncolour, pixels = _draw(image, channel_axis, alpha, mask, opts)
     if len(pixels) < ks[-1]:
@@ -131,7 +134,7 @@ def auto_k(image, channel_axis, alpha, mask, target, options, progress=None) -> 
     target = DEFAULT_TARGET if target is None else _check_target(target)
     opts = settings(
         MAX_AUTO_K, seed=options.get("seed"), sample=CURVE_SAMPLE, attempts=1,
-        color_space=options.get("color_space", "rgb"),
+        color_space=options.get("color_space", "rgb"), white=options.get("white"),
     )  # fmt: skip
     dtype, ncolour, pixels = _draw(image, channel_axis, alpha, mask, opts)
     if ncolour != 3:
@@ -187,12 +190,16 @@ def _fits(pixels, dtype, ncolour, ks, opts, progress, stop_below=None):
     white = rgb_scale(dtype)
     lab = to_lab(pixels, white).astype(np.float64) if ncolour == 3 else None
     feats = lab if opts.lab else values  # where the fits measure distances
+    if opts.od:  # one white level for every K
+        level = resolve_white(opts.white, pixels, dtype, ncolour)
+        opts = replace(opts, white=tuple(level.tolist()))
+        feats = to_od(pixels, level).astype(np.float64)
     compactness, mse, delta_e = [], [], []
     previous = None
     for i, k in enumerate(ks):
         initial = None
         if previous is not None and k == previous.palette.k + 1:
-            initial = _grown(previous, feats, opts.lab)
+            initial = _grown(previous, feats)
         with warnings.catch_warnings():  # more K than colours is a finding here, not a fault
             warnings.simplefilter("ignore", UserWarning)
             fitted = cluster(pixels, dtype, ncolour, _with_k(opts, k), initial=initial)
@@ -211,12 +218,12 @@ def _fits(pixels, dtype, ncolour, ks, opts, progress, stop_below=None):
     return np.array(compactness), np.array(mse), delta
 
 
-def _grown(fitted, feats, lab) -> np.ndarray:
+def _grown(fitted, feats) -> np.ndarray:
     """Starting labels for K + 1 from a fit of K: the cluster with the largest squared
     error gives its farther half to a new cluster (half the time of a fresh k-means++
     start, and as good: a chain of fits that rarely gets worse as K grows)."""
     labels = fitted.labels - 1
-    centres = fitted.palette.lab_centers if lab else fitted.palette.centers
+    centres = fitted.palette.features
     distance = ((feats - centres[labels]) ** 2).sum(axis=1)
     k = fitted.palette.k
     worst = int(np.argmax(np.bincount(labels, distance, minlength=k)))
@@ -230,8 +237,6 @@ def _grown(fitted, feats, lab) -> np.ndarray:
 
 
 def _with_k(opts, k):
-    from dataclasses import replace
-
     return replace(opts, k=int(k))
 
 

@@ -17,15 +17,18 @@ import warnings
 
 import numpy as np
 
+from ._apply import output_colours
 from ._files import FileError, is_zarr, plan, read_image, write_all
 from ._options import (
     COLOR_SPACES,
     CRITERIA,
     DEFAULT_ATTEMPTS,
     DEFAULT_SAMPLE,
+    DITHERS,
     FIT_OPTIONS,
     INITS,
     MAX_ITER,
+    finish,
     settings,
 )
 from ._sample_data import photo_path
@@ -128,7 +131,49 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"pixels to fit on, or 'all' for an exact fit (default: {DEFAULT_SAMPLE})",
     )
     p.add_argument("--color-space", choices=list(COLOR_SPACES), default="rgb")
+    p.add_argument(
+        "--white",
+        type=_white,
+        help="--color-space od: the white level (clear glass): a value, R,G,B, or 'auto' "
+        "(the brightest 1%% of pixels; default: the dtype's maximum)",
+    )
+    looks = p.add_argument_group("outputs")
+    looks.add_argument(
+        "--dither", choices=list(DITHERS), help="dither the picture (the labels stay as they are)"
+    )
+    looks.add_argument("--dither-strength", type=float, default=1.0, help="0 to 1 (default: 1)")
+    looks.add_argument(
+        "--min-size", type=int, help="regions of fewer pixels join the neighbour they border most"
+    )
+    looks.add_argument("--smooth", type=int, help="majority filter of this radius on the labels")
+    looks.add_argument(
+        "--indexed",
+        action="store_true",
+        help="write -o and --labels as palette files (.png, .gif, .tif; .gif always is)",
+    )
     return p
+
+
+def _white(text: str):
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        values = tuple(float(t) for t in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 3) or not all(np.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"must be 'auto', a positive value, or three as R,G,B, got {text!r}"
+        )
+    return values[0] if len(values) == 1 else values
+
+
+def _finish_options(args) -> dict:
+    """--dither, --dither-strength, --min-size and --smooth, checked (before any work)."""
+    options = {"dither": args.dither, "dither_strength": args.dither_strength,
+               "min_size": args.min_size, "smooth": args.smooth}  # fmt: skip
+    finish(**options)
+    return options
 
 
 def colour_axis(image) -> int | None:
@@ -289,6 +334,7 @@ def run(args: argparse.Namespace, parser=None) -> str:
     k = palette.k if palette is not None else args.k
     _check_table_options(args, k)
     _check_texts(args, inputs)
+    finishing = _finish_options(args)
     image = read_image(source)
     channel_axis = colour_axis(image)
     nchan = image.shape[-1] if channel_axis is not None else 1
@@ -303,7 +349,10 @@ def run(args: argparse.Namespace, parser=None) -> str:
         )
     label_dtype = np.uint8 if k <= 255 else np.uint16
     wanted = [(args.output, "output", image.dtype, nchan), (args.labels, "labels", label_dtype, 1)]
-    planned = plan([w for w in wanted if w[0] is not None], inputs, texts=_texts(args))
+    planned = plan(
+        [w for w in wanted if w[0] is not None], inputs, texts=_texts(args),
+        indexed=args.indexed, k=k,
+    )  # fmt: skip
     mask = None
     if args.mask:
         mask_image = read_image(args.mask)
@@ -313,12 +362,13 @@ def run(args: argparse.Namespace, parser=None) -> str:
         from ._quantize import quantize
 
         result = quantize(
-            image, args.k, channel_axis=channel_axis, mask=mask, **_fit_options(args)
-        )
+            image, args.k, channel_axis=channel_axis, mask=mask, **_fit_options(args),
+            **finishing,
+        )  # fmt: skip
         fit = "all pixels" if args.sample is None else f"sample {args.sample} px"
         how = f"{fit}, seed {result.seed}"
     else:
-        result = palette.apply(image, channel_axis=channel_axis, mask=mask)
+        result = palette.apply(image, channel_axis=channel_axis, mask=mask, **finishing)
         how = f"palette {os.path.basename(args.palette)}"
     arrays = {"output": result.quantized, "labels": result.labels}
     texts = []
@@ -337,6 +387,7 @@ def run(args: argparse.Namespace, parser=None) -> str:
         [arrays[o.what] for o in planned],
         [result.compactness, None if args.table is None else result.plane_counts],
         all_texts,
+        colours=output_colours(result.centers, image.dtype)[1:],
     )
     seconds = time.perf_counter() - start
     written = [o.path for o in planned] + [path for path, _ in _texts(args)]
@@ -376,6 +427,7 @@ def run_batch(args: argparse.Namespace, parser) -> int:
         )
     inputs = [*args.images, *(p for p in (args.palette,) if p)]
     settings(args.k, **_fit_options(args))  # every option checked before any file is read
+    finishing = _finish_options(args)
     _check_texts(args, inputs, new_folder)
     palette = _load_palette(args) if args.palette else None
     k = palette.k if palette else args.k
@@ -400,6 +452,8 @@ def run_batch(args: argparse.Namespace, parser) -> int:
         inputs,
         new_folder,
         texts=_texts(args),
+        indexed=args.indexed,
+        k=k,
     )
 
     failed = {}
@@ -412,13 +466,17 @@ def run_batch(args: argparse.Namespace, parser) -> int:
         except OSError as e:
             raise CLIError(f"cannot make --out-dir {new_folder!r}: {e.strerror}") from None
     try:
-        return _apply_batch(args, palette, pooled, outputs, inputs, label_dtype, failed, tqdm)
+        return _apply_batch(
+            args, palette, pooled, outputs, inputs, label_dtype, failed, tqdm, finishing
+        )
     finally:  # a folder kquant made and nothing landed in (failures, SIGTERM): not left behind
         if new_folder is not None and os.path.isdir(new_folder) and not os.listdir(new_folder):
             os.rmdir(new_folder)
 
 
-def _apply_batch(args, palette, pooled, outputs, inputs, label_dtype, failed, tqdm) -> int:
+def _apply_batch(
+    args, palette, pooled, outputs, inputs, label_dtype, failed, tqdm, finishing
+) -> int:
     """The batch's writes: the palette kept, each image, the table."""
     if args.save_palette is not None:
         write_all([], [], texts=[(args.save_palette, _palette_text(args.save_palette, palette))])
@@ -446,13 +504,16 @@ def _apply_batch(args, palette, pooled, outputs, inputs, label_dtype, failed, tq
                     for p, what in wanted
                 ],
                 inputs,
+                indexed=args.indexed,
+                k=palette.k,
             )
-            result = palette.apply(image, channel_axis=channel_axis)
+            result = palette.apply(image, channel_axis=channel_axis, **finishing)
             arrays = {"output": result.quantized, "labels": result.labels}
             compactness, counts = write_all(
                 planned,
                 [arrays[o.what] for o in planned],
                 [result.compactness, None if args.table is None else result.plane_counts],
+                colours=output_colours(result.centers, image.dtype)[1:],
             )
             if args.table is not None:
                 ndim = image.ndim - (channel_axis is not None)

@@ -49,3 +49,55 @@ def from_lab(lab: np.ndarray, scale: float) -> np.ndarray:
     x = np.ascontiguousarray(lab, np.float32).reshape(-1, 1, 3)
     rgb = cv2.cvtColor(x, cv2.COLOR_Lab2RGB).reshape(-1, 3).astype(np.float64)
     return np.clip(rgb, 0.0, 1.0) * scale
+
+
+#: Optical densities are capped here (0.1% transmission): darker values are noise.
+OD_MAX = 3.0
+#: ``white="auto"``: the median of the brightest pixels (this share of them, by their
+#: summed channels) is the white level: the glass around a tissue.
+WHITE_SHARE = 0.01
+
+
+def to_od(values: np.ndarray, white) -> np.ndarray:
+    """(n, c) values -> (n, c) float32 optical density, -log10(value / white) per channel,
+    in [0, OD_MAX] (values above white are clear glass: 0)."""
+    t = values.astype(np.float32) / np.asarray(white, np.float32)
+    np.clip(t, np.float32(10.0**-OD_MAX), np.float32(1.0), out=t)
+    od = np.log10(t)
+    np.negative(od, out=od)
+    return od
+
+
+def from_od(od: np.ndarray, white) -> np.ndarray:
+    """(n, c) optical density -> (n, c) float64 values (the inverse of `to_od`)."""
+    return np.asarray(white, np.float64) * 10.0 ** -np.asarray(od, np.float64)
+
+
+def resolve_white(white, sample: np.ndarray, dtype, ncolour: int) -> np.ndarray:
+    """The per-channel white level of an "od" fit: given (one value or one per channel),
+    the dtype's maximum (None), or estimated from the brightest pixels ("auto")."""
+    if white is None:
+        return np.full(ncolour, rgb_scale(dtype))
+    if isinstance(white, str):  # "auto"
+        values = sample[:, :ncolour].astype(np.float64)
+        brightness = values.sum(axis=1)
+        n = max(1, round(len(values) * WHITE_SHARE))
+        brightest = values[np.argpartition(brightness, len(values) - n)[len(values) - n :]]
+        level = np.median(brightest, axis=0)
+        if not (np.isfinite(level).all() and (level > 0).all()):
+            raise ValueError(
+                f"white='auto' found no usable white level (brightest pixels {level.tolist()}); "
+                "give white= the value of clear glass"
+            )
+        return level
+    level = np.asarray(white, np.float64)
+    if level.ndim == 0:
+        level = np.full(ncolour, float(level))
+    if level.shape != (ncolour,):
+        raise ValueError(
+            f"white has {level.size} values, but the image has {ncolour} colour channels"
+        )
+    top = rgb_scale(dtype) if np.dtype(dtype).kind in "ui" else math.inf
+    if (level > top).any():
+        raise ValueError(f"white={white!r} is above {np.dtype(dtype)}'s maximum {top:g}")
+    return level.copy()

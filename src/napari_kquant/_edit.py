@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from ._apply import assigner, label_dtype
-from ._colorspace import from_lab, rgb_scale
+from ._colorspace import from_lab, from_od, rgb_scale
 from ._layout import is_lazy, layout, pixels, restore
 from ._options import settings
 from ._palette import Palette
@@ -46,7 +46,7 @@ def merge(result: QuantizeResult, labels) -> QuantizeResult:
     palette = result.palette
     merged = _labels(labels, palette.k, at_least=2)
     counts = np.asarray(result.counts, np.float64)
-    feats = _features(palette)
+    feats = palette.features
     weights = counts[[m - 1 for m in merged]]
     if weights.sum() == 0:
         weights = np.ones(len(merged))
@@ -124,7 +124,10 @@ def split(
     members = np.flatnonzero(flat == label)
     if len(members) < n:
         raise ValueError(f"cluster {label} has {len(members)} pixels: too few to split into {n}")
-    opts = settings(int(n), seed=seed, sample=SPLIT_SAMPLE, color_space=palette.color_space)
+    opts = settings(
+        int(n), seed=seed, sample=SPLIT_SAMPLE, color_space=palette.color_space,
+        white=palette.white,
+    )  # fmt: skip
     rng = np.random.default_rng(opts.seed)
     chosen = members if len(members) <= SPLIT_SAMPLE else rng.choice(members, SPLIT_SAMPLE, False)
     distinct = len(np.unique(pix[chosen, : lay.ncolour], axis=0))
@@ -141,8 +144,8 @@ def split(
     # the cluster's pixels go to the nearest of its new centres
     sub_labels, _, _, sse_new = assigner(sub, pix.dtype).assign(pix[members], None)
     old = assigner(_single(palette, label), pix.dtype).assign(pix[members], None)[3]
-    feats = _features(palette)
-    new_feats = np.vstack([np.delete(feats, label - 1, axis=0), _features(sub)])
+    feats = palette.features
+    new_feats = np.vstack([np.delete(feats, label - 1, axis=0), sub.features])
     old_to_row = np.empty(palette.k + 1, np.int64)
     old_to_row[0] = -1
     others = [i for i in range(1, palette.k + 1) if i != label]
@@ -236,6 +239,7 @@ def _rebuild(result, feats, rows, edit, growth, per_pixel=False) -> QuantizeResu
         centers=centers[order],
         color_space=old.color_space,
         lab_centers=feats[order] if old.color_space == "lab" else None,
+        white=old.white,
         dtype=old.dtype,
         value_range=old.value_range,
         fit=fit,
@@ -294,16 +298,11 @@ def _channel_axis(result, shape, nchannels):
     return fits[-1]  # channels last when the shape allows several readings
 
 
-def _features(palette) -> np.ndarray:
-    """The centres where distances are measured: L*a*b* for "lab" palettes."""
-    if palette.color_space == "lab":
-        return np.asarray(palette.lab_centers, np.float64)
-    return np.asarray(palette.centers, np.float64)
-
-
 def _centers(palette, feats) -> np.ndarray:
     if palette.color_space == "lab":
         return from_lab(feats, rgb_scale(palette.dtype))
+    if palette.color_space == "od":
+        return from_od(feats, palette.white)
     return feats
 
 
@@ -314,6 +313,7 @@ def _single(palette, label) -> Palette:
         centers=palette.centers[row : row + 1],
         color_space=palette.color_space,
         lab_centers=None if palette.lab_centers is None else palette.lab_centers[row : row + 1],
+        white=palette.white,
         dtype=palette.dtype,
         value_range=palette.value_range,
     )

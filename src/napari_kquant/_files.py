@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ._indexed import INDEXED_FORMATS
+
 
 class FileError(ValueError):
     """A problem with a file the user named; reported as one line (exit status 2)."""
@@ -39,6 +41,9 @@ FORMATS = {
     ".webp": ({"uint8"}, {3, 4}, False),
 }
 FORMATS[".tiff"] = FORMATS[".tif"]
+#: GIF is always indexed (``indexed=True`` for the others), in 8-bit RGB: any dtype.
+FORMATS[".gif"] = ({"uint8", "int8", "uint16", "int16", "int32", "float32", "float64"},
+                   {1, 2, 3, 4}, True)  # fmt: skip
 FORMATS[".jpeg"] = FORMATS[".jpe"] = FORMATS[".jpg"]
 ZARR_MARK = "napari_kquant"
 #: The process's umask, read once (setting it to read it is not thread-safe).
@@ -232,6 +237,7 @@ class Output:
     dtype: np.dtype
     channels: int
     zarr: bool
+    indexed: bool = False  # 8-bit indices and a palette (`_indexed`)
 
 
 def _check_path(path, what, inputs, real_inputs, real_outputs, seen, new_folder) -> None:
@@ -260,13 +266,15 @@ def _check_path(path, what, inputs, real_inputs, real_outputs, seen, new_folder)
         raise FileError(f"cannot write {what} {path!r}: folder {folder!r} is not writable")
 
 
-def plan(outputs, inputs, new_folder=None, texts=()) -> list[Output]:
+def plan(outputs, inputs, new_folder=None, texts=(), indexed=False, k=None) -> list[Output]:
     """Check every output before any work; raise FileError naming the path and the problem.
 
     ``outputs`` are (path, what, dtype, channels); ``inputs`` the paths read;
     ``new_folder`` a folder that does not exist yet and will be made before writing;
     ``texts`` are (path, what) text files (a palette, a table) written beside the
     outputs: they get the same path checks, and are not in the returned plan.
+    ``indexed``: write every output as an indexed file (.png, .gif, .tif), as
+    .gif files always are; ``k`` is then the number of colours.
     """
     new_folder = None if new_folder is None else _real(new_folder)
     everything = [*outputs, *((path, what, None, 0) for path, what in texts)]
@@ -282,6 +290,14 @@ def plan(outputs, inputs, new_folder=None, texts=()) -> list[Output]:
     for path, what, dtype, channels in outputs:
         dtype = np.dtype(dtype)
         real = _real(path)
+        ext = os.path.splitext(path)[1].lower()
+        if indexed and (is_zarr(path) or ext not in INDEXED_FORMATS):
+            raise FileError(
+                f"cannot write {what} {path!r} as an indexed file: use .png, .gif or .tif"
+            )
+        if indexed or ext == ".gif":
+            planned.append(_indexed_output(path, what, dtype, channels, k))
+            continue
         if is_zarr(path):
             if os.path.isfile(path):
                 raise FileError(
@@ -300,7 +316,6 @@ def plan(outputs, inputs, new_folder=None, texts=()) -> list[Output]:
             continue
         if os.path.isdir(path):
             raise FileError(f"cannot write {what} {path!r}: it is a folder")
-        ext = os.path.splitext(path)[1].lower()
         if ext not in FORMATS:
             known = ", ".join(sorted({*FORMATS, ".zarr"}))
             raise FileError(f"cannot write {what} {path!r}: unknown extension (use {known})")
@@ -320,6 +335,23 @@ def plan(outputs, inputs, new_folder=None, texts=()) -> list[Output]:
             )
         planned.append(Output(path, what, dtype, channels, False))
     return planned
+
+
+def _indexed_output(path, what, dtype, channels, k) -> Output:
+    """An output written as palette indices: at most 256 colours (255 labels, index 0
+    being left out), 1 or 3 colour channels (plus alpha)."""
+    most = 255 if what == "labels" else 256
+    if k is None or k > most:
+        raise FileError(
+            f"cannot write {what} {path!r} as an indexed file: it holds at most {most} "
+            f"{'labels' if what == 'labels' else 'colours'}, k is {k}"
+        )
+    if dtype.kind not in "uif" or channels not in (1, 2, 3, 4):
+        raise FileError(
+            f"cannot write {what} {path!r} as an indexed file: {channels}-channel "
+            f"{dtype.name} values (it holds gray or RGB, with alpha)"
+        )
+    return Output(path, what, dtype, channels, False, True)
 
 
 #: What a zarr array store holds: metadata, and chunk keys (v2 "0.0", v3 "c/0/0").
@@ -349,9 +381,22 @@ def _check_ours(path) -> None:
 # --- writing --------------------------------------------------------------------------------
 
 
-def encode(output: Output, data: np.ndarray) -> bytes:
-    """The file's bytes, verified to decode to ``data`` for lossless formats."""
+def encode(output: Output, data: np.ndarray, colours=None) -> bytes:
+    """The file's bytes, verified to decode to ``data`` for lossless formats (indexed
+    files: to the same colours, and labels to the same values). ``colours`` are the
+    (k, channels) cluster colours in the image's dtype, for indexed files."""
     ext = os.path.splitext(output.path)[1].lower()
+    if output.indexed:
+        from ._indexed import encode_indexed, labels_palette, picture_indices
+
+        try:
+            if output.what == "labels":
+                palette = labels_palette(colours, colours.dtype)
+                return encode_indexed(ext, data.astype(np.uint8), palette, transparent=0)
+            axis = -1 if data.ndim == 3 else None
+            return encode_indexed(ext, *picture_indices(data, colours, axis))
+        except ValueError as e:
+            raise FileError(f"cannot write {output.what} {output.path!r}: {e}") from None
     bgr = swap_red_blue(data)
     try:
         ok, buf = cv2.imencode(ext, bgr)
@@ -471,14 +516,15 @@ def _usual_mode(path: str, mode: int) -> None:
     os.chmod(path, mode & ~UMASK)
 
 
-def write_all(planned: list[Output], arrays, extra=(), texts=()):
+def write_all(planned: list[Output], arrays, extra=(), texts=(), colours=None):
     """Write every planned output in one pass: all land, or none.
 
     ``arrays`` are numpy or dask arrays; ``extra`` are values (numpy or dask) to
     return, computed in the same pass as the lazy outputs; ``texts`` are (path,
     text) files (a palette, a table) that land with the rest, or a function that
-    makes them from the computed ``extra``. dask is imported only when something
-    is lazy or goes to zarr.
+    makes them from the computed ``extra``; ``colours`` the cluster colours in the
+    image's dtype, for indexed outputs. dask is imported only when something is
+    lazy or goes to zarr.
     """
     transaction = Transaction()
     try:
@@ -492,7 +538,7 @@ def write_all(planned: list[Output], arrays, extra=(), texts=()):
                                     content.encode("utf-8"))  # fmt: skip
         for output, data in zip(planned, arrays, strict=True):
             if not output.zarr:
-                transaction.stage_bytes(output, encode(output, np.asarray(data)))
+                transaction.stage_bytes(output, encode(output, np.asarray(data), colours))
         transaction.commit()
         return list(extra)
     except OSError as e:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from ._colorspace import from_lab, rgb_scale, safe_scale, to_lab
+from ._colorspace import from_lab, from_od, resolve_white, rgb_scale, safe_scale, to_lab, to_od
 from ._layout import is_lazy, is_multiscale
 from ._options import EPSILON_FRACTION, INITS, callback, check_names, settings
 from ._palette import Palette
@@ -40,7 +40,7 @@ def fit(
 
     Takes the same image, layout and fit options as `napari_kquant.quantize`
     (``criteria``, ``max_iter``, ``epsilon``, ``attempts``, ``init``, ``seed``,
-    ``sample``, ``color_space``) with the same defaults and checks;
+    ``sample``, ``color_space``, ``white``) with the same defaults and checks;
     ``quantize(image, ...)`` is ``fit(image, ...).apply(image, ...)``.
 
     Returns
@@ -210,12 +210,15 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
         raise ValueError(
             f"color_space='lab' needs 3 colour channels (RGB), but the image has {ncolour}"
         )
+    level = resolve_white(opts.white, sample, dtype, ncolour) if opts.od else None
     if len(sample) < k:
         raise ValueError(f"k={k} is larger than the number of usable pixels ({len(sample)})")
     white = rgb_scale(dtype)
     scale = 1.0
     if opts.lab:
         data = to_lab(sample, white)
+    elif opts.od:
+        data = to_od(sample, level)
     else:
         scale = safe_scale(float(np.abs(sample).max()))
         data = (
@@ -240,6 +243,8 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
         )
     if opts.lab:
         centers = from_lab(centers_feat, white)
+    elif opts.od:
+        centers = from_od(centers_feat, level)
     else:
         centers = centers_feat.astype(np.float64) * scale
     order = dark_to_light(centers, ncolour)
@@ -259,6 +264,7 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
         centers=centers[order],
         color_space=opts.color_space,
         lab_centers=centers_feat[order].astype(np.float64) if opts.lab else None,
+        white=None if level is None else tuple(level.tolist()),
         dtype=str(dtype),
         value_range=value_range,
         fit=record,

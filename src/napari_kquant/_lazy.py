@@ -8,17 +8,20 @@ dask is imported here, and by the lazy sampler in `_sample`, only.
 
 from __future__ import annotations
 
+import math
+
 import dask
 import dask.array as da
 import numpy as np
 
 from ._apply import assigner, check_channels
 from ._layout import layout, pixels, usable
+from ._options import Finish
 from ._result import QuantizeResult
 from ._sample import as_dask, block_layout, channels_last, check_levels, lazy_mask
 
 
-def apply_lazy(palette, image, channel_axis, alpha, mask, progress) -> QuantizeResult:
+def apply_lazy(palette, image, channel_axis, alpha, mask, progress, done) -> QuantizeResult:
     """`Palette.apply` for a dask (or dask-wrappable) array; results are dask arrays.
 
     ``quantized`` and ``labels`` keep the input's chunking, except that chunks
@@ -29,7 +32,7 @@ def apply_lazy(palette, image, channel_axis, alpha, mask, progress) -> QuantizeR
     check_channels(palette, lay)
     cl = channels_last(image, lay)
     mask = lazy_mask(mask, cl.shape[:-1], cl.chunks[:-1])
-    labels, quantized, counts, compactness = assign_lazy(cl, mask, lay, palette)
+    labels, quantized, counts, compactness = assign_lazy(cl, mask, lay, palette, done)
     if progress is not None:
         progress(1.0, "done")
     return QuantizeResult(
@@ -45,19 +48,23 @@ def apply_lazy(palette, image, channel_axis, alpha, mask, progress) -> QuantizeR
     )
 
 
-def apply_levels(palette, levels, channel_axis, alpha, mask, progress) -> QuantizeResult:
+def apply_levels(palette, levels, channel_axis, alpha, mask, progress, done) -> QuantizeResult:
     """`Palette.apply` for a multiscale pyramid (finest first): lists of results.
 
     ``counts`` and ``compactness`` describe the finest level. Numpy levels give
-    numpy results, computed here.
+    numpy results, computed here. ``min_size`` and ``smooth`` are scaled to each
+    level (by its area and its width), so every level shows the same clean-up.
     """
     check_levels(levels, mask)
     quantized, labels, stats = [], [], []
+    width = None
     for level in levels:
         lay = layout(level.shape, level.dtype, channel_axis, alpha)
         check_channels(palette, lay)
         cl = channels_last(as_dask(level), lay)
-        lab, q, *level_stats = assign_lazy(cl, None, lay, palette)
+        width = width or cl.shape[-2]  # the finest level's columns
+        shrink = cl.shape[-2] / width
+        lab, q, *level_stats = assign_lazy(cl, None, lay, palette, _scaled(done, shrink))
         quantized.append(_restore(q, lay))
         labels.append(lab)
         stats.append(level_stats)
@@ -87,25 +94,40 @@ def _restore(quantized_cl, lay):
     return da.moveaxis(quantized_cl, -1, lay.channel_axis)
 
 
-def assign_lazy(cl, mask, lay, palette):
+def assign_lazy(cl, mask, lay, palette, done: Finish):
     """Lazy labels, quantized pixels (channels last), counts and compactness.
 
     One task per chunk runs the kernel once and returns all four parts as a
     tuple (held in a dask array of dtype object); each output takes its part,
     so computing several of them together is a single pass over the data.
+    Cleaned labels (``min_size``, ``smooth``) need their neighbours: they are
+    computed with overlapping chunks (`_clean.clean_lazy`), then a second pass
+    repaints and counts.
     """
     asg = assigner(palette, cl.dtype)
     block_lay = block_layout(lay)
     masks = [] if mask is None else [mask[..., None]]
     ndim = cl.ndim
+    label_dtype = asg.label_dtype
     parts = da.map_blocks(  # spatial chunks, one tuple each
-        _assign_block, cl, *masks, asg=asg, lay=block_lay,
+        _assign_block, cl, *masks, asg=asg, lay=block_lay, done=done,
         dtype=object, drop_axis=ndim - 1, meta=np.empty((0,) * (ndim - 1), object),
     )  # fmt: skip
-    label_dtype = asg.label_dtype
     labels = parts.map_blocks(
         _part, 0, dtype=label_dtype, meta=np.empty((0,) * (ndim - 1), label_dtype)
     )
+    if done.cleans:
+        from ._clean import clean_lazy
+
+        cleaned = clean_lazy(labels, min_size=done.min_size, smooth=done.smooth)
+        parts = da.map_blocks(
+            _repaint_block, cleaned.rechunk(cl.chunks[:-1])[..., None], cl, *masks, asg=asg,
+            lay=block_lay, dtype=object, drop_axis=ndim - 1,
+            meta=np.empty((0,) * (ndim - 1), object),
+        )  # fmt: skip
+        labels = parts.map_blocks(
+            _part, 0, dtype=label_dtype, meta=np.empty((0,) * (ndim - 1), label_dtype)
+        )
     quantized = parts.map_blocks(
         _part, 1, dtype=cl.dtype, new_axis=ndim - 1, chunks=cl.chunks,
         meta=np.empty((0,) * ndim, cl.dtype),
@@ -123,14 +145,40 @@ def assign_lazy(cl, mask, lay, palette):
     return labels, quantized, counts, sse
 
 
-def _assign_block(block, mask_block=None, *, asg, lay):
+def _assign_block(block, mask_block=None, *, asg, lay, done, block_info=None):
     if isinstance(block, np.ma.MaskedArray):
         raise ValueError("masked arrays inside dask arrays are not supported; pass mask=")
     pix, spatial = pixels(block, lay)
     mask = None if mask_block is None else mask_block[..., 0]
     valid = usable(pix, lay.ncolour, spatial, mask)
     labels, out, counts, sse = asg.assign(pix, valid)
+    if done.dither is not None:
+        where = block_info[0]["array-location"]  # (start, stop) per axis, channels last
+        origin = (where[-3][0] if len(where) >= 3 else 0, where[-2][0])
+        finish = Finish(done.dither, done.dither_strength)
+        labels, out, counts, sse = asg.finish(
+            pix, valid, spatial, labels, out, counts, sse, finish, origin
+        )
     return labels.reshape(spatial), out.reshape(block.shape), counts[1:], np.array([sse])
+
+
+def _repaint_block(label_block, block, mask_block=None, *, asg, lay):
+    """A chunk's cleaned labels with its picture, counts and squared distances."""
+    pix, _ = pixels(block, lay)
+    labels = np.ascontiguousarray(label_block[..., 0]).reshape(-1)
+    counts = np.bincount(labels, minlength=len(asg.centers) + 1).astype(np.int64)
+    out = asg.paint(labels, pix)
+    sse = asg.sse(labels, pix)
+    return label_block[..., 0], out.reshape(block.shape), counts[1:], np.array([sse])
+
+
+def _scaled(done: Finish, shrink: float) -> Finish:
+    """A coarser level's clean-up: ``min_size`` by area, ``smooth`` by width."""
+    if not done.cleans or shrink >= 1:
+        return done
+    min_size = None if done.min_size is None else max(1, math.ceil(done.min_size * shrink**2))
+    smooth = None if done.smooth is None else round(done.smooth * shrink)
+    return Finish(min_size=min_size, smooth=smooth)
 
 
 def _part(parts, i):

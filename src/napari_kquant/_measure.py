@@ -26,6 +26,11 @@ def channel_names(n: int) -> list[str]:
     return ["red", "green", "blue"] if n == 3 else [f"channel_{c}" for c in range(n)]
 
 
+def od_names(n: int) -> list[str]:
+    """The optical density columns of an "od" palette's table."""
+    return [f"od_{name}" for name in channel_names(n)]
+
+
 def plane_axes(labels) -> int:
     """How many leading axes of a label image are plane indices (time, z, ...): all but
     the last two."""
@@ -190,7 +195,7 @@ def check_axes(axes, nlead: int, nchannels: int) -> list[str]:
         raise TypeError(f"axes must be non-empty strings, got {axes!r}")
     if len(axes) != nlead:
         raise ValueError(f"axes must name the {nlead} plane axes, got {axes!r}")
-    taken = {*COLUMNS, *channel_names(nchannels)}
+    taken = {*COLUMNS, *channel_names(nchannels), *od_names(nchannels)}
     if len(set(axes)) != len(axes) or taken & set(axes):
         raise ValueError(
             f"axes must be different names that are not columns of the table, got {axes!r}"
@@ -245,6 +250,10 @@ def cluster_table(
         lab = np.vstack([np.full((1, 3), np.nan), lab])
         for i, name in enumerate(("L*", "a*", "b*")):
             table[name] = np.tile(lab[:, i], nplanes)
+    if palette.od_centers is not None:  # the mean optical density of the fitted pixels
+        od = np.vstack([np.full((1, palette.nchannels), np.nan), palette.od_centers])
+        for c, name in enumerate(od_names(palette.nchannels)):
+            table[name] = np.tile(od[:, c], nplanes)
     area_unit = "px²" if pixel_size is None else (f"{unit}²" if unit else "")
     table.update(
         {

@@ -1,4 +1,5 @@
-"""The fit options: names, defaults, limits, and their validation.
+"""The options: fit options and finishing options (dithering, clean label maps), their
+names, defaults, limits, and their validation.
 
 Every check runs before any work, and every error names the parameter and the
 value it got.
@@ -20,7 +21,7 @@ CRITERIA = {
     "max_iter": cv2.TERM_CRITERIA_MAX_ITER,
 }
 INITS = {"kmeans++": cv2.KMEANS_PP_CENTERS, "random": cv2.KMEANS_RANDOM_CENTERS}
-COLOR_SPACES = ("rgb", "lab")
+COLOR_SPACES = ("rgb", "lab", "od")
 
 #: Pixels the default call fits on. On a 16.7 MP photo a 50,000-pixel sample with
 #: 3 k-means++ attempts lands within 1% of a converged full-image fit at K=8, 16 and
@@ -55,21 +56,29 @@ class Settings:
     seed: int
     sample: int | None
     color_space: str
+    white: float | tuple[float, ...] | str | None = None  # "od": the white level
 
     @property
     def lab(self) -> bool:
         return self.color_space == "lab"
+
+    @property
+    def od(self) -> bool:
+        return self.color_space == "od"
 
     def cv2_criteria(self, epsilon: float) -> tuple:
         return (CRITERIA[self.criteria], self.max_iter, epsilon)
 
     def record(self) -> dict:
         """The options as JSON-ready values (what a palette keeps of its fit)."""
-        return asdict(self)
+        record = asdict(self)
+        if self.white is None:  # only "od" fits have one
+            del record["white"]
+        return record
 
 
 FIT_OPTIONS = ("criteria", "max_iter", "epsilon", "attempts", "init", "seed", "sample",
-               "color_space")  # fmt: skip
+               "color_space", "white")  # fmt: skip
 
 
 def check_names(function: str, options: dict) -> None:
@@ -93,6 +102,7 @@ def settings(
     seed=None,
     sample=DEFAULT_SAMPLE,
     color_space="rgb",
+    white=None,
 ) -> Settings:
     """Check every fit option; the errors name the parameter and the value."""
     k = integer("k", k, 1, MAX_K)
@@ -107,7 +117,88 @@ def settings(
         if sample < k:
             raise ValueError(f"sample={sample} is smaller than k={k}; give sample >= k")
     color_space = choice("color_space", color_space, COLOR_SPACES)
-    return Settings(k, criteria, max_iter, epsilon, attempts, init, seed, sample, color_space)
+    white = check_white(white)
+    if white is not None and color_space != "od":
+        raise ValueError(f"white={white!r} is only for color_space='od', not {color_space!r}")
+    return Settings(
+        k, criteria, max_iter, epsilon, attempts, init, seed, sample, color_space, white
+    )
+
+
+def check_white(white):
+    """None, "auto", or one positive level or one per channel (a tuple), JSON-ready."""
+    if white is None or (isinstance(white, str) and white == "auto"):
+        return white
+    shown = f"white must be None, 'auto', or positive number(s), got {white!r}"
+    if isinstance(white, str | bytes | bool | dict | set):
+        raise TypeError(shown)
+    values = np.asarray(white, dtype=object).ravel().tolist() if np.ndim(white) else [white]
+    if np.ndim(white) > 1 or not values:
+        raise ValueError(shown)
+    for value in values:
+        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+            raise TypeError(shown)
+        try:
+            ok = math.isfinite(value) and value > 0
+        except OverflowError:
+            ok = False
+        if not ok:
+            raise ValueError(f"white must be finite and above 0, got {white!r}")
+    return float(values[0]) if np.ndim(white) == 0 else tuple(float(v) for v in values)
+
+
+DITHERS = ("floyd-steinberg", "ordered")
+#: Regions and windows beyond these are not "clean-up" any more.
+MAX_MIN_SIZE = 2**31 - 1
+MAX_SMOOTH = 100
+
+
+@dataclass(frozen=True)
+class Finish:
+    """What is done to a picture and its labels after the nearest-centre assignment."""
+
+    dither: str | None = None
+    dither_strength: float = 1.0
+    min_size: int | None = None
+    smooth: int | None = None
+
+    @property
+    def cleans(self) -> bool:
+        return (self.min_size or 1) > 1 or (self.smooth or 0) > 0
+
+    @property
+    def anything(self) -> bool:
+        return self.dither is not None or self.cleans
+
+    def record(self) -> dict:
+        """The options that did something, as JSON-ready values (for metadata)."""
+        done = {}
+        if self.dither is not None:
+            done.update(dither=self.dither, dither_strength=self.dither_strength)
+        if self.cleans:
+            done.update(min_size=self.min_size, smooth=self.smooth)
+        return done
+
+
+def finish(dither=None, dither_strength=1.0, min_size=None, smooth=None) -> Finish:
+    """Check the finishing options; the errors name the parameter and the value."""
+    if dither is not None:
+        dither = choice("dither", dither, DITHERS)
+    if isinstance(dither_strength, bool) or not isinstance(dither_strength, numbers.Real):
+        raise TypeError(f"dither_strength must be a number from 0 to 1, got {dither_strength!r}")
+    if not (math.isfinite(dither_strength) and 0.0 <= dither_strength <= 1.0):
+        raise ValueError(f"dither_strength must be from 0 to 1, got {dither_strength}")
+    if min_size is not None:
+        min_size = integer("min_size", min_size, 1, MAX_MIN_SIZE)
+    if smooth is not None:
+        smooth = integer("smooth", smooth, 0, MAX_SMOOTH)
+    done = Finish(dither, float(dither_strength), min_size, smooth)
+    if dither is not None and done.cleans:
+        raise ValueError(
+            f"dither={dither!r} cannot be combined with min_size or smooth: the dithered "
+            "picture does not follow the labels (clean the labels in a run without dithering)"
+        )
+    return done
 
 
 def integer(name, value, lo, hi=None) -> int:

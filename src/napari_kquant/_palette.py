@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._colorspace import rgb_scale, to_lab
+from ._colorspace import resolve_white, rgb_scale, to_lab, to_od
 from ._layout import check_dtype, is_lazy, is_multiscale
-from ._options import COLOR_SPACES, MAX_K, callback, choice
+from ._options import COLOR_SPACES, MAX_K, callback, check_white, choice, finish
 
 FORMAT = "napari-kquant palette"
 VERSION = 1
@@ -56,11 +56,15 @@ class Palette:
     centers : ndarray
         (k, colour channels) float64, row ``i`` being label ``i + 1``, in the
         units of ``dtype`` (RGB for ``color_space="lab"``).
-    color_space : {"rgb", "lab"}
+    color_space : {"rgb", "lab", "od"}
         The space nearest centres are found in.
     lab_centers : ndarray or None
         (k, 3) float64 CIE L*a*b* centres, for ``color_space="lab"``: the exact
         values distances are measured against.
+    white : tuple of float or None
+        For ``color_space="od"``: the white level per channel (in ``dtype``'s
+        units) that optical densities are measured against; None: the dtype's
+        maximum. `od_centers` are the centres' densities.
     dtype : str or None
         The image dtype the centres are in. Applied to an image of another
         dtype they are converted as colours are (integer maximum = float 1.0 =
@@ -80,6 +84,7 @@ class Palette:
     centers: np.ndarray
     color_space: str = "rgb"
     lab_centers: np.ndarray | None = None
+    white: tuple[float, ...] | None = None
     dtype: str | None = None
     value_range: tuple[float, float] | None = None
     fit: dict | None = field(default=None, repr=False)
@@ -120,6 +125,19 @@ class Palette:
             set_(self, "lab_centers", lab)
         elif self.lab_centers is not None:
             raise ValueError("lab_centers is only for color_space='lab'")
+        if self.color_space == "od":
+            if self.dtype is None:
+                raise ValueError("an 'od' palette needs the dtype its colours are in")
+            try:
+                white = check_white(self.white)
+            except TypeError as e:
+                raise ValueError(str(e)) from None
+            if white == "auto":
+                raise ValueError("a palette's white must be numbers, not 'auto'")
+            white = resolve_white(white, self.centers, self.dtype, self.nchannels)
+            set_(self, "white", tuple(white.tolist()))
+        elif self.white is not None:
+            raise ValueError("white is only for color_space='od'")
 
     def _check_fields(self):
         """Every field JSON-ready and of its type: what is saved can be loaded back."""
@@ -186,6 +204,26 @@ class Palette:
             return self.centers
         return self.centers * (rgb_scale(dtype) / rgb_scale(self.dtype))
 
+    def white_for(self, dtype) -> np.ndarray:
+        """An "od" palette's white level in the units of an image of ``dtype``."""
+        return np.asarray(self.white) * (rgb_scale(dtype) / rgb_scale(self.dtype))
+
+    @property
+    def od_centers(self) -> np.ndarray | None:
+        """(k, channels) optical densities of the centres, for ``color_space="od"``."""
+        if self.color_space != "od":
+            return None
+        return to_od(self.centers, self.white).astype(np.float64)
+
+    @property
+    def features(self) -> np.ndarray:
+        """The centres where distances are measured: L*a*b*, optical density, or values."""
+        if self.color_space == "lab":
+            return np.asarray(self.lab_centers, np.float64)
+        if self.color_space == "od":
+            return self.od_centers
+        return np.asarray(self.centers, np.float64)
+
     @property
     def hex(self) -> list[str] | None:
         """``#rrggbb`` per entry (gray for one channel); None for other channel counts."""
@@ -212,7 +250,19 @@ class Palette:
 
     # --- using it ---------------------------------------------------------------------------
 
-    def apply(self, image, *, channel_axis=None, alpha=None, mask=None, progress=None):
+    def apply(
+        self,
+        image,
+        *,
+        channel_axis=None,
+        alpha=None,
+        mask=None,
+        dither=None,
+        dither_strength=1.0,
+        min_size=None,
+        smooth=None,
+        progress=None,
+    ):
         """Label every pixel of ``image`` with its nearest palette entry.
 
         Parameters
@@ -221,7 +271,7 @@ class Palette:
             As for `napari_kquant.quantize`: numpy, dask/zarr (lazy results) or a
             multiscale list (lists of results). It must have `nchannels` colour
             channels.
-        channel_axis, alpha, mask, progress
+        channel_axis, alpha, mask, dither, dither_strength, min_size, smooth, progress
             As for `napari_kquant.quantize`.
 
         Returns
@@ -237,22 +287,23 @@ class Palette:
             mask or layout.
         """
         callback("progress", progress)
+        done = finish(dither, dither_strength, min_size, smooth)
         if is_multiscale(image):
             from ._lazy import apply_levels
 
-            return apply_levels(self, list(image), channel_axis, alpha, mask, progress)
+            return apply_levels(self, list(image), channel_axis, alpha, mask, progress, done)
         if is_lazy(image):
             from ._lazy import apply_lazy
 
-            return apply_lazy(self, image, channel_axis, alpha, mask, progress)
+            return apply_lazy(self, image, channel_axis, alpha, mask, progress, done)
         from ._apply import apply_array
 
-        return apply_array(self, image, channel_axis, alpha, mask, progress)
+        return apply_array(self, image, channel_axis, alpha, mask, progress, done)
 
     # --- making one -------------------------------------------------------------------------
 
     @classmethod
-    def from_colors(cls, colors, *, dtype=None, color_space="rgb", name="") -> Palette:
+    def from_colors(cls, colors, *, dtype=None, color_space="rgb", white=None, name="") -> Palette:
         """A palette of given colours, in the given order (label i = colour i).
 
         Parameters
@@ -263,8 +314,12 @@ class Palette:
         dtype : dtype or None
             The units of an array of values (e.g. ``"uint8"``); None: the units
             of the image it is applied to. Hex colours are ``uint8``.
-        color_space : {"rgb", "lab"}
-            Where nearest colours are found; "lab" needs 3 channels and a dtype.
+        color_space : {"rgb", "lab", "od"}
+            Where nearest colours are found; "lab" needs 3 channels and a dtype,
+            "od" a dtype.
+        white : float or sequence of float, optional
+            For "od": the white level (one, or one per channel) in ``dtype``'s
+            units; None: the dtype's maximum.
         name : str
             A name for files and menus.
         """
@@ -291,9 +346,11 @@ class Palette:
                 dtype = "uint8"
             else:  # 8-bit colours in the units of dtype (its white for #ffffff)
                 colors = colors * (rgb_scale(_palette_dtype(dtype)) / 255.0)
-        if color_space == "lab" and dtype is None:
-            raise ValueError("color_space='lab' needs the colours' dtype (e.g. dtype='uint8')")
-        return cls(_frozen(colors, "colors"), color_space, dtype=dtype, name=name)
+        if color_space in ("lab", "od") and dtype is None:
+            raise ValueError(
+                f"color_space={color_space!r} needs the colours' dtype (e.g. dtype='uint8')"
+            )
+        return cls(_frozen(colors, "colors"), color_space, white=white, dtype=dtype, name=name)
 
     # --- files ------------------------------------------------------------------------------
 
@@ -310,6 +367,7 @@ class Palette:
             "value_range": None if self.value_range is None else list(self.value_range),
             "centers": self.centers.tolist(),
             "lab_centers": None if self.lab_centers is None else self.lab_centers.tolist(),
+            "white": None if self.white is None else list(self.white),
             "hex": self.hex,
             "fit": None if self.fit is None else json.loads(json.dumps(self.fit)),
             "seed": self.seed,
@@ -333,6 +391,7 @@ class Palette:
                 centers=record["centers"],
                 color_space=record["color_space"],
                 lab_centers=record.get("lab_centers"),
+                white=record.get("white"),
                 dtype=record.get("dtype"),
                 value_range=record.get("value_range"),
                 fit=record.get("fit"),

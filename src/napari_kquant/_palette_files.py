@@ -72,13 +72,16 @@ def _csv_text(palette) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     lab = palette.lab_centers is not None
+    white = [] if palette.white is None else [repr(float(v)) for v in palette.white]
     writer.writerow(
         ["label", "hex", "dtype", *_channel_names(palette.nchannels),
+         *(f"white_{name}" for name in _channel_names(len(white))),
          *(["L", "a", "b"] if lab else [])]
     )  # fmt: skip
     hexes = palette.hex or [""] * palette.k
     for i in range(palette.k):
         row = [i + 1, hexes[i], palette.dtype or "", *(repr(float(v)) for v in palette.centers[i])]
+        row += white  # an "od" palette's white level, on every row as the dtype is
         if lab:
             row += [repr(float(v)) for v in palette.lab_centers[i]]
         writer.writerow(row)
@@ -154,7 +157,10 @@ def _from_csv(text, cls):
     header = [cell.strip() for cell in rows[0]]
     lab = header[-3:] == ["L", "a", "b"]
     text_columns = ("label", "hex", "name", "dtype")
-    value_columns = [i for i, name in enumerate(header) if name not in text_columns]
+    white_columns = [i for i, name in enumerate(header) if name.startswith("white_")]
+    value_columns = [
+        i for i, name in enumerate(header) if name not in text_columns and i not in white_columns
+    ]
     if lab:
         value_columns = value_columns[:-3]
     if not value_columns:
@@ -173,15 +179,27 @@ def _from_csv(text, cls):
         labels = [row[header.index("label")].strip() for row in rows[1:]]
         if labels != [str(i) for i in range(1, len(labels) + 1)]:
             raise ValueError("the label column must run 1, 2, ... in order")
+    white = None
+    if white_columns:
+        whites = {tuple(row[i].strip() for i in white_columns) for row in rows[1:]}
+        if len(whites) != 1:
+            raise ValueError("the white columns must hold the same level on every row")
+        try:
+            white = tuple(float(v) for v in whites.pop())
+        except ValueError:
+            raise ValueError("a white column holds a value that is not a number") from None
     dtype = None
     if "dtype" in header:
         dtypes = {row[header.index("dtype")].strip() for row in rows[1:]}
         if len(dtypes) != 1:
             raise ValueError(f"the dtype column must hold one dtype, got {sorted(dtypes)}")
         dtype = dtypes.pop() or None
+    if white is not None and lab:
+        raise ValueError("a palette CSV has white columns (optical density) or L, a, b, not both")
     return cls(
         np.array(centers),
-        "lab" if lab else "rgb",
+        "lab" if lab else "od" if white is not None else "rgb",
         lab_centers=np.array(lab_centers) if lab else None,
+        white=white,
         dtype=dtype,
     )

@@ -12,7 +12,7 @@ import numpy as np
 from ._apply import assigner, result
 from ._fit import fit_image
 from ._layout import is_lazy, is_multiscale, layout
-from ._options import DEFAULT_ATTEMPTS, DEFAULT_SAMPLE, MAX_ITER, callback
+from ._options import DEFAULT_ATTEMPTS, DEFAULT_SAMPLE, MAX_ITER, callback, finish
 from ._result import QuantizeResult
 
 
@@ -30,8 +30,13 @@ def quantize(
     seed: int | None = None,
     sample: int | None = DEFAULT_SAMPLE,
     color_space: str = "rgb",
+    white=None,
     mask=None,
     target: float | None = None,
+    dither: str | None = None,
+    dither_strength: float = 1.0,
+    min_size: int | None = None,
+    smooth: int | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> QuantizeResult:
     """Reduce an image to ``k`` colours by K-means clustering with OpenCV.
@@ -79,16 +84,45 @@ def quantize(
         pixel its nearest centre. None fits on every usable pixel in one
         ``cv2.kmeans`` call, which is exactly what a direct call returns but
         can take minutes on a large photo.
-    color_space : {"rgb", "lab"}
-        Cluster the values as they are, or (3 colour channels only) in CIE
-        L*a*b*, where distances follow perceived colour differences. Integer
-        images are scaled by their dtype's maximum, float images are taken to
-        be in [0, 1].
+    color_space : {"rgb", "lab", "od"}
+        Cluster the values as they are; or (3 colour channels only) in CIE
+        L*a*b*, where distances follow perceived colour differences; or in
+        optical density, -log10(value / white) per channel (capped at 3), the
+        space colour deconvolution works in, where clusters of a brightfield
+        slide follow its stains rather than their brightness. Integer images
+        are scaled by their dtype's maximum, float images are taken to be in
+        [0, 1]. Centres always come back in the image's units.
+    white : float, sequence of float or "auto", optional
+        For ``color_space="od"``: the white level (clear glass), one value or
+        one per channel, in the image's units. None: the dtype's maximum (1.0
+        for floats); "auto": the median of the brightest 1% of the fitted
+        pixels (right when the image shows some glass). Kept in the palette.
     mask : array_like of bool, optional
         The image's spatial shape; only True pixels are clustered.
     target : float, optional
         With ``k="auto"``: the mean CIEDE2000 to meet (default 3.0: a close
         match in colour-matching practice; 1 is a just noticeable difference).
+    dither : {None, "floyd-steinberg", "ordered"}
+        Draw ``quantized`` in palette colours whose patterns keep the
+        original's colours when seen from a distance: serpentine
+        Floyd-Steinberg error diffusion, or an 8x8 Bayer pattern. Only the
+        picture is dithered: ``labels`` stay each pixel's nearest centre (a
+        segmentation). Errors and nearest colours are in the image's own units
+        (RGB), whatever ``color_space``. Lazy images are dithered chunk by
+        chunk (Floyd-Steinberg restarts at chunk edges; ordered is exact).
+    dither_strength : float
+        0 to 1: how much of each pixel's error is diffused (Floyd-Steinberg,
+        like pngquant's ``--floyd``), or the pattern's amplitude relative to
+        the palette's spacing (ordered).
+    min_size : int, optional
+        Clean label maps: connected regions (8-connected, one label) smaller
+        than this many pixels join the neighbouring region they share the
+        longest border with; ``quantized``, ``counts`` and ``compactness``
+        follow. Each 2-D plane of a stack is cleaned on its own.
+    smooth : int, optional
+        Before ``min_size``: a majority (mode) filter of this radius on the
+        labels (a (2r + 1)-pixel square window; left-out pixels neither change
+        nor vote). Cannot be combined with ``dither``.
     progress : callable, optional
         Called as ``progress(fraction_done, message)`` in the calling thread,
         at least every 0.1 s while K-means runs and after each block of
@@ -155,6 +189,7 @@ def quantize(
     array([[  0.,   0.,   0.],
            [200.,  40.,  10.]])
     """
+    done = finish(dither, dither_strength, min_size, smooth)
     fit_share = 0.9 if sample is None else 0.5  # rough share of the run the fit takes
     fit_hook = apply_hook = None
     if callback("progress", progress) is not None:
@@ -166,18 +201,21 @@ def quantize(
         "criteria": criteria, "max_iter": max_iter, "epsilon": epsilon, "attempts": attempts,
         "init": init, "seed": seed, "sample": sample, "color_space": color_space,
     }  # fmt: skip
+    if white is not None:
+        options["white"] = white
     if target is not None:
         options["target"] = target
     if is_lazy(image) and not is_multiscale(image):
-        small = _small_lazy(image, k, channel_axis, alpha, mask, progress, options)
+        small = _small_lazy(image, k, channel_axis, alpha, mask, progress, options, done)
         if small is not None:
             return small
     fitted, drawn = fit_image(image, k, channel_axis, alpha, mask, fit_hook, options)
     palette = fitted.palette
     if drawn is None:
         return palette.apply(
-            image, channel_axis=channel_axis, alpha=alpha, mask=mask, progress=apply_hook
-        )
+            image, channel_axis=channel_axis, alpha=alpha, mask=mask, progress=apply_hook,
+            dither=dither, dither_strength=dither_strength, min_size=min_size, smooth=smooth,
+        )  # fmt: skip
     # every usable pixel was fitted: cv2's own partition, painted
     asg = assigner(palette, drawn.pixels.dtype)
     labels = np.zeros(len(drawn.pixels), asg.label_dtype)
@@ -187,15 +225,20 @@ def quantize(
         labels[drawn.valid] = fitted.labels
     out = asg.paint(labels, drawn.pixels)
     counts = np.bincount(labels, minlength=palette.k + 1)
+    compactness = fitted.compactness
+    if done.anything:
+        labels, out, counts, compactness = asg.finish(
+            drawn.pixels, drawn.valid, drawn.spatial, labels, out, counts, compactness, done
+        )
     if progress is not None:
         progress(1.0, "done")
     return result(
         palette, drawn.image.shape, drawn.layout.channel_axis,
-        labels.reshape(drawn.spatial), out, counts, fitted.compactness,
+        labels.reshape(drawn.spatial), out, counts, compactness,
     )  # fmt: skip
 
 
-def _small_lazy(image, k, channel_axis, alpha, mask, progress, options):
+def _small_lazy(image, k, channel_axis, alpha, mask, progress, options, done):
     """A lazy image no larger than the sample: quantized in memory (exactly as numpy input
     would be), handed back as dask arrays chunked like the input. None for larger ones."""
     import dask.array as da
@@ -211,7 +254,8 @@ def _small_lazy(image, k, channel_axis, alpha, mask, progress, options):
         mask = np.asarray(mask)
     eager = quantize(
         np.asarray(image), k, channel_axis=channel_axis, alpha=alpha, mask=mask,
-        progress=progress, **options,
+        progress=progress, dither=done.dither, dither_strength=done.dither_strength,
+        min_size=done.min_size, smooth=done.smooth, **options,
     )  # fmt: skip
     spatial_chunks = tuple(c for axis, c in enumerate(image.chunks) if axis != lay.channel_axis)
     return QuantizeResult(

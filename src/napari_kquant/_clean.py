@@ -1,0 +1,723 @@
+"""Clean label maps: a majority filter, and small regions merged into their neighbours.
+
+Label images are uint8 or uint16 arrays shaped (..., Y, X); the leading axes are
+planes (time, z), and every 2-D plane is cleaned on its own. Label 0 means "left
+out": its pixels never change, never vote and never take in a region. Clusters
+are labels 1..k. Numba kernels do the pixel work; dask is imported by
+`clean_lazy` only.
+
+Two cleanings, applied in this order:
+
+``smooth=r``
+    A majority (mode) filter over the (2r + 1) x (2r + 1) window, clipped at the
+    plane's edges. Labelled pixels vote, label 0 does not. A pixel keeps its label
+    when it is one of the most frequent in its window, else it takes the lowest of
+    the most frequent labels. One pass, computed from the unfiltered labels.
+``min_size=N``
+    A region is an 8-connected set of pixels of one label >= 1. Regions of fewer
+    than N pixels are merged into a neighbour, in rounds (see `clean_labels`).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._assign import _compiled
+from ._options import integer
+
+#: Regions are counted in int32 pixel indices (OpenCV's and napari's limit too).
+MAX_MIN_SIZE = 2**31 - 1
+#: A window of 2001 x 2001 pixels; beyond, a filter stops being a clean-up.
+MAX_SMOOTH = 1000
+LABEL_DTYPES = (np.uint8, np.uint16)
+
+_ROWS = 64  # rows per parallel work item of the majority filter
+_STRIP = 256  # rows per parallel strip of the connected-component labelling
+_NO_KEY = np.iinfo(np.int64).max
+
+
+def _serial(function):
+    """``numba.njit`` cached on disk like `_assign._compiled`, without threads."""
+    try:
+        return numba.njit(nogil=True, cache=True)(function)
+    except RuntimeError:  # no writable cache folder
+        return numba.njit(nogil=True)(function)
+
+
+def check_clean(min_size=None, smooth=None) -> tuple[int | None, int | None]:
+    """Check the cleaning options; the errors name the parameter and the value.
+
+    ``min_size`` is None or an integer from 1 (no change) to 2**31 - 1; ``smooth``
+    is None or an integer from 0 (no change) to 1000.
+    """
+    if min_size is not None:
+        min_size = integer("min_size", min_size, 1, MAX_MIN_SIZE)
+    if smooth is not None:
+        smooth = integer("smooth", smooth, 0, MAX_SMOOTH)
+    return min_size, smooth
+
+
+def clean_labels(labels, *, min_size=None, smooth=None) -> np.ndarray:
+    """Smooth a label image with a majority filter, then merge its small regions away.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        uint8 or uint16 labels shaped (..., Y, X); 0 is "left out". Not modified.
+    min_size : int, optional
+        Regions of fewer pixels are merged into a neighbour; None or 1: no merging.
+    smooth : int, optional
+        Radius r of the (2r + 1) x (2r + 1) majority filter; None or 0: no filter.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array of the same shape and dtype.
+
+    Raises
+    ------
+    TypeError
+        When ``labels`` is not uint8 or uint16, or an option is not an integer.
+    ValueError
+        When ``labels`` has fewer than 2 axes, or an option is out of range.
+
+    Notes
+    -----
+    Every plane (the last two axes) is cleaned on its own: nothing connects planes.
+
+    The majority filter: see the module docstring.
+
+    The merging of small regions works on regions, the 8-connected components of
+    pixels sharing a label >= 1 in the (smoothed) input, and on groups of regions
+    that merged; a group starts as one region. Two groups are neighbours when they
+    share a border: the number of pairs of 4-neighbouring pixels, one in each (a
+    touch at a corner alone is no border). A group of fewer than ``min_size``
+    pixels is *small*. Then, in rounds until nothing changes:
+
+    1. Every small group with a neighbour picks, all at the same time, the
+       neighbour it shares the longest border with; ties go to the larger
+       neighbour, where every group of ``min_size`` pixels or more counts as
+       equally large, then to the lower label, then to the neighbour whose first
+       shared pixel pair comes first in raster order.
+    2. The picks form chains that end in a group that is not small, or in two
+       small groups that picked each other: the larger of those two (then the
+       lower label, then the one whose first pixel comes first) ends the chain.
+       Every group of a chain joins the group that ends it and takes its label.
+
+    Small groups with no labelled neighbour (surrounded by 0, alone in the plane)
+    stay as they are. Sizes are capped at ``min_size`` in the tie-break so that
+    `clean_lazy` can give the same result from chunks: how large a large region
+    is can lie outside a chunk.
+
+    Examples
+    --------
+    >>> labels = np.ones((5, 6), np.uint8)
+    >>> labels[1:3, 1:3] = 2  # a speck of 4 pixels
+    >>> labels[:, 5] = 3
+    >>> clean_labels(labels, min_size=5)
+    array([[1, 1, 1, 1, 1, 3],
+           [1, 1, 1, 1, 1, 3],
+           [1, 1, 1, 1, 1, 3],
+           [1, 1, 1, 1, 1, 3],
+           [1, 1, 1, 1, 1, 3]], dtype=uint8)
+    """
+    labels = _check_labels(np.asarray(labels), "clean_labels")
+    min_size, smooth = check_clean(min_size, smooth)
+    planes = np.ascontiguousarray(labels).reshape(-1, *labels.shape[-2:])
+    out = _smooth(planes, smooth or 0)
+    if (min_size or 1) > 1:
+        for p, plane in enumerate(out):
+            result, _ = _merge_small(plane, min_size)
+            if result is not None:
+                out[p] = result
+    return out.reshape(labels.shape)
+
+
+def clean_lazy(labels, *, min_size=None, smooth=None):
+    """`clean_labels` for a dask array (..., Y, X): a lazy result, computed chunk-wise.
+
+    Each chunk is cleaned with ``dask.array.map_overlap`` (no overlap across
+    planes) and gives exactly what `clean_labels` gives on the whole plane; a
+    chunk that cannot be exact raises a ValueError when it is computed (see
+    Notes). The result keeps the chunking, except that chunks smaller than the
+    overlap depth are first merged along Y and X (up to the whole plane).
+
+    Parameters
+    ----------
+    labels : dask.array.Array
+        uint8 or uint16 labels shaped (..., Y, X); 0 is "left out".
+    min_size, smooth : int, optional
+        As for `clean_labels`.
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy cleaned labels of the same shape and dtype.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for `clean_labels`, at once; and a ValueError from the computation of
+        a chunk whose result would depend on pixels beyond its overlap.
+
+    Notes
+    -----
+    The overlap depth is ``d = 2 * min_size + smooth`` (``smooth`` alone without
+    ``min_size``). Within the extended chunk, the majority filter is exact
+    except in the outer ``smooth`` pixels, which are dropped; the merging then
+    sees ``d' = 2 * min_size`` pixels around the chunk. A region that touches
+    the edge of that window is treated as large (never merged away, never
+    smaller than ``min_size`` in a tie). That is right for every region that
+    matters to the chunk when d' >= 2 * min_size: a small region with a pixel in
+    the chunk lies within ``min_size - 1`` pixels of it, so it does not reach the
+    window's edge, and a neighbour of it that reaches the edge spans at least
+    ``d' - min_size >= min_size`` pixels, so it is large indeed.
+
+    The merging of small regions is not local, though: small regions that
+    border each other merge as one cluster, and a cluster can spread without
+    bound (a field of single-pixel noise). So each chunk checks that every
+    cluster of small regions with a pixel in the chunk has no neighbour that
+    touches the window's edge with fewer than ``min_size`` pixels inside it
+    (which might be small after all). Clusters are independent of each other
+    (two clusters never border), so when the check passes the chunk is exact;
+    when it fails, computing that chunk raises a ValueError that asks for larger
+    chunks, e.g. ``labels.rechunk({-2: -1, -1: -1})`` (whole planes).
+    """
+    import dask.array as da
+
+    labels = _check_labels(da.asarray(labels), "clean_lazy")
+    min_size, smooth = check_clean(min_size, smooth)
+    n, r = min_size or 1, smooth or 0
+    if n == 1 and r == 0:
+        return labels
+    depth = r + (2 * n if n > 1 else 0)
+    nd = labels.ndim
+    chunks = list(labels.chunks)
+    for ax in (nd - 2, nd - 1):
+        if len(chunks[ax]) > 1 and min(chunks[ax]) < depth:
+            chunks[ax] = _at_least(labels.shape[ax], max(depth, max(chunks[ax])))
+    if tuple(chunks) != labels.chunks:
+        labels = labels.rechunk(tuple(chunks))
+    depths = dict.fromkeys(range(nd), 0)
+    for ax in (nd - 2, nd - 1):
+        depths[ax] = depth if len(labels.chunks[ax]) > 1 else 0
+    return da.map_overlap(
+        _clean_block, labels, depth=depths, boundary="none", trim=True,
+        dtype=labels.dtype, meta=np.empty((0,) * nd, labels.dtype), min_size=n, smooth=r,
+        depth_yx=(depths[nd - 2], depths[nd - 1]), chunks_yx=labels.chunks[-2:],
+    )  # fmt: skip
+
+
+def _at_least(length, size):
+    """Near-equal chunks of at least ``size`` along an axis of ``length`` (one if shorter)."""
+    nblocks = max(1, length // size)
+    base, extra = divmod(length, nblocks)
+    return (base + 1,) * extra + (base,) * (nblocks - extra)
+
+
+def _check_labels(labels, function):
+    dtype = getattr(labels, "dtype", None)
+    if dtype not in LABEL_DTYPES:
+        raise TypeError(f"{function}: labels must be uint8 or uint16, got dtype {dtype}")
+    if labels.ndim < 2:
+        raise ValueError(
+            f"{function}: labels must have axes (..., Y, X), got shape {labels.shape}"
+        )
+    return labels
+
+
+def _clean_block(block, *, min_size, smooth, depth_yx, chunks_yx, block_info=None):
+    """Clean one extended chunk; only its middle (the chunk itself) is kept."""
+    loc = block_info[0]["chunk-location"][-2:]
+    ny, nx = block.shape[-2:]
+    pad = []  # overlap at the top, bottom, left and right (0 at the plane's edges)
+    for axis_chunks, i, d in zip(chunks_yx, loc, depth_yx, strict=True):
+        pad += [d if i > 0 else 0, d if i < len(axis_chunks) - 1 else 0]
+    planes = np.ascontiguousarray(block).reshape(-1, ny, nx)
+    out = _smooth(planes, smooth)
+    if min_size > 1:
+        top, bottom, left, right = (max(p - smooth, 0) for p in pad)  # filtered exactly
+        cut = [p > 0 for p in pad]
+        for plane in out:
+            sub = plane[pad[0] - top : ny - pad[1] + bottom, pad[2] - left : nx - pad[3] + right]
+            core = (top, sub.shape[0] - bottom, left, sub.shape[1] - right)
+            result, exact = _merge_small(np.ascontiguousarray(sub), min_size, cut, core)
+            if not exact:
+                y0 = sum(chunks_yx[0][: loc[0]])
+                x0 = sum(chunks_yx[1][: loc[1]])
+                raise ValueError(
+                    f"clean_lazy: around the chunk at rows {y0}:{y0 + core[1] - core[0]}, "
+                    f"columns {x0}:{x0 + core[3] - core[2]}, regions smaller than "
+                    f"min_size={min_size} border each other over more than the overlap of "
+                    f"{max(pad)} pixels, so the chunk cannot be cleaned exactly; use larger "
+                    "chunks (labels.rechunk({-2: -1, -1: -1}) for whole planes) or clean_labels"
+                )
+            if result is not None:
+                sub[...] = result
+    return out.reshape(block.shape)
+
+
+# --- the majority filter ----------------------------------------------------------------
+
+
+def _smooth(planes, r):
+    """A majority-filtered copy of ``planes`` (P, Y, X); a plain copy when r is 0."""
+    if r == 0 or planes.size == 0:
+        return planes.copy()
+    out = np.empty_like(planes)
+    _smooth_kernel(planes, r, int(planes.max()) + 1, out)
+    return out
+
+
+@numba.njit(inline="always")
+def _vote(hist, freq, v, top):
+    """Count a vote for ``v``; returns the new highest count."""
+    c = hist[v]
+    freq[c] -= 1  # freq[0] is a dump: labels with no vote are not tracked
+    hist[v] = c + 1
+    freq[c + 1] += 1
+    return max(top, c + 1)
+
+
+@numba.njit(inline="always")
+def _unvote(hist, freq, v, top):
+    c = hist[v]
+    freq[c] -= 1
+    hist[v] = c - 1
+    freq[c - 1] += 1
+    if c == top and freq[c] == 0:
+        return c - 1
+    return top
+
+
+@_compiled
+def _smooth_kernel(src, r, nbins, out):
+    """Huang's sliding histogram along each row: two columns of the window change per
+    pixel. ``freq[c]`` counts the labels with c votes, so the highest count is known
+    at every step; the lowest label of that count is searched only where a pixel's
+    own label is not among the most frequent (in the window, or in the histogram if
+    that is shorter)."""
+    nplanes, ny, nx = src.shape
+    nblocks = (ny + _ROWS - 1) // _ROWS
+    most = min(2 * r + 1, ny) * min(2 * r + 1, nx)
+    for item in numba.prange(nplanes * nblocks):
+        plane = src[item // nblocks]
+        dst = out[item // nblocks]
+        y0 = (item % nblocks) * _ROWS
+        hist = np.zeros(nbins, np.int32)
+        freq = np.zeros(most + 2, np.int32)
+        for y in range(y0, min(ny, y0 + _ROWS)):
+            ya, yb = max(0, y - r), min(ny, y + r + 1)
+            top = 0
+            for x in range(min(nx, r)):  # columns 0..r-1; column r enters at x = 0
+                for yy in range(ya, yb):
+                    if plane[yy, x] != 0:
+                        top = _vote(hist, freq, plane[yy, x], top)
+            for x in range(nx):
+                xo, xn = x - r - 1, x + r  # the columns that leave and enter
+                if xo >= 0 and xn < nx:  # out, then in: no count exceeds the window
+                    for yy in range(ya, yb):
+                        u, w = plane[yy, xo], plane[yy, xn]
+                        if u != w:  # equal ones cancel out (most of an image)
+                            if u != 0:
+                                top = _unvote(hist, freq, u, top)
+                            if w != 0:
+                                top = _vote(hist, freq, w, top)
+                elif xo >= 0:
+                    for yy in range(ya, yb):
+                        if plane[yy, xo] != 0:
+                            top = _unvote(hist, freq, plane[yy, xo], top)
+                elif xn < nx:
+                    for yy in range(ya, yb):
+                        if plane[yy, xn] != 0:
+                            top = _vote(hist, freq, plane[yy, xn], top)
+                v = plane[y, x]
+                if v == 0 or hist[v] == top:
+                    dst[y, x] = v
+                    continue
+                xa, xb = max(0, x - r), min(nx, x + r + 1)
+                best = nbins
+                if (yb - ya) * (xb - xa) < nbins:
+                    for yy in range(ya, yb):
+                        for xx in range(xa, xb):
+                            u = plane[yy, xx]
+                            if u != 0 and u < best and hist[u] == top:
+                                best = u
+                else:
+                    for u in range(1, nbins):
+                        if hist[u] == top:
+                            best = u
+                            break
+                dst[y, x] = best
+            for x in range(max(0, nx - r - 1), nx):  # empty the histogram for the next row
+                for yy in range(ya, yb):
+                    if plane[yy, x] != 0:
+                        top = _unvote(hist, freq, plane[yy, x], top)
+
+
+# --- regions and their merging ---------------------------------------------------------
+
+
+def _merge_small(plane, min_size, cut=(False,) * 4, core=None):
+    """Merge the small regions of one C-contiguous plane.
+
+    Returns (new plane or None when nothing changed, exact). ``cut`` says which
+    sides (top, bottom, left, right) of the plane are cut out of a larger one;
+    regions that touch them count as large. ``core`` (y0, y1, x0, x1) is the part
+    that must be exact; with it, ``exact`` says whether it is.
+    """
+    ny, nx = plane.shape
+    if plane.size == 0:
+        return None, True
+    region = np.empty(plane.size, np.int32)
+    _components_kernel(plane, region, _STRIP)
+    count = int(_count_roots(plane.ravel(), region, nx, _STRIP).sum())
+    if count == 0:
+        return None, True
+    size, label, first = _regions_kernel(plane, region, count)
+    open_ = np.zeros(count, np.bool_)
+    rows = region.reshape(ny, nx)
+    for side, edge in zip(cut, (rows[0], rows[-1], rows[:, 0], rows[:, -1]), strict=True):
+        if side:
+            open_[edge[edge >= 0]] = True
+    small = (size < min_size) & ~open_
+    if not small.any():
+        return None, True
+    indptr, neighbour, border, contact = _adjacency_kernel(rows, small)
+    exact = True
+    if core is not None and any(cut):
+        in_core = np.zeros(count, np.bool_)
+        inner = rows[core[0] : core[1], core[2] : core[3]]
+        in_core[np.unique(inner[inner >= 0])] = True
+        unsure = open_ & (size < min_size)
+        exact = _clusters_exact(small, in_core, unsure, indptr, neighbour)
+    group_size = np.where(open_, np.maximum(size, min_size), size)
+    final = _merge_kernel(group_size, label, first, min_size, indptr, neighbour, border, contact)
+    if np.array_equal(final, label):
+        return None, exact
+    out = np.empty_like(plane)
+    _paint_kernel(region, plane.ravel(), final.astype(plane.dtype), out.ravel())
+    return out, exact
+
+
+@numba.njit(inline="always")
+def _find(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@numba.njit(inline="always")
+def _union(parent, a, b):
+    """Join the sets of a and b under the lower root: a root is its set's first index."""
+    a = _find(parent, a)
+    b = _find(parent, b)
+    if a < b:
+        parent[b] = a
+    elif b < a:
+        parent[a] = b
+
+
+@_compiled
+def _components_kernel(lab, parent, rows):
+    """Union-find over the pixels of one plane, 8-connected, same label >= 1.
+
+    Strips of ``rows`` rows run in parallel, then the strips' seams are joined.
+    Every set's root is its first pixel in raster order, and parent[i] <= i.
+    """
+    ny, nx = lab.shape
+    nstrips = (ny + rows - 1) // rows
+    for s in numba.prange(nstrips):
+        y0 = s * rows
+        for y in range(y0, min(ny, y0 + rows)):
+            for x in range(nx):
+                i = y * nx + x
+                parent[i] = i
+                v = lab[y, x]
+                if v == 0:
+                    continue
+                up = y > y0
+                if up and lab[y - 1, x] == v:  # W, NW and NE all touch N
+                    parent[i] = _find(parent, i - nx)  # i is a root: join N's set
+                    continue
+                if x > 0 and lab[y, x - 1] == v:  # NW touches W
+                    _union(parent, i, i - 1)
+                elif up and x > 0 and lab[y - 1, x - 1] == v:
+                    _union(parent, i, i - nx - 1)
+                if up and x + 1 < nx and lab[y - 1, x + 1] == v:
+                    _union(parent, i, i - nx + 1)
+    for s in range(1, nstrips):
+        y = s * rows
+        for x in range(nx):
+            v = lab[y, x]
+            if v == 0:
+                continue
+            i = y * nx + x
+            for dx in range(-1, 2):
+                if 0 <= x + dx < nx and lab[y - 1, x + dx] == v:
+                    _union(parent, i, i - nx + dx)
+
+
+@_compiled
+def _count_roots(lab, parent, nx, rows):
+    ny = lab.size // nx
+    nstrips = (ny + rows - 1) // rows
+    counts = np.zeros(nstrips, np.int64)
+    for s in numba.prange(nstrips):
+        n = 0
+        for i in range(s * rows * nx, min(ny, (s + 1) * rows) * nx):
+            if parent[i] == i and lab[i] != 0:
+                n += 1
+        counts[s] = n
+    return counts
+
+
+@_serial
+def _regions_kernel(lab, parent, count):
+    """Turn the union-find forest into region numbers in place (-1 for label 0), in
+    raster order of the regions' first pixels; returns their sizes, labels and first
+    pixels. A pixel's parent comes before it, so it is already numbered."""
+    size = np.zeros(count, np.int64)
+    label = np.zeros(count, np.int64)
+    first = np.zeros(count, np.int64)
+    flat = lab.ravel()
+    k = 0
+    for i in range(flat.size):
+        if flat[i] == 0:
+            parent[i] = -1
+            continue
+        q = parent[i]
+        if q == i:
+            r = k
+            label[r] = flat[i]
+            first[r] = i
+            k += 1
+        else:
+            r = parent[q]
+        parent[i] = r
+        size[r] += 1
+    return size, label, first
+
+
+@_serial
+def _adjacency_kernel(region, small):
+    """Neighbours of every small region: CSR ``indptr``, and per neighbour its region,
+    the border (4-neighbour pixel pairs) and the first pair's raster key 2 * i + d
+    (d = 0 for the pair (i, i + 1), 1 for (i, i + nx))."""
+    ny, nx = region.shape
+    n = small.size
+    count = np.zeros(n + 1, np.int64)
+    for y in range(ny):
+        for x in range(nx):
+            a = region[y, x]
+            if a < 0:
+                continue
+            if x + 1 < nx:
+                b = region[y, x + 1]
+                if b >= 0 and b != a:
+                    count[a + 1] += small[a]
+                    count[b + 1] += small[b]
+            if y + 1 < ny:
+                b = region[y + 1, x]
+                if b >= 0 and b != a:
+                    count[a + 1] += small[a]
+                    count[b + 1] += small[b]
+    fill = np.cumsum(count)
+    neighbour = np.empty(fill[n], np.int32)
+    key = np.empty(fill[n], np.int64)
+    for y in range(ny):  # in raster order, so each neighbour's first entry has its lowest key
+        for x in range(nx):
+            a = region[y, x]
+            if a < 0:
+                continue
+            for d in range(2):
+                if d == 0 and x + 1 < nx:
+                    b = region[y, x + 1]
+                elif d == 1 and y + 1 < ny:
+                    b = region[y + 1, x]
+                else:
+                    continue
+                if b < 0 or b == a:
+                    continue
+                k = 2 * (y * nx + x) + d
+                if small[a]:
+                    neighbour[fill[a]] = b
+                    key[fill[a]] = k
+                    fill[a] += 1
+                if small[b]:
+                    neighbour[fill[b]] = a
+                    key[fill[b]] = k
+                    fill[b] += 1
+    # fill[a] is now where a's entries end: gather each region's entries by neighbour
+    indptr = np.zeros(n + 1, np.int64)
+    border = np.zeros(fill[n] if n else 0, np.int64)
+    slot = np.full(n, -1, np.int64)
+    w = 0
+    start = 0
+    for a in range(n):
+        end = fill[a]
+        indptr[a] = w
+        first = w
+        for j in range(start, end):
+            b = neighbour[j]
+            if slot[b] < 0:
+                slot[b] = w
+                neighbour[w] = b
+                key[w] = key[j]
+                border[w] = 1
+                w += 1
+            else:
+                border[slot[b]] += 1
+        for j in range(first, w):
+            slot[neighbour[j]] = -1
+        start = end
+    indptr[n] = w
+    return indptr, neighbour[:w].copy(), border[:w].copy(), key[:w].copy()
+
+
+@numba.njit(inline="always")
+def _better(b1, s1, l1, k1, b2, s2, l2, k2):
+    """A longer border, then a larger (capped) size, then a lower label, then an earlier
+    first pixel pair."""
+    if b1 != b2:
+        return b1 > b2
+    if s1 != s2:
+        return s1 > s2
+    if l1 != l2:
+        return l1 < l2
+    return k1 < k2
+
+
+@_serial
+def _merge_kernel(size, label, first, min_size, indptr, neighbour, border, contact):
+    """The rounds of `clean_labels`' Notes; returns the final label of every region."""
+    n = size.size
+    parent = np.arange(n)
+    gsize = size.copy()
+    glabel = label.copy()
+    gfirst = first.copy()
+    after = np.full(n, -1, np.int64)  # members of a group: a linked list from its root
+    last = np.arange(n)
+    acc = np.zeros(n, np.int64)
+    acc_key = np.full(n, _NO_KEY, np.int64)
+    touched = np.empty(n, np.int64)
+    pick = np.full(n, -1, np.int64)
+    end = np.full(n, -1, np.int64)
+    chain = np.empty(n, np.int64)
+    active = np.flatnonzero(gsize < min_size)
+    while active.size:
+        for g in active:  # 1. every small group picks a neighbour
+            nt = 0
+            m = g
+            while m >= 0:
+                for j in range(indptr[m], indptr[m + 1]):
+                    h = _find(parent, neighbour[j])
+                    if h == g:
+                        continue
+                    if acc[h] == 0:
+                        touched[nt] = h
+                        nt += 1
+                    acc[h] += border[j]
+                    acc_key[h] = min(acc_key[h], contact[j])
+                m = after[m]
+            best = -1
+            bb, bs, bl, bk = 0, 0, 0, 0
+            for t in range(nt):
+                h = touched[t]
+                hs = min(gsize[h], min_size)
+                if best < 0 or _better(acc[h], hs, glabel[h], acc_key[h], bb, bs, bl, bk):
+                    best, bb, bs, bl, bk = h, acc[h], hs, glabel[h], acc_key[h]
+                acc[h] = 0
+                acc_key[h] = _NO_KEY
+            pick[g] = best
+            end[g] = -1
+        for g in active:  # 2. follow the chains of picks to their ends
+            if end[g] >= 0:
+                continue
+            nc = 0
+            h = g
+            while True:
+                chain[nc] = h
+                nc += 1
+                p = pick[h]
+                if p < 0:
+                    t = h
+                    break
+                if gsize[p] >= min_size:
+                    t = p
+                    break
+                if end[p] >= 0:
+                    t = end[p]
+                    break
+                if pick[p] == h:  # two small groups picked each other
+                    t = h
+                    if gsize[p] != gsize[h]:
+                        if gsize[p] > gsize[h]:
+                            t = p
+                    elif glabel[p] != glabel[h]:
+                        if glabel[p] < glabel[h]:
+                            t = p
+                    elif gfirst[p] < gfirst[h]:
+                        t = p
+                    end[p] = t
+                    break
+                if nc > active.size:  # cannot happen: the tie-breaks leave no longer cycle
+                    t = h
+                    break
+                h = p
+            for c in range(nc):
+                end[chain[c]] = t
+        for g in active:  # 3. join the chains' ends, all at once
+            t = end[g]
+            if t != g:
+                parent[g] = t
+                gsize[t] += gsize[g]
+                gfirst[t] = min(gfirst[t], gfirst[g])
+                after[last[t]] = g
+                last[t] = last[g]
+        keep = np.zeros(active.size, np.bool_)
+        for i in range(active.size):
+            g = active[i]
+            keep[i] = parent[g] == g and gsize[g] < min_size and pick[g] >= 0
+        active = active[keep]
+    final = np.empty(n, np.int64)
+    for r in range(n):
+        final[r] = glabel[_find(parent, r)]
+    return final
+
+
+@_serial
+def _clusters_exact(small, in_core, unsure, indptr, neighbour):
+    """False when a cluster of bordering small regions with a pixel in the core borders
+    a region that touches a cut side with fewer than min_size pixels inside."""
+    n = small.size
+    parent = np.arange(n)
+    for a in range(n):
+        for j in range(indptr[a], indptr[a + 1]):
+            b = neighbour[j]
+            if small[b]:
+                _union(parent, a, b)
+    core = np.zeros(n, np.bool_)
+    edge = np.zeros(n, np.bool_)
+    for a in range(n):
+        if not small[a]:
+            continue
+        root = _find(parent, a)
+        if in_core[a]:
+            core[root] = True
+        for j in range(indptr[a], indptr[a + 1]):
+            if unsure[neighbour[j]]:
+                edge[root] = True
+    return not (core & edge).any()
+
+
+@_compiled
+def _paint_kernel(region, lab, final, out):
+    n = lab.size
+    nblocks = (n + 65535) // 65536
+    for b in numba.prange(nblocks):
+        for i in range(b * 65536, min(n, (b + 1) * 65536)):
+            r = region[i]
+            out[i] = lab[i] if r < 0 else final[r]

@@ -1,0 +1,170 @@
+"""Dithering: the quantized picture drawn in palette colours whose patterns, seen from
+a distance, keep the original's colours.
+
+Only the picture is dithered: labels stay each pixel's nearest centre (they are a
+segmentation, and a dithered segmentation would be noise). Errors are diffused and
+nearest colours found in the image's own units (RGB), whatever space the palette
+was fitted in, as Pillow and pngquant do.
+
+- ``"floyd-steinberg"``: serpentine error diffusion (7/16, 3/16, 5/16, 1/16), the
+  error scaled by ``strength`` (pngquant's ``--floyd``). Each 2-D plane is one
+  sequential pass; planes of a stack run in parallel. Lazy images are dithered
+  chunk by chunk, so the diffusion starts afresh at chunk edges.
+- ``"ordered"``: an 8x8 Bayer threshold map added to every channel, scaled by the
+  palette's typical spacing (the median distance from a colour to its nearest
+  other colour, per channel) times ``strength``. It depends on the position only, so it is
+  exact chunk by chunk.
+
+Numba is imported here; `_apply` imports this module the first time it dithers.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._assign import LUT_MAX_K, _compiled
+
+_LUT_EMPTY = 255
+_BITS = 6  # cache levels per channel: 2**6
+_SHIFT = 8 - _BITS
+_HALF = (1 << _SHIFT) / 2 - 0.5  # a cell's centre, from its first value
+
+
+def _bayer(n: int) -> np.ndarray:
+    """The n x n Bayer index matrix (0 .. n*n - 1), n a power of two."""
+    m = np.zeros((1, 1), np.int64)
+    while len(m) < n:
+        m = np.block([[4 * m, 4 * m + 2], [4 * m + 3, 4 * m + 1]])
+    return m
+
+
+BAYER = _bayer(8)
+#: Thresholds in (-0.5, 0.5): what the ordered dither adds, in units of the spacing.
+THRESHOLDS = (BAYER + 0.5) / 64.0 - 0.5
+
+
+@numba.njit(inline="always")
+def _nearest(v, nc, colours):
+    best, best_d = 1, np.inf
+    for j in range(1, colours.shape[0]):
+        d = 0.0
+        for ch in range(nc):
+            t = v[ch] - colours[j, ch]
+            d += t * t
+        if d < best_d:
+            best, best_d = j, d
+    return best
+
+
+@numba.njit(inline="always")
+def _pick(v, nc, colours, lut):
+    """The palette row (1..k) nearest ``v``; for 8-bit RGB through a cache of 64 levels per
+    channel holding the colour nearest each cell's centre (Pillow's scheme: a 16 MB exact
+    cache misses the CPU's caches on every dithered pixel, and is 2-3x slower)."""
+    if lut.size == 0:
+        return _nearest(v, nc, colours)
+    r = np.int64(v[0] + 0.5) >> _SHIFT
+    g = np.int64(v[1] + 0.5) >> _SHIFT
+    b = np.int64(v[2] + 0.5) >> _SHIFT
+    code = (r << (2 * _BITS)) | (g << _BITS) | b
+    j = np.int64(lut[code])
+    if j == _LUT_EMPTY:
+        centre = np.empty(3)
+        centre[0], centre[1], centre[2] = r, g, b
+        for ch in range(3):
+            centre[ch] = centre[ch] * (1 << _SHIFT) + _HALF
+        j = _nearest(centre, 3, colours)
+        lut[code] = np.uint8(j)
+    return j
+
+
+@_compiled
+def _floyd_steinberg(pix, nc, valid, colours, out_colours, lo, hi, strength, lut, out):
+    """Serpentine Floyd-Steinberg on (planes, rows, columns, channels); writes ``out``'s
+    colour channels where ``valid`` (or everywhere when it is empty)."""
+    nplanes, height, width = pix.shape[0], pix.shape[1], pix.shape[2]
+    use_valid = valid.size > 0
+    for p in numba.prange(nplanes):
+        err = np.zeros((2, width + 2, nc))
+        v = np.empty(nc)
+        for y in range(height):
+            cur, nxt = err[y % 2], err[(y + 1) % 2]
+            nxt[:, :] = 0.0
+            step = 1 if y % 2 == 0 else -1
+            for i in range(width):
+                x = i if step == 1 else width - 1 - i
+                if use_valid and not valid[p, y, x]:
+                    continue
+                for ch in range(nc):
+                    t = np.float64(pix[p, y, x, ch]) + cur[x + 1, ch]
+                    v[ch] = min(max(t, lo[ch]), hi[ch])
+                j = _pick(v, nc, colours, lut)
+                for ch in range(nc):
+                    out[p, y, x, ch] = out_colours[j, ch]
+                    e = (v[ch] - colours[j, ch]) * strength
+                    cur[x + 1 + step, ch] += e * (7.0 / 16.0)
+                    nxt[x + 1 - step, ch] += e * (3.0 / 16.0)
+                    nxt[x + 1, ch] += e * (5.0 / 16.0)
+                    nxt[x + 1 + step, ch] += e * (1.0 / 16.0)
+
+
+@_compiled
+def _ordered(pix, nc, valid, colours, out_colours, lo, hi, offsets, y0, x0, lut, out):
+    """Bayer-ordered dither: ``offsets`` (8, 8) is added to every channel of the pixel at
+    plane position (y0 + y, x0 + x)."""
+    nplanes, height, width = pix.shape[0], pix.shape[1], pix.shape[2]
+    use_valid = valid.size > 0
+    for row in numba.prange(nplanes * height):
+        p, y = row // height, row % height
+        v = np.empty(nc)
+        for x in range(width):
+            if use_valid and not valid[p, y, x]:
+                continue
+            t = offsets[(y0 + y) % 8, (x0 + x) % 8]
+            for ch in range(nc):
+                v[ch] = min(max(np.float64(pix[p, y, x, ch]) + t, lo[ch]), hi[ch])
+            j = _pick(v, nc, colours, lut)
+            for ch in range(nc):
+                out[p, y, x, ch] = out_colours[j, ch]
+
+
+def spacing(colours: np.ndarray) -> float:
+    """The palette's typical step per channel: the median distance from a colour to its
+    nearest other colour, over the square root of the channel count (black to white is
+    a step of 255 in each of R, G and B), and 0 for one colour."""
+    if len(colours) < 2:
+        return 0.0
+    d = np.sqrt(((colours[:, None, :] - colours[None, :, :]) ** 2).sum(axis=2))
+    np.fill_diagonal(d, np.inf)
+    return float(np.median(d.min(axis=1))) / np.sqrt(colours.shape[1])
+
+
+def dither(pix, valid, spatial, ncolour, out_colours, method, strength, out, origin=(0, 0)):
+    """Overwrite the colour channels of ``out`` (n, channels) with the dithered picture.
+
+    ``pix`` is the source (n, channels), ``valid`` None or (n,) bool (left-out
+    pixels keep what ``out`` holds), ``spatial`` the pixels' spatial shape (the
+    last two axes are a plane's rows and columns), ``out_colours`` the (k + 1,
+    ncolour) palette in the image dtype (row 0 unused), ``origin`` the (row,
+    column) of the first pixel in its plane (for chunks of a larger image).
+    """
+    shape4 = (-1, spatial[-2] if len(spatial) >= 2 else 1, spatial[-1])
+    pix4 = pix.reshape(*shape4, pix.shape[1])
+    out4 = out.reshape(*shape4, out.shape[1])
+    valid3 = np.empty((0, 0, 0), np.bool_) if valid is None else valid.reshape(shape4)
+    colours = np.ascontiguousarray(out_colours[:, :ncolour], np.float64)
+    body = colours[1:]
+    lo, hi = body.min(axis=0), body.max(axis=0)  # float images: the palette's range
+    if pix.dtype.kind in "ui":  # integers: the dtype's (as Pillow)
+        info = np.iinfo(pix.dtype)
+        lo, hi = np.full(ncolour, float(info.min)), np.full(ncolour, float(info.max))
+    rgb8 = pix.dtype == np.uint8 and ncolour == 3 and len(body) <= LUT_MAX_K
+    lut = np.full(1 << (3 * _BITS), _LUT_EMPTY, np.uint8) if rgb8 else np.empty(0, np.uint8)
+    if method == "floyd-steinberg":
+        _floyd_steinberg(pix4, ncolour, valid3, colours, out_colours, lo, hi, strength,
+                         lut, out4)  # fmt: skip
+    else:
+        offsets = THRESHOLDS * (spacing(body) * strength)
+        _ordered(pix4, ncolour, valid3, colours, out_colours, lo, hi, offsets,
+                 int(origin[0]), int(origin[1]), lut, out4)  # fmt: skip
