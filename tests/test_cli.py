@@ -679,3 +679,111 @@ def test_batch_keeps_an_applied_palette_and_refuses_a_broken_out_dir(tmp_path, c
     assert main([*images, "--out-dir", str(tmp_path / "dangling")]) == 2
     assert "symbolic link to nothing" in capsys.readouterr().err
     assert not (tmp_path / "nowhere").exists()
+
+
+# --- indexed files, dithering, clean label maps, optical density --------------------------
+
+
+def pillow_indices(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.mode, np.asarray(im), np.array(im.getpalette(), np.uint8).reshape(-1, 3)
+
+
+def test_cli_indexed_png_and_labels_keep_colours_and_label_values(tmp_path):
+    src = tmp_path / "in.png"
+    write_rgb(src, make_blocks())
+    rgb, out, labels = tmp_path / "rgb.png", tmp_path / "out.png", tmp_path / "labels.png"
+    base = [str(src), "-k", "4", "--seed", "1"]
+    assert main([*base, "-o", str(rgb)]) == 0
+    assert main([*base, "-o", str(out), "--labels", str(labels), "--indexed"]) == 0
+    mode, indices, palette = pillow_indices(out)
+    assert mode == "P" and len(palette) == 4
+    np.testing.assert_array_equal(palette[indices], read_rgb(rgb))  # the same picture
+    assert out.stat().st_size < rgb.stat().st_size
+    mode, values, colours = pillow_indices(labels)
+    assert mode == "P"
+    np.testing.assert_array_equal(values, expected_block_labels())  # indices are the labels
+    np.testing.assert_array_equal(colours[values], read_rgb(rgb))  # shown in cluster colours
+
+
+def test_cli_gif_is_indexed_and_a_dithered_picture_uses_only_palette_colours(tmp_path):
+    out, plain = tmp_path / "out.gif", tmp_path / "plain.png"
+    args = ["-k", "8", "--seed", "0"]
+    assert main([*args, "-o", str(out), "--dither", "floyd-steinberg"]) == 0
+    assert main([*args, "-o", str(plain)]) == 0
+    mode, indices, palette = pillow_indices(out)
+    assert mode == "P"
+    picture = palette[indices]
+    undithered = read_rgb(plain)
+    assert {tuple(c) for c in picture.reshape(-1, 3)} == {
+        tuple(c) for c in undithered.reshape(-1, 3)
+    }
+    assert (picture != undithered).any(axis=-1).mean() > 0.1  # really dithered
+
+
+def test_cli_indexed_tiff_labels_carry_the_colormap(tmp_path):
+    import tifffile
+
+    labels, picture = tmp_path / "labels.tif", tmp_path / "picture.tif"
+    argv = ["-k", "5", "--seed", "0", "--labels", str(labels), "-o", str(picture), "--indexed"]
+    assert main(argv) == 0
+    with tifffile.TiffFile(labels) as tif:
+        page = tif.pages[0]
+        values, colormap = page.asarray(), page.colormap
+        photometric = page.photometric
+    assert photometric == tifffile.PHOTOMETRIC.PALETTE
+    assert set(np.unique(values)) == {1, 2, 3, 4, 5}  # the label values themselves
+    _, indices, palette = pillow_indices(picture)
+    np.testing.assert_array_equal((colormap[:, values] // 257).transpose(1, 2, 0),
+                                  palette[indices])  # fmt: skip
+
+
+def test_cli_min_size_cleans_labels_and_the_table_counts_them(tmp_path):
+    image = np.full((40, 40, 3), 30, np.uint8)
+    image[20:] = 220
+    image[5:8, 5:8] = 220  # a 9-pixel speck of the light cluster in the dark half
+    src, labels, table = tmp_path / "in.png", tmp_path / "l.png", tmp_path / "t.csv"
+    write_rgb(src, image)
+    base = [str(src), "-k", "2", "--seed", "0", "--labels", str(labels), "--table", str(table)]
+    assert main([*base, "--min-size", "5"]) == 0
+    kept = cv2.imread(str(labels), cv2.IMREAD_UNCHANGED)
+    assert (kept == 2).sum() == 809
+    assert main([*base, "--min-size", "10"]) == 0
+    cleaned = cv2.imread(str(labels), cv2.IMREAD_UNCHANGED)
+    assert (cleaned[:20] == 1).all() and (cleaned[20:] == 2).all()
+    counts = [line.split(",") for line in table.read_text().splitlines()]
+    column = counts[0].index("count")
+    assert [int(row[column]) for row in counts[1:]] == [0, 800, 800]
+
+
+def test_cli_od_with_white_and_its_table_columns(tmp_path):
+    table = tmp_path / "t.csv"
+    argv = ["-k", "3", "--seed", "0", "--color-space", "od", "--white", "auto"]
+    assert main([*argv, "--table", str(table)]) == 0
+    header = table.read_text().splitlines()[0].split(",")
+    assert {"od_red", "od_green", "od_blue"} <= set(header)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dither", "ordered", "--min-size", "4"], "cannot be combined"),
+        (["--dither", "ordered", "--dither-strength", "2"], "dither_strength must be from 0"),
+        (["--min-size", "-1"], "min_size must be between"),
+        (["--smooth", "1000"], "smooth must be between"),
+        (["--white", "200"], "only for color_space='od'"),
+        (["--color-space", "od", "--white", "0"], "argument --white: must be"),
+        (["--indexed", "-o", "{d}/o.jpg"], "cannot write output '{d}/o.jpg' as an indexed"),
+        (["--indexed", "-k", "300"], "at most 256 colours, k is 300"),
+        (["--labels", "{d}/l.gif", "-k", "256"], "at most 255 labels, k is 256"),
+    ],
+)
+def test_cli_bad_output_options_exit_2_before_writing(tmp_path, capsys, argv, message):
+    argv = [a.replace("{d}", str(tmp_path)) for a in argv]
+    if "-o" not in argv and "--labels" not in argv:
+        argv += ["-o", str(tmp_path / "o.png")]
+    assert main(argv) == 2
+    assert message.replace("{d}", str(tmp_path)) in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []

@@ -244,7 +244,7 @@ def test_bad_given_colours(colors, kwargs, match):
 # --- files -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("color_space", ["rgb", "lab"])
+@pytest.mark.parametrize("color_space", ["rgb", "lab", "od"])
 def test_json_round_trip_is_exact(tmp_path, photos, color_space):
     palette = fit(photos["astronaut"], 9, channel_axis=-1, seed=5, color_space=color_space)
     path = tmp_path / "p.json"
@@ -259,7 +259,7 @@ def test_json_round_trip_is_exact(tmp_path, photos, color_space):
     assert_same_result(loaded.apply(image, channel_axis=-1), palette.apply(image, channel_axis=-1))
 
 
-@pytest.mark.parametrize("color_space", ["rgb", "lab"])
+@pytest.mark.parametrize("color_space", ["rgb", "lab", "od"])
 def test_csv_round_trip_keeps_the_values(tmp_path, photos, color_space):
     palette = fit(photos["coffee"], 5, channel_axis=-1, seed=1, color_space=color_space)
     palette.save(tmp_path / "p.csv")

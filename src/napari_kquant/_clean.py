@@ -384,16 +384,19 @@ def _merge_small(plane, min_size, cut=(False,) * 4, core=None):
     small = (size < min_size) & ~open_
     if not small.any():
         return None, True
-    indptr, neighbour, border, contact = _adjacency_kernel(rows, small)
+    unsure = open_ & (size < min_size)
+    indptr, neighbour, border, contact = _adjacency_kernel(rows, small | unsure)
+    track = core is not None and any(cut)
+    sure_large = ~small & ~unsure
+    final, certain = _merge_kernel(
+        np.where(open_, np.maximum(size, min_size), size), label, first, min_size,
+        indptr, neighbour, border, contact, unsure, sure_large, track,
+    )  # fmt: skip
     exact = True
-    if core is not None and any(cut):
-        in_core = np.zeros(count, np.bool_)
+    if track:
         inner = rows[core[0] : core[1], core[2] : core[3]]
-        in_core[np.unique(inner[inner >= 0])] = True
-        unsure = open_ & (size < min_size)
-        exact = _clusters_exact(small, in_core, unsure, indptr, neighbour)
-    group_size = np.where(open_, np.maximum(size, min_size), size)
-    final = _merge_kernel(group_size, label, first, min_size, indptr, neighbour, border, contact)
+        in_core = np.bincount(inner[inner >= 0], minlength=count).astype(np.bool_)
+        exact = bool(certain[in_core].all())
     if np.array_equal(final, label):
         return None, exact
     out = np.empty_like(plane)
@@ -591,8 +594,28 @@ def _better(b1, s1, l1, k1, b2, s2, l2, k2):
 
 
 @_serial
-def _merge_kernel(size, label, first, min_size, indptr, neighbour, border, contact):
-    """The rounds of `clean_labels`' Notes; returns the final label of every region."""
+def _merge_kernel(
+    size, label, first, min_size, indptr, neighbour, border, contact, unsure, sure_large, track
+):
+    """The rounds of `clean_labels`' Notes; returns the final label of every region and,
+    with ``track``, whether it is certainly the label the whole plane would give.
+
+    ``size`` counts regions that touch a cut side as at least ``min_size``. Those with
+    fewer pixels inside are ``unsure``: in the whole plane they may be small. What they
+    may change is followed round by round, all conservatively:
+
+    - ``rt[r]``: region r may belong to another group in the whole plane;
+    - ``gt[g]``: group g may have other members (so another size, other borders);
+    - ``pt[g]``: g's pick may differ: g's members, a region next to g, or a
+      neighbour's size or label may differ (a neighbour rooted in a ``sure_large``
+      region is large with its own label whatever joins it);
+    - a group whose pick, or any pick along its chain, may differ has all its
+      members marked ``rt`` and marks the group it joins ``gt``; the groups next to
+      it are marked ``gt`` too (in the plane it might join them instead);
+    - an idle group (large here, not rooted in a ``sure_large`` region, with members
+      that may differ, so perhaps small in the plane) marks its members ``rt`` and the
+      groups next to it ``gt`` every round: in the plane it might pick.
+    """
     n = size.size
     parent = np.arange(n)
     gsize = size.copy()
@@ -606,16 +629,30 @@ def _merge_kernel(size, label, first, min_size, indptr, neighbour, border, conta
     pick = np.full(n, -1, np.int64)
     end = np.full(n, -1, np.int64)
     chain = np.empty(n, np.int64)
-    active = np.flatnonzero(gsize < min_size)
-    while active.size:
+    rt = unsure.copy()
+    gt = unsure.copy()
+    pt = np.zeros(n, np.bool_)
+    et = np.zeros(n, np.bool_)
+    seen = np.zeros(n, np.bool_)
+    marks = np.empty(indptr[n], np.int64)  # regions whose groups become gt after the unions
+    active = np.flatnonzero((gsize < min_size) & ~unsure)
+    idle = np.flatnonzero(unsure) if track else np.empty(0, np.int64)
+    while True:
+        if track:
+            _idle_marks(idle, parent, gt, rt, sure_large, after, indptr, neighbour)
+        if active.size == 0:
+            break
         for g in active:  # 1. every small group picks a neighbour
             nt = 0
+            doubt = track and gt[g]
             m = g
             while m >= 0:
                 for j in range(indptr[m], indptr[m + 1]):
                     h = _find(parent, neighbour[j])
                     if h == g:
                         continue
+                    if track and rt[neighbour[j]]:
+                        doubt = True
                     if acc[h] == 0:
                         touched[nt] = h
                         nt += 1
@@ -626,12 +663,15 @@ def _merge_kernel(size, label, first, min_size, indptr, neighbour, border, conta
             bb, bs, bl, bk = 0, 0, 0, 0
             for t in range(nt):
                 h = touched[t]
+                if track and (rt[h] or (gt[h] and not sure_large[h])):
+                    doubt = True
                 hs = min(gsize[h], min_size)
                 if best < 0 or _better(acc[h], hs, glabel[h], acc_key[h], bb, bs, bl, bk):
                     best, bb, bs, bl, bk = h, acc[h], hs, glabel[h], acc_key[h]
                 acc[h] = 0
                 acc_key[h] = _NO_KEY
             pick[g] = best
+            pt[g] = doubt
             end[g] = -1
         for g in active:  # 2. follow the chains of picks to their ends
             if end[g] >= 0:
@@ -643,13 +683,13 @@ def _merge_kernel(size, label, first, min_size, indptr, neighbour, border, conta
                 nc += 1
                 p = pick[h]
                 if p < 0:
-                    t = h
+                    t, doubt = h, False
                     break
                 if gsize[p] >= min_size:
-                    t = p
+                    t, doubt = p, False
                     break
                 if end[p] >= 0:
-                    t = end[p]
+                    t, doubt = end[p], et[p]
                     break
                 if pick[p] == h:  # two small groups picked each other
                     t = h
@@ -661,14 +701,36 @@ def _merge_kernel(size, label, first, min_size, indptr, neighbour, border, conta
                             t = p
                     elif gfirst[p] < gfirst[h]:
                         t = p
+                    doubt = pt[p] or pt[h]
                     end[p] = t
+                    et[p] = doubt
                     break
                 if nc > active.size:  # cannot happen: the tie-breaks leave no longer cycle
-                    t = h
+                    t, doubt = h, True
                     break
                 h = p
-            for c in range(nc):
+            for c in range(nc - 1, -1, -1):
+                doubt = doubt or pt[chain[c]]
                 end[chain[c]] = t
+                et[chain[c]] = doubt
+        nmarks = 0
+        if track:
+            for g in active:
+                if pt[g]:  # in the plane g might join any of its neighbours
+                    m = g
+                    while m >= 0:
+                        for j in range(indptr[m], indptr[m + 1]):
+                            marks[nmarks] = neighbour[j]
+                            nmarks += 1
+                        m = after[m]
+                if et[g]:
+                    m = g
+                    while m >= 0:
+                        rt[m] = True
+                        m = after[m]
+                    gt[end[g]] = True
+                if gt[g]:
+                    gt[end[g]] = True
         for g in active:  # 3. join the chains' ends, all at once
             t = end[g]
             if t != g:
@@ -677,40 +739,49 @@ def _merge_kernel(size, label, first, min_size, indptr, neighbour, border, conta
                 gfirst[t] = min(gfirst[t], gfirst[g])
                 after[last[t]] = g
                 last[t] = last[g]
+        for i in range(nmarks):
+            gt[_find(parent, marks[i])] = True
         keep = np.zeros(active.size, np.bool_)
         for i in range(active.size):
             g = active[i]
             keep[i] = parent[g] == g and gsize[g] < min_size and pick[g] >= 0
+        was = active
         active = active[keep]
+        if track:  # the next idle groups: former ones and this round's that stop here
+            seen[active] = True
+            nidle = 0
+            for i in range(idle.size + was.size):
+                g = _find(parent, idle[i] if i < idle.size else was[i - idle.size])
+                if not seen[g]:
+                    seen[g] = True
+                    touched[nidle] = g
+                    nidle += 1
+            idle = touched[:nidle].copy()
+            seen[idle] = False
+            seen[active] = False
     final = np.empty(n, np.int64)
+    certain = np.ones(n if track else 0, np.bool_)
     for r in range(n):
-        final[r] = glabel[_find(parent, r)]
-    return final
+        root = _find(parent, r)
+        final[r] = glabel[root]
+        if track:
+            certain[r] = not (rt[r] or rt[root] or (gt[root] and not sure_large[root]))
+    return final, certain
 
 
-@_serial
-def _clusters_exact(small, in_core, unsure, indptr, neighbour):
-    """False when a cluster of bordering small regions with a pixel in the core borders
-    a region that touches a cut side with fewer than min_size pixels inside."""
-    n = small.size
-    parent = np.arange(n)
-    for a in range(n):
-        for j in range(indptr[a], indptr[a + 1]):
-            b = neighbour[j]
-            if small[b]:
-                _union(parent, a, b)
-    core = np.zeros(n, np.bool_)
-    edge = np.zeros(n, np.bool_)
-    for a in range(n):
-        if not small[a]:
+@numba.njit(inline="always")
+def _idle_marks(idle, parent, gt, rt, sure_large, after, indptr, neighbour):
+    for x in idle:
+        if parent[x] != x or sure_large[x] or not gt[x]:
             continue
-        root = _find(parent, a)
-        if in_core[a]:
-            core[root] = True
-        for j in range(indptr[a], indptr[a + 1]):
-            if unsure[neighbour[j]]:
-                edge[root] = True
-    return not (core & edge).any()
+        m = x
+        while m >= 0:
+            rt[m] = True
+            for j in range(indptr[m], indptr[m + 1]):
+                h = _find(parent, neighbour[j])
+                if h != x:
+                    gt[h] = True
+            m = after[m]
 
 
 @_compiled

@@ -58,11 +58,11 @@ OD_MAX = 3.0
 WHITE_SHARE = 0.01
 
 
-def to_od(values: np.ndarray, white) -> np.ndarray:
-    """(n, c) values -> (n, c) float32 optical density, -log10(value / white) per channel,
-    in [0, OD_MAX] (values above white are clear glass: 0)."""
-    t = values.astype(np.float32) / np.asarray(white, np.float32)
-    np.clip(t, np.float32(10.0**-OD_MAX), np.float32(1.0), out=t)
+def to_od(values: np.ndarray, white, dtype=np.float32) -> np.ndarray:
+    """(n, c) values -> (n, c) optical density, -log10(value / white) per channel, in
+    [0, OD_MAX] (values above white are clear glass: 0); float32 unless ``dtype``."""
+    t = np.asarray(values).astype(dtype) / np.asarray(white, dtype)
+    np.clip(t, dtype(10.0**-OD_MAX), dtype(1.0), out=t)
     od = np.log10(t)
     np.negative(od, out=od)
     return od

@@ -213,7 +213,7 @@ class Palette:
         """(k, channels) optical densities of the centres, for ``color_space="od"``."""
         if self.color_space != "od":
             return None
-        return to_od(self.centers, self.white).astype(np.float64)
+        return to_od(self.centers, self.white, np.float64)
 
     @property
     def features(self) -> np.ndarray:

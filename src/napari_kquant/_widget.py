@@ -36,7 +36,10 @@ from ._options import (
     CRITERIA,
     DEFAULT_ATTEMPTS,
     DEFAULT_SAMPLE,
+    DITHERS,
     INITS,
+    MAX_SMOOTH,
+    finish,
     settings,
 )
 from ._palette import Palette
@@ -50,7 +53,8 @@ PREVIEW = "napari_kquant_preview"
 NEW_PALETTE, FILE_PALETTE = "fit a new palette", "load a palette file"
 #: The form fields that only matter when a new palette is fitted.
 FIT_FIELDS = ("k", "criteria", "max_iter", "epsilon", "attempts", "init", "seed", "sample",
-              "exact", "color_space")  # fmt: skip
+              "exact", "color_space", "white")  # fmt: skip
+NO_DITHER = "none"
 OUTPUT_CHOICES = {
     "quantized image + cluster labels": ("quantized", "clusters"),
     "quantized image": ("quantized",),
@@ -126,9 +130,47 @@ def options(
         str,
         {
             "choices": list(COLOR_SPACES),
-            "tooltip": "Cluster RGB values, or CIE L*a*b* (perceptual; RGB images only).",
+            "tooltip": "Cluster RGB values, CIE L*a*b* (perceptual; RGB images only), or "
+            "optical density (od: brightfield slides, clusters follow the stain amounts).",
         },
     ] = "rgb",
+    white: Annotated[
+        str,
+        {
+            "tooltip": "od only: the white level of clear glass. 'max' = the dtype's "
+            "maximum, 'auto' = the brightest 1% of pixels, or a value (or R,G,B).",
+        },
+    ] = "max",
+    dither: Annotated[
+        str,
+        {
+            "choices": [NO_DITHER, *DITHERS],
+            "tooltip": "Dither the quantized image (the labels stay each pixel's nearest "
+            "colour): error diffusion, or an 8x8 Bayer pattern.",
+        },
+    ] = NO_DITHER,
+    dither_strength: Annotated[
+        float,
+        {"min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "How much of the error is diffused."},
+    ] = 1.0,
+    min_size: Annotated[
+        int,
+        {
+            "min": 0,
+            "max": 10_000_000,
+            "label": "min region (px)",
+            "tooltip": "Clean labels: connected regions smaller than this join the "
+            "neighbour they share the longest border with (0: off).",
+        },
+    ] = 0,
+    smooth: Annotated[
+        int,
+        {
+            "min": 0,
+            "max": MAX_SMOOTH,
+            "tooltip": "Clean labels first with a majority filter of this radius (0: off).",
+        },
+    ] = 0,
     mask: Annotated[
         napari.layers.Labels | None,
         {"tooltip": "Only pixels where this Labels layer is non-zero are clustered."},
@@ -371,8 +413,9 @@ class KQuantWidget(Container):
         shape = (layer.data[0] if layer.multiscale else layer.data).shape
         colour = bool(layer.rgb) and shape[-1] in (3, 4)
         seed = _number("seed", values["seed"], int, "")
+        white = _white(values["white"]) if values["color_space"] == "od" else None
         return data, {**keywords, "seed": seed, "color_space": values["color_space"],
-                      "colour": colour}  # fmt: skip
+                      "white": white, "colour": colour}  # fmt: skip
 
     def _set_k(self, k: int) -> None:
         self.form.k.value = k
@@ -387,6 +430,7 @@ class KQuantWidget(Container):
         if values["scope"] == SCOPES[1]:
             fixed = current_slice(self._viewer, layer)
         data, keywords = read_layer(layer, values["mask"], fixed)
+        finishing = _finish_params(values)
         choice = values["palette"]
         if choice != NEW_PALETTE:
             if choice == FILE_PALETTE:
@@ -408,14 +452,16 @@ class KQuantWidget(Container):
             record = {
                 "k": palette.k,
                 "palette_from": source,
+                **finishing,
                 "mask": values["mask"].name if values["mask"] is not None else None,
                 "scope": values["scope"],
                 "slice": fixed,
             }
             outputs = OUTPUT_CHOICES[values["outputs"]]
-            return layer, data, keywords, {"palette": palette}, record, outputs
+            return layer, data, keywords, {"palette": palette, **finishing}, record, outputs
         params = _fit_params(values)
         settings(**params)  # every option checked here, before the worker starts
+        params.update(finishing)
         record = {
             **params,
             "mask": values["mask"].name if values["mask"] is not None else None,
@@ -572,7 +618,35 @@ def _fit_params(values) -> dict:
         "seed": _number("seed", values["seed"], int, ""),
         "sample": None if values["exact"] else values["sample"],
         "color_space": values["color_space"],
+        "white": _white(values["white"]) if values["color_space"] == "od" else None,
     }
+
+
+def _white(text: str):
+    """The white field: 'max' (None), 'auto', a value or R,G,B."""
+    text = text.strip()
+    if text in ("max", ""):
+        return None
+    if text == "auto":
+        return "auto"
+    try:
+        values = [float(t) for t in text.split(",")]
+    except ValueError:
+        raise ValueError(f"white must be 'max', 'auto', a value or R,G,B, got {text!r}") from None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _finish_params(values) -> dict:
+    """Dithering and clean-up as `quantize` keywords (only those that do something),
+    checked."""
+    params = {
+        "dither": None if values["dither"] == NO_DITHER else values["dither"],
+        "dither_strength": values["dither_strength"],
+        "min_size": values["min_size"] or None,
+        "smooth": values["smooth"] or None,
+    }
+    done = finish(**params)
+    return {key: v for key, v in done.record().items() if v is not None}
 
 
 def _number(name, text, kind, blank):
