@@ -777,3 +777,49 @@ def test_live_preview_says_when_the_settings_cannot_be_previewed(viewer, widget,
         timeout=30_000,
     )
     assert widget.k_view.status.text() == "live preview: K=3"
+
+
+def test_dither_and_clean_up_fields_reach_the_layers_and_their_record(viewer, widget, qtbot):
+    image = np.full((40, 40, 3), 30, np.uint8)
+    image[20:] = 220
+    image[5:8, 5:8] = 220  # a 9-pixel speck of the light cluster in the dark half
+    viewer.add_image(image, name="speck", rgb=True)
+    run(widget, qtbot, k=2, seed="0", min_size=10, smooth=0)
+    clusters = viewer.layers["speck k=2 clusters"]
+    assert (clusters.data[:20] == 1).all() and (clusters.data[20:] == 2).all()
+    quantized = viewer.layers["speck k=2 quantized"].data
+    assert (quantized[5:8, 5:8] == quantized[0, 0]).all()  # the picture follows the labels
+    record = clusters.metadata["napari_kquant"]
+    assert record["min_size"] == 10 and record["counts"] == [800, 800]
+    assert "dither" not in record
+    np.testing.assert_array_equal(viewer.layers["speck"].data, image)  # source untouched
+
+    gradient = np.tile(np.linspace(0, 255, 64), (32, 1)).astype(np.uint8)
+    viewer.add_image(np.dstack([gradient] * 3), name="ramp", rgb=True)
+    widget.form.image.value = viewer.layers["ramp"]
+    run(widget, qtbot, k=4, seed="0", min_size=0, dither="ordered", dither_strength=0.5)
+    record = viewer.layers["ramp k=4 clusters"].metadata["napari_kquant"]
+    assert record["dither"] == "ordered" and record["dither_strength"] == 0.5
+    plain = napari_kquant.quantize(np.dstack([gradient] * 3), 4, channel_axis=-1, seed=0)
+    np.testing.assert_array_equal(viewer.layers["ramp k=4 clusters"].data, plain.labels)
+    dithered = plain.palette.apply(np.dstack([gradient] * 3), channel_axis=-1, dither="ordered",
+                                   dither_strength=0.5)  # fmt: skip
+    np.testing.assert_array_equal(viewer.layers["ramp k=4 quantized"].data, dithered.quantized)
+
+
+def test_od_white_field_and_bad_finishing_values_are_notifications(viewer, widget, qtbot):
+    image = make_blocks()
+    viewer.add_image(image, name="blocks", rgb=True)
+    start = len(notification_manager.records)
+    run(widget, qtbot, k=4, seed="0", color_space="od", white="glass")
+    assert "white must be 'max', 'auto'" in " ".join(errors_since(start))
+    run(widget, qtbot, k=4, seed="0", white="300")
+    assert "above uint8's maximum" in " ".join(errors_since(start))
+    run(widget, qtbot, k=4, seed="0", white="max", dither="ordered", min_size=5)
+    assert "cannot be combined" in " ".join(errors_since(start))
+    assert [layer.name for layer in viewer.layers] == ["blocks"]
+    run(widget, qtbot, k=4, seed="0", white="auto", dither="none", min_size=0)
+    record = viewer.layers["blocks k=4 clusters"].metadata["napari_kquant"]
+    assert record["color_space"] == "od" and record["white"] == "auto"
+    white = record["palette"]["white"]  # the brightest block: (240, 240, 240) plus noise
+    assert len(white) == 3 and all(240 < w < 255 for w in white)
