@@ -787,3 +787,19 @@ def test_cli_bad_output_options_exit_2_before_writing(tmp_path, capsys, argv, me
     assert main(argv) == 2
     assert message.replace("{d}", str(tmp_path)) in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_a_palette_tiff_is_read_as_its_colours(tmp_path):
+    import tifffile
+
+    from napari_kquant._files import read_image
+
+    indices = np.array([[0, 1], [2, 1]], np.uint8)
+    colormap = np.zeros((3, 256), np.uint16)
+    colormap[:, :3] = np.array([[10, 20, 30], [200, 100, 0], [0, 0, 255]]).T * 257
+    tifffile.imwrite(tmp_path / "p.tif", indices, photometric="palette", colormap=colormap)
+    image = read_image(str(tmp_path / "p.tif"))
+    assert image.dtype == np.uint8
+    np.testing.assert_array_equal(
+        image, [[[10, 20, 30], [200, 100, 0]], [[0, 0, 255], [200, 100, 0]]]
+    )

@@ -200,6 +200,7 @@ def _read_tiff(path):
                     f"cannot read {path!r}: {samples} samples per pixel (shape {shape}); kquant "
                     "reads gray, RGB or RGBA files (use napari_kquant.quantize with channel_axis)"
                 )
+            colormap = page.colormap if page.photometric == tifffile.PHOTOMETRIC.PALETTE else None
             try:
                 image = page.asarray()
             except ValueError as e:
@@ -217,12 +218,27 @@ def _read_tiff(path):
         raise FileError(
             f"cannot read {path!r}: not a readable TIFF ({type(e).__name__})"
         ) from None
+    if colormap is not None:  # a palette TIFF (ours, ImageJ's): its colours, not its indices
+        image = _palette_colours(path, image, colormap)
     image = np.squeeze(image)
     if image.ndim == 3 and axes.startswith("S"):  # planar: samples first
         image = np.moveaxis(image, 0, -1)
     if image.ndim not in (2, 3):
         raise FileError(f"cannot read {path!r}: shape {shape} is not one image")
     return np.ascontiguousarray(image)
+
+
+def _palette_colours(path, indices, colormap) -> np.ndarray:
+    """A palette TIFF's pixels as RGB: 8-bit when the 16-bit colormap holds 8-bit colours
+    (value * 257, or value * 256 as some writers store them)."""
+    if indices.ndim != 2 or indices.max(initial=0) >= colormap.shape[1]:
+        raise FileError(f"cannot read {path!r}: a palette TIFF whose indices fit no colour")
+    table = np.asarray(colormap, np.uint16).T  # (entries, 3)
+    if (table % 257 == 0).all():
+        table = (table // 257).astype(np.uint8)
+    elif (table % 256 == 0).all():
+        table = (table // 256).astype(np.uint8)
+    return table[indices]
 
 
 # --- planning writes ------------------------------------------------------------------------
