@@ -1,7 +1,7 @@
 """Colour quantization by K-means (OpenCV) for napari and for scripts.
 
 ``import napari_kquant`` costs numpy and OpenCV only: napari and Qt are
-imported when `quantize_layer` is first used.
+imported when `quantize_layer` is first used, numba when `clean_labels` is.
 """
 
 from ._choose import KCurve, k_curve
@@ -22,6 +22,7 @@ __all__ = [
     "Palette",
     "QuantizeResult",
     "__version__",
+    "clean_labels",
     "fit",
     "fit_pooled",
     "k_curve",
@@ -40,4 +41,8 @@ def __getattr__(name):
         from ._layers import quantize_layer
 
         return quantize_layer
+    if name == "clean_labels":  # numba: loaded when first asked for
+        from ._clean import clean_labels
+
+        return clean_labels
     raise AttributeError(f"module 'napari_kquant' has no attribute {name!r}")

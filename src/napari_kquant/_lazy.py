@@ -20,6 +20,11 @@ from ._options import Finish
 from ._result import QuantizeResult
 from ._sample import as_dask, block_layout, channels_last, check_levels, lazy_mask
 
+#: Lazy planes up to this many pixels are cleaned whole (a few hundred MB of work
+#: arrays), which is always exact; larger ones chunk by chunk with an overlap, where
+#: a chunk whose small regions chain beyond the overlap raises (`_clean.clean_lazy`).
+WHOLE_PLANE = 2**25
+
 
 def apply_lazy(palette, image, channel_axis, alpha, mask, progress, done) -> QuantizeResult:
     """`Palette.apply` for a dask (or dask-wrappable) array; results are dask arrays.
@@ -119,7 +124,11 @@ def assign_lazy(cl, mask, lay, palette, done: Finish):
     if done.cleans:
         from ._clean import clean_lazy
 
-        cleaned = clean_lazy(labels, min_size=done.min_size, smooth=done.smooth)
+        if math.prod(labels.shape[-2:]) <= WHOLE_PLANE:  # exact, whatever the regions
+            labels = labels.rechunk(dict.fromkeys(range(max(0, ndim - 3), ndim - 1), -1))
+        rows = labels if labels.ndim >= 2 else labels[None]  # a 1-D image is one row
+        cleaned = clean_lazy(rows, min_size=done.min_size, smooth=done.smooth)
+        cleaned = cleaned if labels.ndim >= 2 else cleaned[0]
         parts = da.map_blocks(
             _repaint_block, cleaned.rechunk(cl.chunks[:-1])[..., None], cl, *masks, asg=asg,
             lay=block_lay, dtype=object, drop_axis=ndim - 1,

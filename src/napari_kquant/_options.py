@@ -148,9 +148,10 @@ def check_white(white):
 
 
 DITHERS = ("floyd-steinberg", "ordered")
-#: Regions and windows beyond these are not "clean-up" any more.
+#: A plane's pixels are numbered in int32, so no region is larger; a window of
+#: 2001 x 2001 pixels: beyond, a filter stops being a clean-up.
 MAX_MIN_SIZE = 2**31 - 1
-MAX_SMOOTH = 100
+MAX_SMOOTH = 1000
 
 
 @dataclass(frozen=True)
