@@ -772,7 +772,7 @@ def test_cli_od_with_white_and_its_table_columns(tmp_path):
         (["--dither", "ordered", "--min-size", "4"], "cannot be combined"),
         (["--dither", "ordered", "--dither-strength", "2"], "dither_strength must be from 0"),
         (["--min-size", "-1"], "min_size must be between"),
-        (["--smooth", "1000"], "smooth must be between"),
+        (["--smooth", "1001"], "smooth must be between"),
         (["--white", "200"], "only for color_space='od'"),
         (["--color-space", "od", "--white", "0"], "argument --white: must be"),
         (["--indexed", "-o", "{d}/o.jpg"], "cannot write output '{d}/o.jpg' as an indexed"),
@@ -803,3 +803,72 @@ def test_a_palette_tiff_is_read_as_its_colours(tmp_path):
     np.testing.assert_array_equal(
         image, [[[10, 20, 30], [200, 100, 0]], [[0, 0, 255], [200, 100, 0]]]
     )
+
+
+def test_a_labels_file_written_indexed_is_a_mask_by_its_values(tmp_path):
+    half = np.zeros((20, 20, 3), np.uint8)
+    half[:, 10:] = (200, 50, 50)
+    src = tmp_path / "half.png"
+    write_rgb(src, half)
+    for ext in (".tif", ".png"):
+        labels, out = tmp_path / f"l{ext}", tmp_path / f"o{ext}.png"
+        assert (
+            main([str(src), "-k", "2", "--seed", "1", "--labels", str(labels), "--indexed"]) == 0
+        )
+        from napari_kquant._files import read_image
+
+        assert (read_image(str(labels), indices=True) != 0).all()  # label 1 is black, yet kept
+        assert (
+            main([str(src), "-k", "2", "--seed", "1", "--mask", str(labels), "-o", str(out)]) == 0
+        )
+        np.testing.assert_array_equal(read_rgb(out), half)  # every pixel clustered
+
+
+def test_one_row_tiffs_are_read_as_rows(tmp_path):
+    import tifffile
+
+    from napari_kquant._files import read_image
+
+    row = np.arange(120, dtype=np.uint8).reshape(1, 40, 3)
+    tifffile.imwrite(tmp_path / "row.tif", row, photometric="rgb")
+    np.testing.assert_array_equal(read_image(str(tmp_path / "row.tif")), row)
+    tifffile.imwrite(tmp_path / "px.tif", np.array([[7]], np.uint8))
+    np.testing.assert_array_equal(read_image(str(tmp_path / "px.tif")), [[7]])
+
+
+def test_masked_pixels_are_transparent_in_an_indexed_picture(tmp_path):
+    from PIL import Image
+
+    gray = np.random.default_rng(0).integers(0, 256, (40, 40), dtype=np.uint8)
+    mask = np.zeros((40, 40), np.uint8)
+    mask[:, 20:] = 255
+    src, m, out = tmp_path / "g.png", tmp_path / "m.png", tmp_path / "q.gif"
+    cv2.imwrite(str(src), gray)
+    cv2.imwrite(str(m), mask)
+    assert main([str(src), "-k", "8", "--seed", "1", "--mask", str(m), "-o", str(out)]) == 0
+    with Image.open(out) as im:
+        indices, transparent = np.asarray(im), im.info["transparency"]
+    assert (indices[:, :20] == transparent).all() and (indices[:, 20:] != transparent).all()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dither-strength", "0.5", "-o", "{d}/o.png"], "--dither-strength goes with --dither"),
+        (["--dither", "ordered"], "give -o OUT"),
+        (["--indexed"], "give -o OUT"),
+        (["--whi", "200", "-o", "{d}/o.png"], "unrecognized arguments: --whi"),
+        (["{d}/rgba.png", "--indexed", "-o", "{d}/o.png"], "partly transparent"),
+        (["{d}/rgba0.png", "-k", "256", "-o", "{d}/o.gif"], "use -k 255 or fewer"),
+    ],
+)
+def test_cli_output_options_that_cannot_work_exit_2_before_work(tmp_path, capsys, argv, message):
+    rgba = np.dstack([make_blocks(), np.full((32, 32), 255, np.uint8)])
+    rgba[0, 0, 3] = 0
+    cv2.imwrite(str(tmp_path / "rgba0.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    rgba[0, 1, 3] = 100
+    cv2.imwrite(str(tmp_path / "rgba.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    before = sorted(os.listdir(tmp_path))
+    assert main([a.replace("{d}", str(tmp_path)) for a in argv]) == 2
+    assert message in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == before

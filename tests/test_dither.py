@@ -160,3 +160,22 @@ def test_bad_dither_options_are_refused_before_work(blocks, options, error, matc
         quantize(blocks, 4, channel_axis=-1, seed=0, **options)
     with pytest.raises(error, match=match):
         GREYS.apply(blocks, channel_axis=-1, **options)
+
+
+def test_dithering_finds_the_nearest_colour_whatever_the_dtype():
+    palette = Palette.from_colors([[0, 0, 0], [3, 3, 3]], dtype="uint8")
+    image = np.full((8, 8, 3), 2, np.uint8)
+    for method in ("ordered", "floyd-steinberg"):
+        eight = palette.apply(image, channel_axis=-1, dither=method).quantized
+        sixteen = palette.apply(image.astype(np.uint16) * 257, channel_axis=-1, dither=method)
+        np.testing.assert_array_equal(sixteen.quantized // 257, eight)
+        assert abs(eight.mean() - 2) < 0.3  # not every pixel black (a cache's nearest)
+
+
+def test_huge_float_values_dither_without_overflow():
+    base = np.random.default_rng(0).random((32, 32, 3))
+    for method in ("floyd-steinberg", "ordered"):
+        result = quantize(base * 1e160, 6, channel_axis=-1, seed=0, dither=method)
+        assert len(np.unique(result.quantized.reshape(-1, 3), axis=0)) == 6
+    with pytest.raises(ValueError, match="dither_strength must be from 0 to 1"):
+        quantize(base, 4, channel_axis=-1, dither="ordered", dither_strength=2**2000)

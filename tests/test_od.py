@@ -136,3 +136,28 @@ def test_od_clusters_follow_the_amount_of_dab_on_an_ihc_slide():
         for space in ("rgb", "lab", "od")
     }  # fmt: skip
     assert eta["od"] > max(eta["rgb"], eta["lab"]) + 0.02
+
+
+def test_extreme_white_levels_and_values_give_finite_centres():
+    image = np.array([[[0, 0, 0], [10, 20, 30]], [[200, 100, 50], [255, 255, 255]]], np.uint8)
+    tiny = fit(image, 1, channel_axis=-1, seed=0, color_space="od", white=1e-46)
+    # every pixel is brighter than that white (OD 0) but black, capped at OD 3: mean 3/4
+    np.testing.assert_allclose(tiny.od_centers, [[0.75, 0.75, 0.75]])
+    huge = np.random.default_rng(0).random((20, 20, 3)) * 1e39
+    result = quantize(huge, 3, channel_axis=-1, seed=0, color_space="od", white="auto")
+    assert np.isfinite(result.centers).all() and np.isfinite(result.compactness)
+
+
+def test_csv_white_columns_are_read_by_name(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "label,hex,dtype,red,green,blue,white_blue,white_green,white_red\n"
+        "1,,uint8,10,20,30,250,200,100.0\n"
+        "2,,uint8,90,80,70,250.0,200,100\n"
+    )
+    palette = Palette.load(path)
+    assert palette.color_space == "od" and palette.white == (100.0, 200.0, 250.0)
+    path.write_text("label,hex,dtype,red,green,blue,white_red,white_green,white_blue\n"
+                    "1,,uint8,10,20,30,250,200,100\n2,,uint8,90,80,70,250,201,100\n")  # fmt: skip
+    with pytest.raises(ValueError, match="same level on every row"):
+        Palette.load(path)

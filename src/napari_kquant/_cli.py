@@ -19,6 +19,7 @@ import numpy as np
 
 from ._apply import output_colours
 from ._files import FileError, is_zarr, plan, read_image, write_all
+from ._layout import is_lazy
 from ._options import (
     COLOR_SPACES,
     CRITERIA,
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "of them (or apply --palette) and write each. With no IMAGE, the photograph bundled "
         "with napari-kquant is used; with no output (-o, --labels, --table, --out-dir), "
         "napari opens.",
+        allow_abbrev=False,  # --whi must not pass for --white past the --palette check
     )
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files or a .zarr array")
     p.add_argument("-k", type=int, default=8, help="number of colours (default: 8)")
@@ -141,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     looks.add_argument(
         "--dither", choices=list(DITHERS), help="dither the picture (the labels stay as they are)"
     )
-    looks.add_argument("--dither-strength", type=float, default=1.0, help="0 to 1 (default: 1)")
+    looks.add_argument("--dither-strength", type=float, help="0 to 1 (default: 1)")
     looks.add_argument(
         "--min-size", type=int, help="regions of fewer pixels join the neighbour they border most"
     )
@@ -168,9 +170,40 @@ def _white(text: str):
     return values[0] if len(values) == 1 else values
 
 
+def _check_indexed(planned, image, channel_axis, mask, k) -> None:
+    """What an indexed picture cannot hold, found in the input before any work: partial
+    transparency (one alpha per colour), a transparent entry beside 256 colours, a GIF
+    side over 65535 pixels."""
+    for output in planned:
+        if not output.indexed:
+            continue
+        if output.path.lower().endswith(".gif") and max(image.shape[:2]) > 65535:
+            raise CLIError(f"cannot write {output.path!r}: a GIF is at most 65535 pixels a side")
+        if output.what != "output" or is_lazy(image):
+            continue
+        alpha = image[..., -1] if channel_axis is not None and image.shape[-1] == 4 else None
+        top = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else 1.0
+        if alpha is not None and ((alpha != 0) & (alpha != top)).any():
+            raise CLIError(
+                f"cannot write {output.path!r} as an indexed file: the image is partly "
+                "transparent (an indexed file holds one alpha per colour); write RGBA instead"
+            )
+        see_through = (mask is not None and not mask.all()) or (
+            alpha is not None and (alpha == 0).any()
+        )
+        if see_through and k >= 256:
+            raise CLIError(
+                f"cannot write {output.path!r} as an indexed file: 256 colours leave no entry "
+                "for the transparent (left-out) pixels; use -k 255 or fewer"
+            )
+
+
 def _finish_options(args) -> dict:
     """--dither, --dither-strength, --min-size and --smooth, checked (before any work)."""
-    options = {"dither": args.dither, "dither_strength": args.dither_strength,
+    if args.dither_strength is not None and args.dither is None:
+        raise CLIError("--dither-strength goes with --dither: give the method too")
+    strength = 1.0 if args.dither_strength is None else args.dither_strength
+    options = {"dither": args.dither, "dither_strength": strength,
                "min_size": args.min_size, "smooth": args.smooth}  # fmt: skip
     finish(**options)
     return options
@@ -355,8 +388,9 @@ def run(args: argparse.Namespace, parser=None) -> str:
     )  # fmt: skip
     mask = None
     if args.mask:
-        mask_image = read_image(args.mask)
+        mask_image = read_image(args.mask, indices=True)
         mask = (mask_image != 0).any(axis=-1) if mask_image.ndim == 3 else mask_image != 0
+    _check_indexed(planned, image, channel_axis, mask, k)
     start = time.perf_counter()
     if palette is None:
         from ._quantize import quantize
@@ -388,6 +422,7 @@ def run(args: argparse.Namespace, parser=None) -> str:
         [result.compactness, None if args.table is None else result.plane_counts],
         all_texts,
         colours=output_colours(result.centers, image.dtype)[1:],
+        labels=result.labels,
     )
     seconds = time.perf_counter() - start
     written = [o.path for o in planned] + [path for path, _ in _texts(args)]
@@ -514,6 +549,7 @@ def _apply_batch(
                 [arrays[o.what] for o in planned],
                 [result.compactness, None if args.table is None else result.plane_counts],
                 colours=output_colours(result.centers, image.dtype)[1:],
+                labels=result.labels,
             )
             if args.table is not None:
                 ndim = image.ndim - (channel_axis is not None)
@@ -662,8 +698,9 @@ def main(argv: list[str] | None = None) -> int:
         if any(path is not None for path in (args.output, args.labels, args.table)):
             print(run(args, parser))
             return 0
-        asked = (args.save_palette, args.palette, args.pixel_size, args.unit)
-        if args.background or any(value is not None for value in asked):
+        asked = (args.save_palette, args.palette, args.pixel_size, args.unit, args.dither,
+                 args.dither_strength, args.min_size, args.smooth, args.white)  # fmt: skip
+        if args.background or args.indexed or any(value is not None for value in asked):
             raise CLIError("give -o OUT (and/or --labels, --table) to write the result")
         open_viewer(args)
         import napari

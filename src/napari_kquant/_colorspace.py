@@ -61,11 +61,12 @@ WHITE_SHARE = 0.01
 def to_od(values: np.ndarray, white, dtype=np.float32) -> np.ndarray:
     """(n, c) values -> (n, c) optical density, -log10(value / white) per channel, in
     [0, OD_MAX] (values above white are clear glass: 0); float32 unless ``dtype``."""
-    t = np.asarray(values).astype(dtype) / np.asarray(white, dtype)
-    np.clip(t, dtype(10.0**-OD_MAX), dtype(1.0), out=t)
+    t = np.asarray(values, np.float64) / np.asarray(white, np.float64)  # any magnitude
+    np.clip(t, 10.0**-OD_MAX, 1.0, out=t)
+    t[np.isnan(t)] = 1.0  # non-finite pixels are left out anyway
     od = np.log10(t)
     np.negative(od, out=od)
-    return od
+    return od.astype(dtype, copy=False)
 
 
 def from_od(od: np.ndarray, white) -> np.ndarray:

@@ -24,11 +24,13 @@ import numba
 import numpy as np
 
 from ._assign import LUT_MAX_K, _compiled
+from ._colorspace import safe_scale
 
 _LUT_EMPTY = 255
 _BITS = 6  # cache levels per channel: 2**6
 _SHIFT = 8 - _BITS
-_HALF = (1 << _SHIFT) / 2 - 0.5  # a cell's centre, from its first value
+_CANDIDATES = 15  # rows kept per cache cell
+_FULL = _CANDIDATES + 1  # "more than that: search every row"
 
 
 def _bayer(n: int) -> np.ndarray:
@@ -57,30 +59,68 @@ def _nearest(v, nc, colours):
     return best
 
 
+@numba.njit(nogil=True, cache=True)  # the cache-miss path: kept out of the hot loop
+def _candidates(r, g, b, colours, row):
+    """The palette rows that can be nearest to some value of the cache cell (r, g, b):
+    those no farther from the cell's box than the nearest row's farthest corner. Written
+    to ``row``; returns how many (``_FULL`` when they do not fit: search them all)."""
+    bound = np.inf
+    for j in range(1, colours.shape[0]):
+        far = 0.0
+        for ch, cell in enumerate((r, g, b)):
+            lo, hi = cell << _SHIFT, (cell << _SHIFT) + (1 << _SHIFT) - 1
+            t = max(abs(colours[j, ch] - lo), abs(colours[j, ch] - hi))
+            far += t * t
+        bound = min(bound, far)
+    n = 0
+    for j in range(1, colours.shape[0]):
+        near = 0.0
+        for ch, cell in enumerate((r, g, b)):
+            lo, hi = cell << _SHIFT, (cell << _SHIFT) + (1 << _SHIFT) - 1
+            t = max(0.0, lo - colours[j, ch], colours[j, ch] - hi)
+            near += t * t
+        if near <= bound:
+            if n == row.shape[0]:
+                return _FULL
+            row[n] = j
+            n += 1
+    return n
+
+
 @numba.njit(inline="always")
-def _pick(v, nc, colours, lut):
-    """The palette row (1..k) nearest ``v``; for 8-bit RGB through a cache of 64 levels per
-    channel holding the colour nearest each cell's centre (Pillow's scheme: a 16 MB exact
-    cache misses the CPU's caches on every dithered pixel, and is 2-3x slower)."""
+def _pick(v, nc, colours, lut, cands):
+    """The palette row (1..k) nearest ``v`` (rounded, for 8-bit RGB). 8-bit RGB goes through
+    a cache of 64 levels per channel: ``lut`` holds a cell's row when only one can be
+    nearest in it, else 0, and then ``cands`` its few candidate rows, their count first
+    (Pillow caches one colour per cell, which is not always the nearest; an exact 16 MB
+    cache misses the CPU's caches on every dithered pixel and is 2-3x slower)."""
     if lut.size == 0:
         return _nearest(v, nc, colours)
-    r = np.int64(v[0] + 0.5) >> _SHIFT
-    g = np.int64(v[1] + 0.5) >> _SHIFT
-    b = np.int64(v[2] + 0.5) >> _SHIFT
-    code = (r << (2 * _BITS)) | (g << _BITS) | b
+    r, g, b = np.int64(v[0] + 0.5), np.int64(v[1] + 0.5), np.int64(v[2] + 0.5)
+    code = ((r >> _SHIFT) << (2 * _BITS)) | ((g >> _SHIFT) << _BITS) | (b >> _SHIFT)
     j = np.int64(lut[code])
     if j == _LUT_EMPTY:
-        centre = np.empty(3)
-        centre[0], centre[1], centre[2] = r, g, b
-        for ch in range(3):
-            centre[ch] = centre[ch] * (1 << _SHIFT) + _HALF
-        j = _nearest(centre, 3, colours)
+        row = cands[code]
+        n = _candidates(r >> _SHIFT, g >> _SHIFT, b >> _SHIFT, colours, row[1:])
+        row[0] = n
+        j = np.int64(row[1]) if n == 1 else 0
         lut[code] = np.uint8(j)
-    return j
+    if j > 0:
+        return j
+    n = np.int64(cands[code, 0])
+    best, best_d = 1, np.inf
+    for i in range(colours.shape[0] - 1 if n == _FULL else n):
+        j = i + 1 if n == _FULL else np.int64(cands[code, i + 1])
+        dr, dg, db = r - colours[j, 0], g - colours[j, 1], b - colours[j, 2]
+        d = dr * dr + dg * dg + db * db
+        if d < best_d:
+            best, best_d = j, d
+    return best
 
 
 @_compiled
-def _floyd_steinberg(pix, nc, valid, colours, out_colours, lo, hi, strength, lut, out):
+def _floyd_steinberg(pix, nc, valid, colours, out_colours, lo, hi, strength, inv, lut, cands,
+                     out):  # fmt: skip
     """Serpentine Floyd-Steinberg on (planes, rows, columns, channels); writes ``out``'s
     colour channels where ``valid`` (or everywhere when it is empty)."""
     nplanes, height, width = pix.shape[0], pix.shape[1], pix.shape[2]
@@ -97,9 +137,9 @@ def _floyd_steinberg(pix, nc, valid, colours, out_colours, lo, hi, strength, lut
                 if use_valid and not valid[p, y, x]:
                     continue
                 for ch in range(nc):
-                    t = np.float64(pix[p, y, x, ch]) + cur[x + 1, ch]
+                    t = np.float64(pix[p, y, x, ch]) * inv + cur[x + 1, ch]
                     v[ch] = min(max(t, lo[ch]), hi[ch])
-                j = _pick(v, nc, colours, lut)
+                j = _pick(v, nc, colours, lut, cands)
                 for ch in range(nc):
                     out[p, y, x, ch] = out_colours[j, ch]
                     e = (v[ch] - colours[j, ch]) * strength
@@ -110,7 +150,8 @@ def _floyd_steinberg(pix, nc, valid, colours, out_colours, lo, hi, strength, lut
 
 
 @_compiled
-def _ordered(pix, nc, valid, colours, out_colours, lo, hi, offsets, y0, x0, lut, out):
+def _ordered(pix, nc, valid, colours, out_colours, lo, hi, offsets, y0, x0, inv, lut, cands,
+             out):  # fmt: skip
     """Bayer-ordered dither: ``offsets`` (8, 8) is added to every channel of the pixel at
     plane position (y0 + y, x0 + x)."""
     nplanes, height, width = pix.shape[0], pix.shape[1], pix.shape[2]
@@ -123,8 +164,8 @@ def _ordered(pix, nc, valid, colours, out_colours, lo, hi, offsets, y0, x0, lut,
                 continue
             t = offsets[(y0 + y) % 8, (x0 + x) % 8]
             for ch in range(nc):
-                v[ch] = min(max(np.float64(pix[p, y, x, ch]) + t, lo[ch]), hi[ch])
-            j = _pick(v, nc, colours, lut)
+                v[ch] = min(max(np.float64(pix[p, y, x, ch]) * inv + t, lo[ch]), hi[ch])
+            j = _pick(v, nc, colours, lut, cands)
             for ch in range(nc):
                 out[p, y, x, ch] = out_colours[j, ch]
 
@@ -154,17 +195,22 @@ def dither(pix, valid, spatial, ncolour, out_colours, method, strength, out, ori
     out4 = out.reshape(*shape4, out.shape[1])
     valid3 = np.empty((0, 0, 0), np.bool_) if valid is None else valid.reshape(shape4)
     colours = np.ascontiguousarray(out_colours[:, :ncolour], np.float64)
+    # huge float values: distances in a power-of-two smaller unit, exact and finite
+    inv = 1.0 / safe_scale(float(np.abs(colours).max()), up=False)
+    colours *= inv
     body = colours[1:]
     lo, hi = body.min(axis=0), body.max(axis=0)  # float images: the palette's range
     if pix.dtype.kind in "ui":  # integers: the dtype's (as Pillow)
         info = np.iinfo(pix.dtype)
         lo, hi = np.full(ncolour, float(info.min)), np.full(ncolour, float(info.max))
     rgb8 = pix.dtype == np.uint8 and ncolour == 3 and len(body) <= LUT_MAX_K
-    lut = np.full(1 << (3 * _BITS), _LUT_EMPTY, np.uint8) if rgb8 else np.empty(0, np.uint8)
+    cells = 1 << (3 * _BITS) if rgb8 else 0
+    lut = np.full(cells, _LUT_EMPTY, np.uint8)
+    cands = np.zeros((cells, _CANDIDATES + 1), np.uint8)
     if method == "floyd-steinberg":
-        _floyd_steinberg(pix4, ncolour, valid3, colours, out_colours, lo, hi, strength,
-                         lut, out4)  # fmt: skip
+        _floyd_steinberg(pix4, ncolour, valid3, colours, out_colours, lo, hi, strength, inv,
+                         lut, cands, out4)  # fmt: skip
     else:
         offsets = THRESHOLDS * (spacing(body) * strength)
         _ordered(pix4, ncolour, valid3, colours, out_colours, lo, hi, offsets,
-                 int(origin[0]), int(origin[1]), lut, out4)  # fmt: skip
+                 int(origin[0]), int(origin[1]), inv, lut, cands, out4)  # fmt: skip

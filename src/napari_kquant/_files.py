@@ -11,6 +11,7 @@ create, and no input is ever overwritten.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import shutil
@@ -62,12 +63,14 @@ def _real(path: str) -> str:
 # --- reading --------------------------------------------------------------------------------
 
 
-def read_image(path: str):
+def read_image(path: str, indices: bool = False):
     """An image file as RGB(A) or gray in its own bit depth; a .zarr array lazily.
 
     The file is recognised by its content, not its name; truncated files,
     multi-page or animated files, and channel counts other than 1, 3 and 4
-    are refused. JPEGs are turned upright by their EXIF orientation.
+    are refused. JPEGs are turned upright by their EXIF orientation. A palette
+    file (indexed PNG, GIF or TIFF) gives its colours, or with ``indices`` (a
+    mask, a label image) the values it stores.
     """
     if is_zarr(path):
         return _read_zarr(path)
@@ -86,11 +89,15 @@ def read_image(path: str):
         raise FileError(f"cannot read {path!r}: the file is empty, not an image format")
     jpeg = data[:3] == b"\xff\xd8\xff"
     if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        image = _read_tiff(path)
+        image = _read_tiff(path, indices)
         if image is not None:
             return image
     else:
         _check_complete(path, data)
+        if indices and (data[:8] == b"\x89PNG\r\n\x1a\n" or data[:4] == b"GIF8"):
+            image = _palette_indices(data)
+            if image is not None:
+                return image
     flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if jpeg else cv2.IMREAD_UNCHANGED
     try:  # a JPEG keeps its EXIF orientation (IMREAD_UNCHANGED would ignore it)
         image, complaints = _decode(data, flags)
@@ -176,7 +183,15 @@ def _check_complete(path, data):
         )
 
 
-def _read_tiff(path):
+def _palette_indices(data: bytes):
+    """The stored indices of a palette PNG or GIF (Pillow); None for other images."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im) if im.mode == "P" else None
+
+
+def _read_tiff(path, indices=False):
     """A TIFF as stored (tifffile: tiles, planar data, unassociated alpha, every dtype), after
     checking it holds one gray, RGB or RGBA image; None when tifffile lacks the codec
     (e.g. LZW without imagecodecs) and OpenCV should decode it."""
@@ -200,7 +215,8 @@ def _read_tiff(path):
                     f"cannot read {path!r}: {samples} samples per pixel (shape {shape}); kquant "
                     "reads gray, RGB or RGBA files (use napari_kquant.quantize with channel_axis)"
                 )
-            colormap = page.colormap if page.photometric == tifffile.PHOTOMETRIC.PALETTE else None
+            palette = page.photometric == tifffile.PHOTOMETRIC.PALETTE and not indices
+            colormap = page.colormap if palette else None
             try:
                 image = page.asarray()
             except ValueError as e:
@@ -220,7 +236,10 @@ def _read_tiff(path):
         ) from None
     if colormap is not None:  # a palette TIFF (ours, ImageJ's): its colours, not its indices
         image = _palette_colours(path, image, colormap)
-    image = np.squeeze(image)
+    while image.ndim > 2 + (samples > 1) and image.shape[0] == 1:  # not np.squeeze: 1-row images
+        image = image[0]
+    if samples == 1 and image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
     if image.ndim == 3 and axes.startswith("S"):  # planar: samples first
         image = np.moveaxis(image, 0, -1)
     if image.ndim not in (2, 3):
@@ -397,10 +416,11 @@ def _check_ours(path) -> None:
 # --- writing --------------------------------------------------------------------------------
 
 
-def encode(output: Output, data: np.ndarray, colours=None) -> bytes:
+def encode(output: Output, data: np.ndarray, colours=None, labels=None) -> bytes:
     """The file's bytes, verified to decode to ``data`` for lossless formats (indexed
     files: to the same colours, and labels to the same values). ``colours`` are the
-    (k, channels) cluster colours in the image's dtype, for indexed files."""
+    (k, channels) cluster colours in the image's dtype, for indexed files; ``labels``
+    the result's labels, whose 0s (left out) an indexed picture makes transparent."""
     ext = os.path.splitext(output.path)[1].lower()
     if output.indexed:
         from ._indexed import encode_indexed, labels_palette, picture_indices
@@ -410,7 +430,8 @@ def encode(output: Output, data: np.ndarray, colours=None) -> bytes:
                 palette = labels_palette(colours, colours.dtype)
                 return encode_indexed(ext, data.astype(np.uint8), palette, transparent=0)
             axis = -1 if data.ndim == 3 else None
-            return encode_indexed(ext, *picture_indices(data, colours, axis))
+            left_out = None if labels is None else np.asarray(labels) == 0
+            return encode_indexed(ext, *picture_indices(data, colours, axis, left_out=left_out))
         except ValueError as e:
             raise FileError(f"cannot write {output.what} {output.path!r}: {e}") from None
     bgr = swap_red_blue(data)
@@ -532,15 +553,15 @@ def _usual_mode(path: str, mode: int) -> None:
     os.chmod(path, mode & ~UMASK)
 
 
-def write_all(planned: list[Output], arrays, extra=(), texts=(), colours=None):
+def write_all(planned: list[Output], arrays, extra=(), texts=(), colours=None, labels=None):
     """Write every planned output in one pass: all land, or none.
 
     ``arrays`` are numpy or dask arrays; ``extra`` are values (numpy or dask) to
     return, computed in the same pass as the lazy outputs; ``texts`` are (path,
     text) files (a palette, a table) that land with the rest, or a function that
     makes them from the computed ``extra``; ``colours`` the cluster colours in the
-    image's dtype, for indexed outputs. dask is imported only when something is
-    lazy or goes to zarr.
+    image's dtype and ``labels`` the labels, for indexed outputs. dask is imported
+    only when something is lazy or goes to zarr.
     """
     transaction = Transaction()
     try:
@@ -554,7 +575,7 @@ def write_all(planned: list[Output], arrays, extra=(), texts=(), colours=None):
                                     content.encode("utf-8"))  # fmt: skip
         for output, data in zip(planned, arrays, strict=True):
             if not output.zarr:
-                transaction.stage_bytes(output, encode(output, np.asarray(data), colours))
+                transaction.stage_bytes(output, encode(output, np.asarray(data), colours, labels))
         transaction.commit()
         return list(extra)
     except OSError as e:

@@ -187,7 +187,11 @@ def finish(dither=None, dither_strength=1.0, min_size=None, smooth=None) -> Fini
         dither = choice("dither", dither, DITHERS)
     if isinstance(dither_strength, bool) or not isinstance(dither_strength, numbers.Real):
         raise TypeError(f"dither_strength must be a number from 0 to 1, got {dither_strength!r}")
-    if not (math.isfinite(dither_strength) and 0.0 <= dither_strength <= 1.0):
+    try:
+        ok = math.isfinite(dither_strength) and 0.0 <= dither_strength <= 1.0
+    except OverflowError:  # an int too large for a float
+        ok = False
+    if not ok:
         raise ValueError(f"dither_strength must be from 0 to 1, got {dither_strength}")
     if min_size is not None:
         min_size = integer("min_size", min_size, 1, MAX_MIN_SIZE)

@@ -180,14 +180,17 @@ def _from_csv(text, cls):
         if labels != [str(i) for i in range(1, len(labels) + 1)]:
             raise ValueError("the label column must run 1, 2, ... in order")
     white = None
-    if white_columns:
-        whites = {tuple(row[i].strip() for i in white_columns) for row in rows[1:]}
-        if len(whites) != 1:
-            raise ValueError("the white columns must hold the same level on every row")
+    if white_columns:  # by name: white_red, white_green, ... in the channels' order
+        names = [f"white_{name}" for name in _channel_names(len(value_columns))]
+        if sorted(header[i] for i in white_columns) != sorted(names):
+            raise ValueError(f"the white columns must be {', '.join(names)}")
         try:
-            white = tuple(float(v) for v in whites.pop())
+            whites = {tuple(float(row[header.index(n)]) for n in names) for row in rows[1:]}
         except ValueError:
             raise ValueError("a white column holds a value that is not a number") from None
+        if len(whites) != 1:
+            raise ValueError("the white columns must hold the same level on every row")
+        white = whites.pop()
     dtype = None
     if "dtype" in header:
         dtypes = {row[header.index("dtype")].strip() for row in rows[1:]}
