@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-from ._options import MAX_MIN_SIZE, MAX_SMOOTH, integer
+from ._options import MAX_MIN_SIZE, finish
 
 LABEL_DTYPES = (np.uint8, np.uint16)
 
@@ -62,16 +62,11 @@ def _in_threads(kernel, nitems, *args):
 
 
 def check_clean(min_size=None, smooth=None) -> tuple[int | None, int | None]:
-    """Check the cleaning options; the errors name the parameter and the value.
-
-    ``min_size`` is None or an integer from 1 (no change) to 2**31 - 1; ``smooth``
-    is None or an integer from 0 (no change) to 1000.
-    """
-    if min_size is not None:
-        min_size = integer("min_size", min_size, 1, MAX_MIN_SIZE)
-    if smooth is not None:
-        smooth = integer("smooth", smooth, 0, MAX_SMOOTH)
-    return min_size, smooth
+    """Check the cleaning options (`_options.finish`); the errors name the parameter and
+    the value. ``min_size`` is None or 1 (no change) to 2**31 - 1; ``smooth`` None or 0
+    (no change) to 1000."""
+    done = finish(min_size=min_size, smooth=smooth)
+    return done.min_size, done.smooth
 
 
 def clean_labels(labels, *, min_size=None, smooth=None) -> np.ndarray:

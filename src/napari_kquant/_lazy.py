@@ -161,12 +161,11 @@ def _assign_block(block, mask_block=None, *, asg, lay, done, block_info=None):
     mask = None if mask_block is None else mask_block[..., 0]
     valid = usable(pix, lay.ncolour, spatial, mask)
     labels, out, counts, sse = asg.assign(pix, valid)
-    if done.dither is not None:
+    if done.dither is not None:  # (cleaning needs the neighbours: see assign_lazy)
         where = block_info[0]["array-location"]  # (start, stop) per axis, channels last
         origin = (where[-3][0] if len(where) >= 3 else 0, where[-2][0])
-        finish = Finish(done.dither, done.dither_strength)
         labels, out, counts, sse = asg.finish(
-            pix, valid, spatial, labels, out, counts, sse, finish, origin
+            pix, valid, spatial, labels, out, counts, sse, done, origin
         )
     return labels.reshape(spatial), out.reshape(block.shape), counts[1:], np.array([sse])
 
