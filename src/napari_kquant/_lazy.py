@@ -9,6 +9,7 @@ dask is imported here, and by the lazy sampler in `_sample`, only.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import dask
 import dask.array as da
@@ -114,8 +115,9 @@ def assign_lazy(cl, mask, lay, palette, done: Finish):
     masks = [] if mask is None else [mask[..., None]]
     ndim = cl.ndim
     label_dtype = asg.label_dtype
+    block = _assign_block if done.dither is None else partial(_dither_block, done=done)
     parts = da.map_blocks(  # spatial chunks, one tuple each
-        _assign_block, cl, *masks, asg=asg, lay=block_lay, done=done,
+        block, cl, *masks, asg=asg, lay=block_lay,
         dtype=object, drop_axis=ndim - 1, meta=np.empty((0,) * (ndim - 1), object),
     )  # fmt: skip
     labels = parts.map_blocks(
@@ -154,20 +156,26 @@ def assign_lazy(cl, mask, lay, palette, done: Finish):
     return labels, quantized, counts, sse
 
 
-def _assign_block(block, mask_block=None, *, asg, lay, done, block_info=None):
+def _assign_block(block, mask_block=None, *, asg, lay, done=None, origin=None):
     if isinstance(block, np.ma.MaskedArray):
         raise ValueError("masked arrays inside dask arrays are not supported; pass mask=")
     pix, spatial = pixels(block, lay)
     mask = None if mask_block is None else mask_block[..., 0]
     valid = usable(pix, lay.ncolour, spatial, mask)
     labels, out, counts, sse = asg.assign(pix, valid)
-    if done.dither is not None:  # (cleaning needs the neighbours: see assign_lazy)
-        where = block_info[0]["array-location"]  # (start, stop) per axis, channels last
-        origin = (where[-3][0] if len(where) >= 3 else 0, where[-2][0])
+    if done is not None:  # dithering (cleaning needs the neighbours: see assign_lazy)
         labels, out, counts, sse = asg.finish(
             pix, valid, spatial, labels, out, counts, sse, done, origin
         )
     return labels.reshape(spatial), out.reshape(block.shape), counts[1:], np.array([sse])
+
+
+def _dither_block(block, mask_block=None, *, asg, lay, done, block_info=None):
+    """`_assign_block`, dithered where the chunk lies in its plane (dask's ``block_info``
+    is asked for only here: it costs every task of a large graph memory)."""
+    where = block_info[0]["array-location"]  # (start, stop) per axis, channels last
+    origin = (where[-3][0] if len(where) >= 3 else 0, where[-2][0])
+    return _assign_block(block, mask_block, asg=asg, lay=lay, done=done, origin=origin)
 
 
 def _repaint_block(label_block, block, mask_block=None, *, asg, lay):
