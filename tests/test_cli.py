@@ -772,7 +772,7 @@ def test_cli_od_with_white_and_its_table_columns(tmp_path):
         (["--dither", "ordered", "--min-size", "4"], "cannot be combined"),
         (["--dither", "ordered", "--dither-strength", "2"], "dither_strength must be from 0"),
         (["--min-size", "-1"], "min_size must be between"),
-        (["--smooth", "1001"], "smooth must be between"),
+        (["--smooth", "51"], "smooth must be between"),
         (["--white", "200"], "only for color_space='od'"),
         (["--color-space", "od", "--white", "0"], "argument --white: must be"),
         (["--indexed", "-o", "{d}/o.jpg"], "cannot write output '{d}/o.jpg' as an indexed"),

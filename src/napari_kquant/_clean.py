@@ -64,7 +64,7 @@ def _in_threads(kernel, nitems, *args):
 def check_clean(min_size=None, smooth=None) -> tuple[int | None, int | None]:
     """Check the cleaning options (`_options.finish`); the errors name the parameter and
     the value. ``min_size`` is None or 1 (no change) to 2**31 - 1; ``smooth`` None or 0
-    (no change) to 1000."""
+    (no change) to 50."""
     done = finish(min_size=min_size, smooth=smooth)
     return done.min_size, done.smooth
 
@@ -241,6 +241,9 @@ def _at_least(length, size):
 
 def _check_labels(labels, function):
     dtype = getattr(labels, "dtype", None)
+    if dtype is not None and dtype.kind == "u" and not dtype.isnative:  # big-endian uint16
+        labels = labels.astype(dtype.newbyteorder("="))
+        dtype = labels.dtype
     if dtype not in LABEL_DTYPES:
         raise TypeError(f"{function}: labels must be uint8 or uint16, got dtype {dtype}")
     if labels.ndim < 2:

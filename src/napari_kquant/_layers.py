@@ -332,16 +332,37 @@ def as_palette(palette) -> Palette:
     )
 
 
+#: Options that apply to a kept palette as well as to a new fit.
+FINISH_OPTIONS = ("dither", "dither_strength", "min_size", "smooth")
+
+
 def run_keywords(k, palette, options) -> dict:
-    """What `run` needs: fit options for a new palette, or a kept palette alone."""
+    """What `run` needs: fit options for a new palette, or a kept palette; the finishing
+    options (dithering, clean-up) with either."""
+    taken = sorted({"channel_axis", "alpha"} & set(options))
+    if taken:
+        raise ValueError(
+            f"{taken[0]} is the layer's to decide (RGB layers are clustered on their colours, "
+            f"an alpha channel is left out); drop {', '.join(taken)}"
+        )
     if palette is None:
         return {"k": k, **options}
-    extra = sorted(key for key in options if key != "progress")
+    extra = sorted(key for key in options if key not in ("progress", *FINISH_OPTIONS))
     if extra:
         raise ValueError(
             f"palette= applies a kept palette, so fit options do not apply: {', '.join(extra)}"
         )
-    return {"palette": as_palette(palette)}
+    finishing = {key: v for key, v in options.items() if key in FINISH_OPTIONS}
+    return {"palette": as_palette(palette), **finishing}
+
+
+def _plain(value):
+    """An option as a JSON value for the metadata (numpy scalars and arrays included)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray | tuple | list):
+        return [_plain(v) for v in np.asarray(value, dtype=object).ravel().tolist()]
+    return value
 
 
 def run(data, keywords: dict, progress=None) -> QuantizeResult:
@@ -388,13 +409,22 @@ def quantize_layer(
     list of napari.layers.Layer
         The added or refreshed layers.
     """
+    import napari
+
     viewer = viewer or viewer_of(layer)
+    if viewer not in napari.Viewer._instances:
+        raise ValueError("viewer is closed: give an open viewer (or none: the layer's own)")
+    if isinstance(outputs, str) or not hasattr(outputs, "__iter__"):
+        raise TypeError(f"outputs must be a list of {OUTPUTS}, got {outputs!r}")
+    outputs = tuple(outputs)
+    if not outputs or not set(outputs) <= set(OUTPUTS):
+        raise ValueError(f"outputs must be one or both of {OUTPUTS}, got {outputs!r}")
     keywords = run_keywords(k, palette, options)
     data, layout_keywords = read_layer(layer, mask)
     progress = options.get("progress")
     fit_keywords = {key: v for key, v in keywords.items() if key != "progress"}
     result = run(data, {**fit_keywords, **layout_keywords}, progress)
-    params = {key: v for key, v in fit_keywords.items() if key != "palette"}
+    params = {key: _plain(v) for key, v in fit_keywords.items() if key != "palette"}
     params["k"] = len(result.centers)
     if palette is not None:
         params["palette_from"] = _describe(palette)

@@ -280,6 +280,7 @@ class KQuantWidget(Container):
         try:
             job = self._prepare()
         except (TypeError, ValueError) as e:
+            self.status.value = "not run: see the notification"  # not the last run's "done"
             show_error(str(e))
             return
         self._stop = stop = threading.Event()  # each run has its own

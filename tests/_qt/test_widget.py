@@ -823,3 +823,33 @@ def test_od_white_field_and_bad_finishing_values_are_notifications(viewer, widge
     assert record["color_space"] == "od" and record["white"] == "auto"
     white = record["palette"]["white"]  # the brightest block: (240, 240, 240) plus noise
     assert len(white) == 3 and all(240 < w < 255 for w in white)
+
+
+def test_quantize_layer_finishes_kept_palettes_and_checks_its_arguments(make_napari_viewer):
+    import json
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(make_blocks(), name="blocks", rgb=True)
+    _, clusters = napari_kquant.quantize_layer(layer, 4, seed=1, min_size=np.int64(5),
+                                               dither_strength=np.float32(1))  # fmt: skip
+    json.dumps(clusters.metadata["napari_kquant"])  # numpy scalars recorded as plain values
+    kept = napari_kquant.quantize_layer(layer, palette=clusters, dither="ordered", min_size=None)
+    assert kept[1].metadata["napari_kquant"]["dither"] == "ordered"
+    palette = napari_kquant.Palette.from_dict(clusters.metadata["napari_kquant"]["palette"])
+    expected = palette.apply(make_blocks(), channel_axis=-1, dither="ordered")
+    np.testing.assert_array_equal(kept[0].data, expected.quantized)
+    for options, error, match in (
+        ({"channel_axis": 0}, ValueError, "channel_axis is the layer's to decide"),
+        ({"outputs": None}, TypeError, "outputs must be a list"),
+        ({"outputs": ("foo",)}, ValueError, "outputs must be one or both"),
+        ({"outputs": ()}, ValueError, "outputs must be one or both"),
+        ({"palette": clusters, "k": 4, "seed": 2}, ValueError, "fit options do not apply: seed"),
+    ):
+        with pytest.raises(error, match=match):
+            napari_kquant.quantize_layer(layer, **options)
+    closed = make_napari_viewer()
+    closed.close()
+    count = len(viewer.layers)
+    with pytest.raises(ValueError, match="viewer is closed"):
+        napari_kquant.quantize_layer(layer, 4, viewer=closed)
+    assert len(viewer.layers) == count
