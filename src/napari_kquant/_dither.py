@@ -173,12 +173,20 @@ def _ordered(pix, nc, valid, colours, out_colours, lo, hi, offsets, y0, x0, inv,
 def spacing(colours: np.ndarray) -> float:
     """The palette's typical step per channel: the median distance from a colour to its
     nearest other colour, over the square root of the channel count (black to white is
-    a step of 255 in each of R, G and B), and 0 for one colour."""
+    a step of 255 in each of R, G and B), and 0 for one colour. Above 2048 colours, the
+    median of 2048 of them, evenly spaced."""
     if len(colours) < 2:
         return 0.0
-    d = np.sqrt(((colours[:, None, :] - colours[None, :, :]) ** 2).sum(axis=2))
-    np.fill_diagonal(d, np.inf)
-    return float(np.median(d.min(axis=1))) / np.sqrt(colours.shape[1])
+    # the median over at most 2048 evenly spaced colours (all of them up to there): k may
+    # be 65535, and each row is measured against every colour
+    rows = np.unique(np.linspace(0, len(colours) - 1, min(len(colours), 2048)).astype(int))
+    nearest = np.empty(len(rows))
+    for start in range(0, len(rows), 256):
+        chosen = rows[start : start + 256]
+        d = ((colours[chosen, None, :] - colours[None, :, :]) ** 2).sum(axis=2)
+        d[np.arange(len(chosen)), chosen] = np.inf
+        nearest[start : start + len(chosen)] = np.sqrt(d.min(axis=1))
+    return float(np.median(nearest)) / np.sqrt(colours.shape[1])
 
 
 def dither(pix, valid, spatial, ncolour, out_colours, method, strength, out, origin=(0, 0)):

@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from ._measure import channel_names
+
 FORMATS = (".json", ".gpl", ".csv")
 #: Palette files are small; anything larger is not one (and is not read into memory).
 MAX_BYTES = 64 << 20
@@ -64,18 +66,14 @@ def _gpl_text(palette) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _channel_names(n: int) -> list[str]:
-    return ["red", "green", "blue"] if n == 3 else [f"channel_{c}" for c in range(n)]
-
-
 def _csv_text(palette) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     lab = palette.lab_centers is not None
     white = [] if palette.white is None else [repr(float(v)) for v in palette.white]
     writer.writerow(
-        ["label", "hex", "dtype", *_channel_names(palette.nchannels),
-         *(f"white_{name}" for name in _channel_names(len(white))),
+        ["label", "hex", "dtype", *channel_names(palette.nchannels),
+         *(f"white_{name}" for name in channel_names(len(white))),
          *(["L", "a", "b"] if lab else [])]
     )  # fmt: skip
     hexes = palette.hex or [""] * palette.k
@@ -181,7 +179,7 @@ def _from_csv(text, cls):
             raise ValueError("the label column must run 1, 2, ... in order")
     white = None
     if white_columns:  # by name: white_red, white_green, ... in the channels' order
-        names = [f"white_{name}" for name in _channel_names(len(value_columns))]
+        names = [f"white_{name}" for name in channel_names(len(value_columns))]
         if sorted(header[i] for i in white_columns) != sorted(names):
             raise ValueError(f"the white columns must be {', '.join(names)}")
         try:
