@@ -179,3 +179,19 @@ def test_huge_float_values_dither_without_overflow():
         assert len(np.unique(result.quantized.reshape(-1, 3), axis=0)) == 6
     with pytest.raises(ValueError, match="dither_strength must be from 0 to 1"):
         quantize(base, 4, channel_axis=-1, dither="ordered", dither_strength=2**2000)
+
+
+def test_two_threads_dithering_and_cleaning_at_once_match_one_at_a_time(photos):
+    from concurrent.futures import ThreadPoolExecutor
+
+    image = photos["chelsea"]
+    palette = quantize(image, 12, channel_axis=-1, seed=3).palette
+    jobs = [{"dither": "floyd-steinberg"}, {"dither": "ordered"}, {"min_size": 20, "smooth": 1}]
+    alone = [palette.apply(image, channel_axis=-1, **job) for job in jobs]
+    before = image.copy()
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda job: palette.apply(image, channel_axis=-1, **job), jobs))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a.quantized, b.quantized)
+        np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(image, before)
