@@ -860,6 +860,8 @@ def test_masked_pixels_are_transparent_in_an_indexed_picture(tmp_path):
         (["--whi", "200", "-o", "{d}/o.png"], "unrecognized arguments: --whi"),
         (["{d}/rgba.png", "--indexed", "-o", "{d}/o.png"], "partly transparent"),
         (["{d}/rgba0.png", "-k", "256", "-o", "{d}/o.gif"], "use -k 255 or fewer"),
+        (["{d}/rgba0.png", "--indexed", "-o", "{d}/rgba0.png"], "it is an input"),
+        (["{d}/rgba0.png", "--labels", "{d}/rgba.png", "--indexed"], "it is an input"),
     ],
 )
 def test_cli_output_options_that_cannot_work_exit_2_before_work(tmp_path, capsys, argv, message):
@@ -868,7 +870,7 @@ def test_cli_output_options_that_cannot_work_exit_2_before_work(tmp_path, capsys
     cv2.imwrite(str(tmp_path / "rgba0.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
     rgba[0, 1, 3] = 100
     cv2.imwrite(str(tmp_path / "rgba.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
-    before = sorted(os.listdir(tmp_path))
+    before = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
     assert main([a.replace("{d}", str(tmp_path)) for a in argv]) == 2
     assert message in capsys.readouterr().err
-    assert sorted(os.listdir(tmp_path)) == before
+    assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)} == before
