@@ -861,7 +861,7 @@ def test_masked_pixels_are_transparent_in_an_indexed_picture(tmp_path):
         (["{d}/rgba.png", "--indexed", "-o", "{d}/o.png"], "partly transparent"),
         (["{d}/rgba0.png", "-k", "256", "-o", "{d}/o.gif"], "use -k 255 or fewer"),
         (["{d}/rgba0.png", "--indexed", "-o", "{d}/rgba0.png"], "it is an input"),
-        (["{d}/rgba0.png", "--labels", "{d}/rgba.png", "--indexed"], "it is an input"),
+        (["{d}/rgba0.png", "--labels", "{d}/rgba0.png", "--indexed"], "it is an input"),
     ],
 )
 def test_cli_output_options_that_cannot_work_exit_2_before_work(tmp_path, capsys, argv, message):
