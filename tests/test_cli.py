@@ -95,7 +95,7 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
     [
         (["--criteria", "nope", "-o", "x.png"], "invalid choice: 'nope'"),
         (["-k", "many", "-o", "x.png"], "invalid int value: 'many'"),
-        (["--sample", "lots", "-o", "x.png"], "must be a whole number or 'all', got 'lots'"),
+        (["--sample", "lots", "-o", "x.png"], "'auto' or 'all', got 'lots'"),
         (["--nope"], "unrecognized arguments: --nope"),
     ],
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -21,6 +21,7 @@ from ._result import QuantizeResult
 #: numba's default (workqueue) thread pool must not run two kernels at once. It is
 #: held only around a kernel call, never while user code (a progress hook) runs.
 KERNEL_LOCK = threading.Lock()
+_GRID_LOCK = threading.Lock()
 
 
 def silent(*progress):
@@ -62,6 +63,8 @@ class Assigner:
     colours: np.ndarray  # (k + 1, ncolour) in the image dtype
     to_features: Callable | None  # colour channels -> distance space; None: the values
     sse_factor: float  # squared distances back to the palette's clustering units
+    #: what is built once per palette and dtype: "grid", the 8-bit RGB search `cells`
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def label_dtype(self) -> np.dtype:
@@ -73,9 +76,16 @@ class Assigner:
 
         labels = np.empty(len(pix), self.label_dtype)
         out = np.empty_like(pix)
+        grid = None
+        if _assign.uses_cells(pix, self.ncolour, self.to_features, "grid" in self.cache):
+            with _GRID_LOCK:  # built once, for every chunk of a lazy image
+                if "grid" not in self.cache:
+                    with KERNEL_LOCK:
+                        self.cache["grid"] = _assign.cells(self.centers)
+            grid = self.cache["grid"]
         counts, sse = _assign.assign(
             pix, self.ncolour, self.centers, self.colours, valid, labels, out,
-            self.to_features, report, KERNEL_LOCK,
+            self.to_features, report, KERNEL_LOCK, grid,
         )  # fmt: skip
         return labels, out, counts, sse * self.sse_factor
 

@@ -10,12 +10,25 @@ All kernels work on flat pixel arrays of shape (n, channels). Label 0 means
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
 import numba
 import numpy as np
 
 _BLOCK = 16384  # pixels per parallel work item
-_LUT_EMPTY = 255  # sentinel of the uint8 colour cache: k <= 254 fits beside it
-LUT_MAX_K = 254
+#: 8-bit RGB is searched through a grid of 32 x 32 x 32 cells (8 levels a side): each
+#: cell lists the centres that can be nearest somewhere in it (see `cells`).
+_CELL_BITS = 5
+_CELL_SHIFT = 8 - _CELL_BITS
+_NCELLS = 1 << (3 * _CELL_BITS)
+#: Below this many pixels a search of every centre costs less than building the grid
+#: (which measures every cell against every centre).
+CELL_MIN_PIXELS = 1 << 16
+#: A grid of more entries than this (a palette crowded far from most cells) is not built.
+CELL_MAX_ENTRIES = 1 << 24
 
 
 @numba.njit(inline="always")
@@ -47,51 +60,124 @@ def _emit(i, label, pixels, ncolour, palette, labels, out):
             out[i, ch] = pixels[i, ch]
 
 
-def _compiled(function):
+def _compiled(function, parallel=True):
     """``numba.njit`` with the compiled code cached on disk, or, where numba finds no
     writable cache folder (a read-only install and home), compiled once per session."""
     try:
-        return numba.njit(parallel=True, nogil=True, cache=True)(function)
+        return numba.njit(parallel=parallel, nogil=True, cache=True)(function)
     except RuntimeError:  # "cannot cache function ...: no locator available"
-        return numba.njit(parallel=True, nogil=True)(function)
+        return numba.njit(parallel=parallel, nogil=True)(function)
 
 
-@_compiled
+def _serial(function):
+    """A kernel without numba's parallel loops, run on parts of its range by `in_threads`:
+    it compiles in a third of the time (the default call's first run after install)."""
+    return _compiled(function, parallel=False)
+
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def workers() -> int:
+    return max(1, min(numba.config.NUMBA_NUM_THREADS, len(os.sched_getaffinity(0))))
+
+
+def in_threads(nblocks, call):
+    """``call(b0, b1)`` on parts of ``range(nblocks)``, one per core, in threads (the
+    kernels release the GIL); exceptions reach the caller."""
+    global _POOL
+    parts = min(workers(), nblocks)
+    if parts <= 1:
+        call(0, nblocks)
+        return
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(workers(), thread_name_prefix="kquant-assign")
+    edges = [nblocks * i // parts for i in range(parts + 1)]
+    futures = [_POOL.submit(call, edges[i], edges[i + 1]) for i in range(parts)]
+    for future in futures:
+        future.result()
+
+
+def cells(centers):
+    """The search grid of (k, 3) 8-bit RGB centres: (starts, rows, nears), or None when
+    it would hold more than `CELL_MAX_ENTRIES` entries.
+
+    Cell ``c`` lists ``rows[starts[c]:starts[c + 1]]``: every centre that can be
+    the nearest to some value of the cell (its nearest point of the cell is no
+    farther than the farthest point of the cell from the centre closest to it),
+    ordered by that nearest-point distance ``nears``, ties in index order. A
+    search stops at the first entry whose ``nears`` exceeds the best distance
+    found, so it visits a few centres whatever k is, and finds exactly what a
+    search of all would. Built with numpy (no compile on first use): squared
+    distances are sums of one term per channel, each a (32, k) table.
+    """
+    centers = np.ascontiguousarray(centers, np.float64)
+    side = 1 << _CELL_BITS
+    lo = (np.arange(side, dtype=np.float64) * (1 << _CELL_SHIFT))[:, None]
+    hi = lo + ((1 << _CELL_SHIFT) - 1)
+    near = [np.maximum(0.0, np.maximum(lo - c, c - hi)) ** 2 for c in centers.T]  # (32, k)
+    far = [np.maximum(np.abs(c - lo), np.abs(c - hi)) ** 2 for c in centers.T]
+    cell, row, dist = [], [], []
+    for r in range(side):  # one plane of cells at a time: 1024 x k values
+        plane_near = near[0][r] + near[1][:, None, :] + near[2][None, :, :]
+        plane_far = far[0][r] + far[1][:, None, :] + far[2][None, :, :]
+        bound = plane_far.min(axis=2, keepdims=True)
+        g, b, j = np.nonzero(plane_near <= bound)  # cells in order, centres in index order
+        cell.append((r << (2 * _CELL_BITS)) | (g << _CELL_BITS) | b)
+        row.append(j)
+        dist.append(plane_near[g, b, j])
+        if sum(len(x) for x in row) > CELL_MAX_ENTRIES:
+            return None
+    cell, row, dist = np.concatenate(cell), np.concatenate(row), np.concatenate(dist)
+    order = np.lexsort((dist, cell))  # stable: equal distances keep the index order
+    starts = np.zeros(_NCELLS + 1, np.int64)
+    np.cumsum(np.bincount(cell, minlength=_NCELLS), out=starts[1:])
+    return starts, row[order].astype(np.int64), dist[order]
+
+
+@_serial
 def _assign_kernel(
-    features, nfeat, pixels, ncolour, valid, centers, palette, lut, labels, out, counts, sse
-):
+    b0, b1, features, nfeat, pixels, ncolour, valid, centers, palette, starts, rows, nears,
+    labels, out, counts, sse,
+):  # fmt: skip
     """Label every pixel with its nearest centre; write labels and quantized pixels.
 
     Distances are measured on the first ``nfeat`` columns of ``features`` (the
     pixels themselves, or their L*a*b* values); ``pixels`` (n, c) is the source,
     copied through where a pixel is left out and for channels past ``ncolour``.
-    ``lut`` is an empty array, or a 2**24 uint8 cache of labels indexed by 8-bit
-    RGB: that path spells out its 3 channels so that the compiler unrolls them.
-    Adds each work item's per-label pixel counts (index 0 = left out) to row b
+    ``starts``, ``rows`` and ``nears`` are empty, or the `cells` grid of 8-bit
+    RGB centres: that path spells out its 3 channels so that the compiler
+    unrolls them, and keeps the lowest index among equally near centres, as
+    the search of all does.
+    Works on the work items (blocks of `_BLOCK` pixels) ``b0`` to ``b1``, and
+    adds each one's per-label pixel counts (index 0 = left out) to row b
     of ``counts`` and the squared distances of its labelled pixels to their
-    centres to ``sse[b]``: the caller sums them, because reductions inside the
-    parallel loop tripled numba's compile time.
+    centres to ``sse[b]``: the caller runs parts of the range in threads and sums.
     """
     n = features.shape[0]
     use_valid = valid.size > 0
-    use_lut = lut.size > 0
-    nblocks = (n + _BLOCK - 1) // _BLOCK
-    for b in numba.prange(nblocks):
+    use_cells = starts.size > 0
+    for b in range(b0, b1):
         total = 0.0
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             if use_valid and not valid[i]:
                 _emit(i, 0, pixels, 0, palette, labels, out)
                 counts[b, 0] += 1
                 continue
-            if use_lut:
-                code = (np.int64(features[i, 0]) << 16) | (np.int64(features[i, 1]) << 8)
-                code |= np.int64(features[i, 2])
-                j = np.int64(lut[code])
-                if j == _LUT_EMPTY:
-                    j, d = _nearest(features, i, 3, centers)
-                    lut[code] = np.uint8(j)
-                else:
-                    d = _sqdist(features, i, 3, centers, j)
+            if use_cells:
+                code = (np.int64(features[i, 0]) >> _CELL_SHIFT) << (2 * _CELL_BITS)
+                code |= (np.int64(features[i, 1]) >> _CELL_SHIFT) << _CELL_BITS
+                code |= np.int64(features[i, 2]) >> _CELL_SHIFT
+                j, d = 0, np.inf
+                for t in range(starts[code], starts[code + 1]):
+                    if nears[t] > d:
+                        break
+                    row = rows[t]
+                    e = _sqdist(features, i, 3, centers, row)
+                    if e < d or (e == d and row < j):
+                        j, d = row, e
                 _emit(i, j + 1, pixels, 3, palette, labels, out)
             else:
                 j, d = _nearest(features, i, nfeat, centers)
@@ -99,6 +185,27 @@ def _assign_kernel(
             total += d
             counts[b, j + 1] += 1
         sse[b] = total
+
+
+@_serial
+def _nearest_kernel(b0, b1, features, centers, labels):
+    """The index of each row's nearest centre (the lowest among equals), rows of blocks
+    ``b0`` to ``b1``."""
+    n = features.shape[0]
+    nfeat = features.shape[1]
+    for b in range(b0, b1):
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            labels[i, 0] = _nearest(features, i, nfeat, centers)[0]
+
+
+def nearest_labels(features, centers):
+    """(n, 1) int32 index of each row's nearest centre: cv2.kmeans's initial labels."""
+    labels = np.empty((len(features), 1), np.int32)
+    centers = np.ascontiguousarray(centers, np.float64)
+    nblocks = (len(features) + _BLOCK - 1) // _BLOCK
+    in_threads(nblocks, partial(_nearest_kernel, features=features, centers=centers,
+                                labels=labels))  # fmt: skip
+    return labels
 
 
 @_compiled
@@ -121,22 +228,25 @@ def _empty(dtype):
     return np.empty(0, dtype)
 
 
-def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, report, lock):
+def uses_cells(pixels, ncolour, to_features, built) -> bool:
+    """Whether 8-bit RGB pixels are searched through the `cells` grid: where building
+    it pays (enough pixels), or it is already ``built``."""
+    rgb8 = to_features is None and pixels.dtype == np.uint8 and ncolour == 3
+    return rgb8 and (built or len(pixels) >= CELL_MIN_PIXELS)
+
+
+def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, report, lock,
+           grid=None):  # fmt: skip
     """Nearest-centre labels for every pixel, written into ``labels`` and ``out``.
 
     ``to_features`` maps a block of colour channels to the space the centres
-    live in (None: the colour channels themselves). ``report(fraction)`` is
+    live in (None: the colour channels themselves). ``grid`` is None or the
+    centres' `cells` (8-bit RGB only). ``report(fraction)`` is
     called after each block, outside ``lock``, which is held around each kernel
     call. Returns (counts, sse), ``counts`` indexed by label.
     """
     centers = np.ascontiguousarray(centers, np.float64)
-    rgb8 = (
-        to_features is None
-        and pixels.dtype == np.uint8
-        and ncolour == 3
-        and len(centers) <= LUT_MAX_K
-    )
-    lut = np.full(1 << 24, _LUT_EMPTY, np.uint8) if rgb8 else _empty(np.uint8)
+    starts, rows, nears = grid if grid is not None else (_empty(np.int64),) * 2 + (_empty(float),)
     # blocks keep a run stoppable and bound the L*a*b* buffer (12 MB a block)
     step = 1 << 22 if to_features is None else 1 << 20
     n = len(pixels)
@@ -149,22 +259,29 @@ def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, r
         e = min(s + step, n)
         block = pixels[s:e]  # C-contiguous, so numba compiles its fast layout
         features = block if to_features is None else to_features(block[:, :ncolour])
+        nblocks_here = (e - s + _BLOCK - 1) // _BLOCK
         block_counts[:] = 0
         block_sse[:] = 0
         with lock:
-            _assign_kernel(
-                features,
-                features.shape[1] if to_features is not None else ncolour,
-                block,
-                ncolour,
-                _empty(np.bool_) if valid is None else valid[s:e],
-                centers,
-                palette,
-                lut,
-                labels[s:e],
-                out[s:e],
-                block_counts,
-                block_sse,
+            in_threads(
+                nblocks_here,
+                partial(
+                    _assign_kernel,
+                    features=features,
+                    nfeat=features.shape[1] if to_features is not None else ncolour,
+                    pixels=block,
+                    ncolour=ncolour,
+                    valid=_empty(np.bool_) if valid is None else valid[s:e],
+                    centers=centers,
+                    palette=palette,
+                    starts=starts,
+                    rows=rows,
+                    nears=nears,
+                    labels=labels[s:e],
+                    out=out[s:e],
+                    counts=block_counts,
+                    sse=block_sse,
+                ),
             )
         counts += block_counts.sum(axis=0)
         sse += float(block_sse.sum())

@@ -60,14 +60,16 @@ class _Parser(argparse.ArgumentParser):
         raise CLIError(f"{message} (see kquant --help)")
 
 
-def _sample(text: str) -> int | None:
+def _sample(text: str) -> int | str | None:
     if text == "all":
         return None
+    if text == "auto":
+        return text
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"must be a whole number or 'all', got {text!r}"
+            f"must be a whole number, 'auto' or 'all', got {text!r}"
         ) from None
 
 
@@ -130,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sample",
         type=_sample,
         default=DEFAULT_SAMPLE,
-        help=f"pixels to fit on, or 'all' for an exact fit (default: {DEFAULT_SAMPLE})",
+        help="pixels to fit on, 'auto' (50,000, or 1,000 per cluster if more) or 'all' "
+        "for an exact fit (default: auto)",
     )
     p.add_argument("--color-space", choices=list(COLOR_SPACES), default="rgb")
     p.add_argument(
@@ -399,7 +402,7 @@ def run(args: argparse.Namespace, parser=None) -> str:
             image, args.k, channel_axis=channel_axis, mask=mask, **_fit_options(args),
             **finishing,
         )  # fmt: skip
-        fit = "all pixels" if args.sample is None else f"sample {args.sample} px"
+        fit = "all pixels" if args.sample is None else f"sample {result.palette.fit['sample']} px"
         how = f"{fit}, seed {result.seed}"
     else:
         result = palette.apply(image, channel_axis=channel_axis, mask=mask, **finishing)

@@ -23,10 +23,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._assign import LUT_MAX_K, _compiled
+from ._assign import _compiled
 from ._colorspace import safe_scale
 
-_LUT_EMPTY = 255
+_LUT_EMPTY = 255  # the uint8 cache's "not yet looked up": k <= 254 fits beside it
+LUT_MAX_K = 254
 _BITS = 6  # cache levels per channel: 2**6
 _SHIFT = 8 - _BITS
 _CANDIDATES = 15  # rows kept per cache cell

@@ -56,7 +56,8 @@ def preview(data, rgb: bool, fixed: dict[int, int], params: dict):
     fast = dict(params)
     fast["attempts"] = 1
     sample = fast.get("sample")
-    fast["sample"] = PREVIEW_SAMPLE if sample is None else min(sample, PREVIEW_SAMPLE)
+    auto = sample is None or isinstance(sample, str)  # None (all) or "auto"
+    fast["sample"] = PREVIEW_SAMPLE if auto else min(sample, PREVIEW_SAMPLE)
     pixels = view.shape[0] * view.shape[1]
     fast["k"] = min(int(fast["k"]), pixels)
     result = quantize(view, channel_axis=-1 if rgb else None, **fast)

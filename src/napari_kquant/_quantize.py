@@ -12,7 +12,15 @@ import numpy as np
 from ._apply import assigner, result
 from ._fit import fit_image
 from ._layout import is_lazy, is_multiscale, layout
-from ._options import DEFAULT_ATTEMPTS, DEFAULT_SAMPLE, MAX_ITER, callback, finish
+from ._options import (
+    DEFAULT_ATTEMPTS,
+    DEFAULT_SAMPLE,
+    MAX_ITER,
+    MIN_AUTO_SAMPLE,
+    auto_sample,
+    callback,
+    finish,
+)
 from ._result import QuantizeResult
 
 
@@ -28,7 +36,7 @@ def quantize(
     attempts: int = DEFAULT_ATTEMPTS,
     init: str = "kmeans++",
     seed: int | None = None,
-    sample: int | None = DEFAULT_SAMPLE,
+    sample: int | str | None = DEFAULT_SAMPLE,
     color_space: str = "rgb",
     white=None,
     mask=None,
@@ -246,6 +254,8 @@ def _small_lazy(image, k, channel_axis, alpha, mask, progress, options, done):
     from ._sample import as_dask
 
     sample = options["sample"]
+    if isinstance(sample, str):  # "auto" (or a bad value, refused by the fit)
+        sample = auto_sample(k) if isinstance(k, int) and sample == "auto" else MIN_AUTO_SAMPLE
     image = as_dask(image)
     lay = layout(image.shape, image.dtype, channel_axis, alpha)
     if sample is None or image.size // lay.nchan > sample:

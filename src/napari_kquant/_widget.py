@@ -112,12 +112,13 @@ def options(
     sample: Annotated[
         int,
         {
-            "min": 1,
+            "min": 0,
             "max": 100_000_000,
             "step": 1000,
-            "tooltip": "Fit on this many random pixels, then give every pixel its nearest centre.",
+            "tooltip": "Fit on this many random pixels, then give every pixel its nearest "
+            "centre; auto (0): 50,000, or 1,000 per cluster if more.",
         },
-    ] = DEFAULT_SAMPLE,
+    ] = 0,
     exact: Annotated[
         bool,
         {
@@ -202,6 +203,7 @@ class KQuantWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
         self.form = magicgui(options, call_button=False, persist=False)
+        self.form.sample.native.setSpecialValueText("auto")  # 0: 50,000 or 1,000 per cluster
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(min=0, max=1000, value=0)
@@ -357,7 +359,7 @@ class KQuantWidget(Container):
         layer = values["image"]
         if layer is None or values["palette"] != NEW_PALETTE:
             return None
-        params = {**_fit_params(values), "sample": values["sample"]}  # preview makes it fast
+        params = {**_fit_params(values), "sample": values["sample"] or DEFAULT_SAMPLE}
         params.pop("attempts")
         settings(**params)
         fixed = current_slice(self._viewer, layer)
@@ -617,7 +619,7 @@ def _fit_params(values) -> dict:
         "attempts": values["attempts"],
         "init": values["init"],
         "seed": _number("seed", values["seed"], int, ""),
-        "sample": None if values["exact"] else values["sample"],
+        "sample": None if values["exact"] else (values["sample"] or DEFAULT_SAMPLE),
         "color_space": values["color_space"],
         "white": _white(values["white"]) if values["color_space"] == "od" else None,
     }
