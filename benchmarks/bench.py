@@ -391,8 +391,18 @@ def main(argv=None):
     p.add_argument("--skip-slow", action="store_true", help="leave out minute-long methods")
     p.add_argument("--quick", action="store_true", help="4 MP, K=16, no slow methods")
     p.add_argument("--no-lazy", action="store_true", help="leave out the 1 GB eager/lazy rows")
+    p.add_argument(
+        "--readme",
+        action="store_true",
+        help="also write the results into README.md, between its bench markers",
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    lines = []
+
+    def emit(text=""):
+        print(text, flush=True)
+        lines.append(text)
 
     if args.child:
         job = json.loads(args.child)
@@ -413,14 +423,14 @@ def main(argv=None):
     methods = [m for m in args.methods if not (args.skip_slow and m in SLOW)]
     if "ImageMagick -kmeans" in methods and magick_binary() is None:
         methods.remove("ImageMagick -kmeans")
-        print("(ImageMagick 7 with -kmeans not found: its rows are left out)\n")
+        emit("(ImageMagick 7 with -kmeans not found: its rows are left out)\n")
 
-    print(f"Machine: {machine()}\n")
-    print(
+    emit(f"Machine: {machine()}\n")
+    emit(
         "| image | K | method | time (s) | ours faster by | peak above input | MSE "
         "| vs reference |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    emit("| --- | --- | --- | --- | --- | --- | --- | --- |")
     verdicts = []
     for name, size in sets:
         last = {}  # method -> (K, seconds) at the previous K
@@ -442,21 +452,20 @@ def main(argv=None):
                 n = r["runs"]
                 runs = "" if n == args.repeats else f" ({n} run{'s' * (n > 1)})"
                 peak = f"{r['peak'] / 2**20:.0f} MB ({r['peak'] / r['input']:.1f}x)"
-                print(
+                emit(
                     f"| {name} {mp:.1f} MP | {k} | {m} | {r['time']:.3f}{runs} | {lead} "
-                    f"| {peak} | {r['mse']:.1f} | {quality} |",
-                    flush=True,
+                    f"| {peak} | {r['mse']:.1f} | {quality} |"
                 )
             if skipped:
-                print(f"| {name} | {k} | not run (over {args.max_seconds:.0f} s): "
-                      f"{'; '.join(skipped)} | | | | | |", flush=True)  # fmt: skip
+                emit(f"| {name} | {k} | not run (over {args.max_seconds:.0f} s): "
+                     f"{'; '.join(skipped)} | | | | | |")  # fmt: skip
             if ours and ref:
                 verdicts.append(verdict(name, size, k, rows, ours, ref, ref_name))
     if verdicts:
-        print("\nAgainst the targets (peers: rows within 2% of the reference's MSE, other than "
-              "ours and the references):\n")  # fmt: skip
+        emit("\nAgainst the targets (peers: rows within 2% of the reference's MSE, other than "
+             "ours and the references):\n")  # fmt: skip
         for line in verdicts:
-            print(f"- {line}")
+            emit(f"- {line}")
 
     if OURS in methods:
         (name, size), k = sets[0], 16 if 16 in args.k else args.k[0]
@@ -465,14 +474,14 @@ def main(argv=None):
             cold = run_child(
                 ["first", name, size, k], env={**os.environ, "NUMBA_CACHE_DIR": cache}
             )
-        print(
+        emit(
             f"\nFirst call in a fresh process ({name}, {SIZES[size] / 1e6:.1f} MP, K={k}; "
             f"import included): {warm['time']:.2f} s with numba's on-disk cache, "
             f"{cold['time']:.2f} s with an empty cache (the one-time compile after install)."
         )
     if not args.no_lazy and not args.quick:
-        print("\n| 1 GB photo, K=16, napari-kquant defaults | time (s) | megapixels/s |")
-        print("| --- | --- | --- |")
+        emit("\n| 1 GB photo, K=16, napari-kquant defaults | time (s) | megapixels/s |")
+        emit("| --- | --- | --- |")
         for lazy in (False, True):
             r = run_child(["throughput", lazy, 16])
             how = (
@@ -480,7 +489,26 @@ def main(argv=None):
                 if lazy
                 else "eager: numpy array in memory"
             )
-            print(f"| {how} ({r['gb']:.2f} GB) | {r['time']:.2f} | {r['mp'] / r['time']:.0f} |")
+            emit(f"| {how} ({r['gb']:.2f} GB) | {r['time']:.2f} | {r['mp'] / r['time']:.0f} |")
+
+    if args.readme:
+        write_readme("\n".join(lines))
+
+
+README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
+START, END = "<!-- bench.py --readme: start -->", "<!-- bench.py --readme: end -->"
+
+
+def write_readme(text):
+    """Replace what lies between the README's bench markers with ``text``."""
+    with open(README, encoding="utf-8") as f:
+        readme = f.read()
+    if readme.count(START) != 1 or readme.count(END) != 1:
+        raise SystemExit(f"README.md needs one {START!r} and one {END!r} line")
+    before, rest = readme.split(START)
+    after = rest.split(END)[1]
+    with open(README, "w", encoding="utf-8") as f:
+        f.write(f"{before}{START}\n{text.strip()}\n{END}{after}")
 
 
 if __name__ == "__main__":

@@ -76,14 +76,19 @@ def test_alpha_and_masks_with_the_grid():
     np.testing.assert_array_equal(result.quantized[..., 3], image[..., 3])
 
 
-def test_lazy_chunks_share_one_grid_and_match_the_eager_result():
+def test_lazy_chunks_share_one_grid_and_match_the_eager_result(monkeypatch):
+    from napari_kquant import _assign
+
     image = random_image(5, 600)
     palette = Palette.from_colors(np.random.default_rng(5).random((256, 3)) * 255,
                                   dtype="uint8")  # fmt: skip
     eager = check(palette, image)
+    built = []
+    monkeypatch.setattr(_assign, "cells", lambda centers: built.append(1) or cells(centers))
     lazy = palette.apply(da.from_array(image, chunks=(256, 300, 3)), channel_axis=-1)
     np.testing.assert_array_equal(np.asarray(lazy.labels), eager.labels)
     np.testing.assert_array_equal(np.asarray(lazy.quantized), eager.quantized)
+    assert len(built) == 1  # once for the 6 chunks, not once per chunk
 
 
 def test_the_grid_lists_every_centre_that_can_be_nearest():

@@ -36,6 +36,19 @@ def test_cli_writes_quantized_and_labels_in_rgb_order(tmp_path, capsys):
     assert out.stat().st_mode & 0o777 == src.stat().st_mode & 0o777
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    ([], "sample 50000 px"), (["--sample", "auto"], "sample 50000 px"),
+    (["-k", "70"], "sample 70000 px"), (["--sample", "500"], "sample 500 px"),
+    (["--sample", "all"], "all pixels"),
+])  # fmt: skip
+def test_cli_says_how_many_pixels_the_fit_used(tmp_path, capsys, argv, said):
+    src = tmp_path / "in.png"
+    write_rgb(src, make_blocks())
+    argv = [str(src), "-k", "4", "-o", str(tmp_path / "out.png"), "--seed", "1", *argv]
+    assert main(argv) == 0
+    assert f"{said}, seed 1" in capsys.readouterr().out
+
+
 def test_cli_sixteen_bit_grayscale_and_mask(tmp_path):
     image = np.zeros((20, 30), np.uint16)
     image[:, 15:] = 40000

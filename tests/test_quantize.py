@@ -2,8 +2,9 @@ import cv2
 import numpy as np
 import pytest
 
-from napari_kquant import quantize
-from napari_kquant._options import EPSILON_FRACTION
+from napari_kquant import fit, quantize
+from napari_kquant._fit import GROUPED_MIN_K, attempt_size, refinement
+from napari_kquant._options import EPSILON_FRACTION, MIN_AUTO_SAMPLE, auto_sample
 
 from conftest import BLOCK_COLOURS, expected_block_labels, make_blocks
 
@@ -366,3 +367,116 @@ def test_raising_from_progress_stops_the_run(photos):
     with pytest.raises(Stop):
         quantize(image, 4, channel_axis=-1, attempts=3, progress=stop_at_second_attempt)
     np.testing.assert_array_equal(image, before)
+
+
+# --- the staged fit: attempts on a subsample, one refinement on the sample -------------------
+
+
+def staged_by_hand(image, k, sample, seed, attempts, crit):
+    """What a sampled fit is: the seeded sample, the seeded attempt subsample, the attempts,
+    then one cv2.kmeans from each sample pixel's nearest centre, in direct cv2 calls."""
+    pixels = image.reshape(-1, 3)
+    chosen = np.sort(np.random.default_rng(seed).choice(len(pixels), sample, replace=False))
+    data = pixels[chosen].astype(np.float32)
+    size = attempt_size(k)
+    sub = data[np.sort(np.random.default_rng(seed).choice(sample, size, replace=False))]
+    cv2.setRNGSeed(seed)
+    _, _, best = cv2.kmeans(sub, k, None, crit, attempts, cv2.KMEANS_PP_CENTERS)
+    start = (brute_force_labels(data, best) - 1).astype(np.int32).reshape(-1, 1)
+    return cv2.kmeans(data, k, start, crit, 1, cv2.KMEANS_USE_INITIAL_LABELS)
+
+
+@pytest.mark.parametrize("followed", [False, True], ids=["one-call", "step-by-step"])
+def test_sampled_fit_is_attempts_on_a_subsample_then_one_refinement(photos, followed):
+    image = photos["coffee"]  # 12,288 pixels: a sample of 12,000, attempts on 10,000
+    k, seed = 6, 7
+    progress = (lambda fraction, message: None) if followed else None
+    palette = fit(image, k, channel_axis=-1, sample=12_000, attempts=3, max_iter=20,
+                  epsilon=1.0, seed=seed, progress=progress)  # fmt: skip
+    compactness, _, centers = staged_by_hand(image, k, 12_000, seed, 3, (3, 20, 1.0))
+    assert palette.compactness == compactness
+    order = np.lexsort((*centers.T[::-1], centers @ [0.299, 0.587, 0.114]))
+    np.testing.assert_allclose(palette.centers, centers[order], rtol=1e-6)
+
+
+def test_a_sample_within_the_attempt_size_is_one_plain_fit(photos):
+    image = photos["chelsea"]
+    palette = fit(image, 5, channel_axis=-1, sample=9_000, attempts=2, seed=3)
+    pixels = image.reshape(-1, 3)
+    chosen = np.sort(np.random.default_rng(3).choice(len(pixels), 9_000, replace=False))
+    cv2.setRNGSeed(3)
+    compactness, _, _ = cv2.kmeans(
+        pixels[chosen].astype(np.float32), 5, None, (3, 100, palette.epsilon), 2,
+        cv2.KMEANS_PP_CENTERS,
+    )  # fmt: skip
+    assert palette.compactness == compactness
+
+
+def blobs(k, per=160, seed=0):
+    """k well separated colours (a 6 x 6 x 6 lattice, 40 apart), ``per`` noisy pixels each."""
+    lattice = np.stack(np.meshgrid(*[np.arange(6) * 40 + 20] * 3, indexing="ij"), -1)
+    colours = lattice.reshape(-1, 3)[np.random.default_rng(seed).permutation(216)[:k]]
+    noise = np.random.default_rng(seed + 1).integers(-3, 4, (k, per, 3))
+    return colours, (colours[:, None, :] + noise).reshape(1, -1, 3).astype(np.uint8)
+
+
+def test_grouped_refinement_is_the_same_step_by_step_and_run_again():
+    k = GROUPED_MIN_K + 32  # 160 colours: refined in 5 groups
+    colours, image = blobs(k)
+    runs = [
+        quantize(image, k, channel_axis=-1, sample=20_000, seed=0, progress=progress)
+        for progress in (None, lambda fraction, message: None, None)
+    ]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other.centers, runs[0].centers)
+        assert other.palette.compactness == runs[0].palette.compactness
+    result = runs[0]
+    assert result.palette.fit["sample"] == 20_000
+    # most blobs get a centre of their own, at their mean (k-means may merge a few)
+    d = np.sqrt(((result.centers[:, None, :] - colours[None]) ** 2).sum(-1))
+    assert len(np.unique(d.argmin(1)[d.min(1) < 1.0])) >= 0.9 * k
+
+
+def test_grouped_refinement_matches_its_description():
+    k = GROUPED_MIN_K
+    _, image = blobs(k, per=200, seed=4)
+    data = image.reshape(-1, 3).astype(np.float32)
+    centers = data[np.random.default_rng(0).choice(len(data), k, replace=False)] + 0.5
+    crit = (3, 100, 0.1)
+    compactness, labels, refined = refinement(data, centers, crit, seed=1)
+    np.testing.assert_array_equal(labels.ravel() + 1, brute_force_labels(data, refined))
+    d = data.astype(np.float64) - refined[labels.ravel()]
+    assert compactness == pytest.approx((d * d).sum(), rel=1e-12)
+    start = ((data.astype(np.float64) - centers[brute_force_labels(data, centers) - 1]) ** 2).sum()
+    assert compactness < start  # refining never makes it worse here
+
+
+def test_progress_announces_the_refinement_and_cancel_stops_it(photos):
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def hook(fraction, message):
+        seen.append(message)
+        if message.startswith("K-means refinement"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        quantize(photos["coffee"], 6, channel_axis=-1, sample=12_000, seed=0, progress=hook)
+    assert seen[-1] == "K-means refinement on 12,000 pixels"
+    assert "K-means attempt 3 of 3" in seen
+
+
+def test_sample_auto_grows_with_k(photos):
+    image = photos["astronaut"]
+    assert fit(image, 4, channel_axis=-1, seed=0).fit["sample"] == MIN_AUTO_SAMPLE
+    assert fit(image, 4, channel_axis=-1, seed=0, sample="auto").fit["sample"] == 50_000
+    assert auto_sample(64) == 64_000 and auto_sample(256) == 256_000
+    assert quantize(image, 60, channel_axis=-1, seed=0).palette.fit["sample"] == 60_000
+
+
+@pytest.mark.parametrize("bad", ["lots", " auto", "AUTO", ""])
+def test_sample_strings_other_than_auto_are_refused(photos, bad):
+    with pytest.raises(ValueError, match=r"sample must be a whole number, 'auto' or None, got"):
+        quantize(photos["astronaut"], 4, channel_axis=-1, sample=bad)

@@ -110,15 +110,12 @@ def options(
         str, {"tooltip": "Blank for a random seed (recorded in the result's metadata)."}
     ] = "",
     sample: Annotated[
-        int,
+        str,
         {
-            "min": 0,
-            "max": 100_000_000,
-            "step": 1000,
             "tooltip": "Fit on this many random pixels, then give every pixel its nearest "
-            "centre; auto (0): 50,000, or 1,000 per cluster if more.",
+            "centre; 'auto' = 50,000, or 1,000 per cluster above K=50."
         },
-    ] = 0,
+    ] = DEFAULT_SAMPLE,
     exact: Annotated[
         bool,
         {
@@ -203,7 +200,6 @@ class KQuantWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
         self.form = magicgui(options, call_button=False, persist=False)
-        self.form.sample.native.setSpecialValueText("auto")  # 0: 50,000 or 1,000 per cluster
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(min=0, max=1000, value=0)
@@ -359,7 +355,7 @@ class KQuantWidget(Container):
         layer = values["image"]
         if layer is None or values["palette"] != NEW_PALETTE:
             return None
-        params = {**_fit_params(values), "sample": values["sample"] or DEFAULT_SAMPLE}
+        params = {**_fit_params(values), "sample": _sample(values["sample"])}
         params.pop("attempts")
         settings(**params)
         fixed = current_slice(self._viewer, layer)
@@ -619,7 +615,7 @@ def _fit_params(values) -> dict:
         "attempts": values["attempts"],
         "init": values["init"],
         "seed": _number("seed", values["seed"], int, ""),
-        "sample": None if values["exact"] else (values["sample"] or DEFAULT_SAMPLE),
+        "sample": None if values["exact"] else _sample(values["sample"]),
         "color_space": values["color_space"],
         "white": _white(values["white"]) if values["color_space"] == "od" else None,
     }
@@ -650,6 +646,12 @@ def _finish_params(values) -> dict:
     }
     done = finish(**params)
     return {key: v for key, v in done.record().items() if v is not None}
+
+
+def _sample(text) -> int | str:
+    """The sample field: 'auto', or a whole number (checked with the other fit options)."""
+    text = str(text).strip()
+    return "auto" if text == "auto" else _number("sample", text, int, "auto")
 
 
 def _number(name, text, kind, blank):

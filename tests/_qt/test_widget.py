@@ -8,7 +8,6 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import notification_manager
 
 import napari_kquant
-from napari_kquant._options import DEFAULT_SAMPLE
 
 from conftest import BLOCK_COLOURS, expected_block_labels, make_blocks
 
@@ -48,6 +47,7 @@ def test_rgb_run_adds_two_layers_that_overlay_the_source(viewer, widget, qtbot):
     image = make_blocks()
     source = viewer.add_image(image, name="blocks", rgb=True, **GEOMETRY)
     assert widget.form.image.value is source  # defaults to the active layer
+    assert widget.form.sample.value == "auto"
     run(widget, qtbot, k=4, seed="1")
 
     names = [layer.name for layer in viewer.layers]
@@ -63,7 +63,7 @@ def test_rgb_run_adds_two_layers_that_overlay_the_source(viewer, widget, qtbot):
     for i, centre in enumerate(centers, start=1):  # label i drawn in cluster i's colour
         np.testing.assert_allclose(clusters.colormap.color_dict[i][:3], centre / 255, atol=1e-6)
     assert clusters.colormap.color_dict[0][3] == 0  # background stays transparent
-    assert record["k"] == 4 and record["seed"] == 1 and record["sample"] == DEFAULT_SAMPLE
+    assert record["k"] == 4 and record["seed"] == 1 and record["sample"] == "auto"
     assert sum(record["counts"]) == 32 * 32 and record["compactness"] > 0
 
     for layer in (quantized, clusters):
@@ -149,6 +149,8 @@ def test_mask_layer_limits_clustering(viewer, widget, qtbot):
         ),
         ({"seed": "abc"}, "seed must be a whole number or blank, got 'abc'"),
         ({"epsilon": "x"}, "epsilon must be a number or 'auto', got 'x'"),
+        ({"sample": "lots"}, "sample must be a whole number or 'auto', got 'lots'"),
+        ({"sample": "0"}, "sample must be between 1 and"),
     ],
 )
 def test_errors_are_notifications_and_change_nothing(viewer, widget, qtbot, setup, message):
@@ -303,7 +305,7 @@ def test_dask_layer_stays_lazy(viewer, widget, qtbot):
 
     blocks = np.tile(make_blocks(), (8, 8, 1))  # 256 x 256
     viewer.add_image(da.from_array(blocks, chunks=(64, 64, 3)), name="lazy", rgb=True)
-    run(widget, qtbot, k=4, seed="1", sample=5000)
+    run(widget, qtbot, k=4, seed="1", sample="5000")
     clusters = viewer.layers["lazy k=4 clusters"]
     assert isinstance(clusters.data, da.Array)
     np.testing.assert_array_equal(np.asarray(clusters.data[:32, :32]), expected_block_labels())
@@ -558,7 +560,7 @@ def test_lazy_result_is_measured_on_request_in_one_pass(viewer, widget, qtbot):
 
     blocks = np.tile(make_blocks(), (4, 4, 1))  # 128 x 128
     viewer.add_image(da.from_array(blocks, chunks=(64, 64, 3)), name="lazy", rgb=True)
-    run(widget, qtbot, k=4, seed="1", sample=5000)
+    run(widget, qtbot, k=4, seed="1", sample="5000")
     view = widget.view
     assert view.measure_button.isVisibleTo(view) and not view.save_table_button.isEnabled()
     assert [row[2] for row in view.rows()] == ["—"] * 4
@@ -578,7 +580,7 @@ def test_measuring_a_layer_that_is_removed_meanwhile_changes_nothing(viewer, wid
 
     blocks = np.tile(make_blocks(), (4, 4, 1))
     viewer.add_image(da.from_array(blocks, chunks=(64, 64, 3)), name="lazy", rgb=True)
-    run(widget, qtbot, k=4, seed="1", sample=5000)
+    run(widget, qtbot, k=4, seed="1", sample="5000")
     clusters = viewer.layers["lazy k=4 clusters"]
     assert widget.view.measure() is not None
     viewer.layers.remove(clusters)
@@ -704,7 +706,7 @@ def test_edits_that_cannot_be_made_are_notifications(viewer, widget, qtbot):
     blocks = np.tile(make_blocks(), (4, 4, 1))
     viewer.add_image(da.from_array(blocks, chunks=(64, 64, 3)), name="lazy", rgb=True)
     widget.form.image.value = viewer.layers["lazy"]
-    run(widget, qtbot, k=3, seed="1", sample=5000)
+    run(widget, qtbot, k=3, seed="1", sample="5000")
     view.select([1, 2])
     assert view.merge() is None  # lazy results are not edited
     messages = errors_since(start)
