@@ -111,3 +111,19 @@ def test_no_grid_for_a_palette_that_would_not_fit(monkeypatch):
     palette = Palette.from_colors(np.random.default_rng(7).random((20, 3)) * 255,
                                   dtype="uint8")  # fmt: skip
     check(palette, random_image(7, 300))  # a search of every centre instead
+
+
+@pytest.mark.parametrize("k", [1, 5, 40, 300])
+def test_initial_labels_are_the_nearest_centre_by_either_path(monkeypatch, k):
+    from napari_kquant import _assign
+
+    rows = np.random.default_rng(k).random((50_000, 3)).astype(np.float32) * 255
+    centers = np.random.default_rng(k + 1).random((k, 3)) * 255
+    centers[k // 2] = centers[0]  # equal centres: the lower index
+    expected = nearest_by_search(rows, centers) - 1
+    by_numpy = _assign.nearest_labels(rows, centers)
+    monkeypatch.setattr(_assign, "NUMPY_PAIRS", 0)
+    by_kernel = _assign.nearest_labels(rows, centers)
+    for labels in (by_numpy, by_kernel):
+        assert labels.dtype == np.int32 and labels.shape == (50_000, 1)
+        np.testing.assert_array_equal(labels.ravel(), expected)

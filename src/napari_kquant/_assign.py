@@ -198,10 +198,24 @@ def _nearest_kernel(b0, b1, features, centers, labels):
             labels[i, 0] = _nearest(features, i, nfeat, centers)[0]
 
 
+#: Up to this many row-centre pairs, `nearest_labels` measures with numpy: the first fit
+#: of a session then compiles no kernel of its own (the default call's first run).
+NUMPY_PAIRS = 1 << 23
+
+
 def nearest_labels(features, centers):
-    """(n, 1) int32 index of each row's nearest centre: cv2.kmeans's initial labels."""
+    """(n, 1) int32 index of each row's nearest centre (the lowest among equals), as
+    cv2.kmeans takes initial labels; distances in float64."""
     labels = np.empty((len(features), 1), np.int32)
     centers = np.ascontiguousarray(centers, np.float64)
+    if len(features) * len(centers) <= NUMPY_PAIRS:
+        for s in range(0, len(features), 1 << 14):
+            rows = features[s : s + (1 << 14)].astype(np.float64)
+            d = np.zeros((len(rows), len(centers)))
+            for ch in range(rows.shape[1]):
+                d += (rows[:, ch, None] - centers[None, :, ch]) ** 2
+            labels[s : s + len(rows), 0] = d.argmin(axis=1)
+        return labels
     nblocks = (len(features) + _BLOCK - 1) // _BLOCK
     in_threads(nblocks, partial(_nearest_kernel, features=features, centers=centers,
                                 labels=labels))  # fmt: skip
