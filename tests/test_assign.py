@@ -21,7 +21,7 @@ def nearest_by_search(pixels, centers):
     return out
 
 
-def random_image(seed, side=384):
+def random_image(seed, side=512):
     assert side * side >= CELL_MIN_PIXELS
     return np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8)
 
@@ -49,9 +49,9 @@ def test_equally_near_centres_keep_the_lowest_index():
     # whole-number centres one level apart: many pixels sit exactly between two
     centers = np.array([[x, y, z] for x in (100, 101) for y in (50, 51) for z in (7, 8)], float)
     centers = np.vstack([centers, centers[::-1], np.random.default_rng(0).random((40, 3)) * 255])
-    image = np.random.default_rng(1).integers(95, 107, (300, 300, 3), dtype=np.uint8)
+    image = np.random.default_rng(1).integers(95, 107, (512, 512, 3), dtype=np.uint8)
     image[..., 1] -= 50
-    image[..., 2] = np.random.default_rng(2).integers(0, 16, (300, 300))
+    image[..., 2] = np.random.default_rng(2).integers(0, 16, (512, 512))
     result = check(Palette.from_colors(centers, dtype="uint8"), image)
     assert result.counts[8:16].sum() == 0  # duplicates of rows 0-7 never win
 
@@ -59,14 +59,14 @@ def test_equally_near_centres_keep_the_lowest_index():
 def test_a_palette_crowded_into_one_corner():
     centers = np.random.default_rng(3).random((500, 3)) * 4 + 250  # all near white
     centers[0] = (0, 0, 0)
-    check(Palette.from_colors(centers, dtype="uint8"), random_image(3, 300))
+    check(Palette.from_colors(centers, dtype="uint8"), random_image(3))
 
 
 def test_alpha_and_masks_with_the_grid():
-    image = np.dstack([random_image(4, 300), np.full((300, 300), 255, np.uint8)])
+    image = np.dstack([random_image(4), np.full((512, 512), 255, np.uint8)])
     image[:10, :, 3] = 0  # transparent rows are left out
     palette = Palette.from_colors(np.random.default_rng(4).random((40, 3)) * 255, dtype="uint8")
-    mask = np.ones((300, 300), bool)
+    mask = np.ones((512, 512), bool)
     mask[:, :5] = False
     result = palette.apply(image, channel_axis=-1, alpha=True, mask=mask)
     usable = (image[..., 3] > 0) & mask
@@ -85,10 +85,10 @@ def test_lazy_chunks_share_one_grid_and_match_the_eager_result(monkeypatch):
     eager = check(palette, image)
     built = []
     monkeypatch.setattr(_assign, "cells", lambda centers: built.append(1) or cells(centers))
-    lazy = palette.apply(da.from_array(image, chunks=(256, 300, 3)), channel_axis=-1)
+    lazy = palette.apply(da.from_array(image, chunks=(480, 600, 3)), channel_axis=-1)
     np.testing.assert_array_equal(np.asarray(lazy.labels), eager.labels)
     np.testing.assert_array_equal(np.asarray(lazy.quantized), eager.quantized)
-    assert len(built) == 1  # once for the 6 chunks, not once per chunk
+    assert len(built) == 1  # once, by the first chunk large enough, for the 2 chunks
 
 
 def test_the_grid_lists_every_centre_that_can_be_nearest():
@@ -103,6 +103,16 @@ def test_the_grid_lists_every_centre_that_can_be_nearest():
     assert (np.diff(nears[starts[100] : starts[101]]) >= 0).all()  # nearest first
 
 
+def test_the_grid_is_built_in_batches_at_any_k(monkeypatch):
+    from napari_kquant import _assign
+
+    centers = np.random.default_rng(8).random((300, 3)) * 255
+    whole = cells(centers)
+    monkeypatch.setattr(_assign, "_CELL_BATCH", 1)  # one row of cells at a time
+    for a, b in zip(whole, cells(centers), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_no_grid_for_a_palette_that_would_not_fit(monkeypatch):
     from napari_kquant import _assign
 
@@ -110,7 +120,7 @@ def test_no_grid_for_a_palette_that_would_not_fit(monkeypatch):
     assert cells(np.random.default_rng(7).random((20, 3)) * 255) is None
     palette = Palette.from_colors(np.random.default_rng(7).random((20, 3)) * 255,
                                   dtype="uint8")  # fmt: skip
-    check(palette, random_image(7, 300))  # a search of every centre instead
+    check(palette, random_image(7))  # a search of every centre instead
 
 
 @pytest.mark.parametrize("k", [1, 5, 40, 300])

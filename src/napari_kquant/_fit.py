@@ -386,7 +386,7 @@ def refinement(data, centers, criteria, seed, stop=None):
     about `GROUP_SIZE` near each other (cv2.kmeans on the centres), and each
     group is refined on the rows nearest its centres, `REFINE_ROUNDS` times
     (rows move between groups from one round to the next). Each iteration then
-    costs a group's share. At K=256 this is 7x faster than one run, at 0.3%
+    costs a group's share. At K=256 this is 7x faster than one run, at 0.2%
     more error (the README's benchmark). Returns None if ``stop`` is set.
     """
     from ._assign import nearest_labels
