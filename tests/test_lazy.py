@@ -226,3 +226,13 @@ def test_larger_than_memory_image_to_zarr_in_bounded_memory(tmp_path):
     peak, nbytes = map(int, proc.stdout.split())
     assert nbytes == 40_000 * 40_000 * 3
     assert peak < 1.5 * 2**30, f"peak RSS {peak / 2**20:.0f} MB"
+
+
+@pytest.mark.parametrize("k", [100, np.int64(100), np.uint16(100)])
+def test_a_lazy_image_within_the_auto_sample_is_quantized_as_numpy_whatever_the_int_type(k):
+    """75,000 pixels: over 50,000 but within k=100's auto sample of 100,000."""
+    image = np.random.default_rng(3).integers(0, 256, (300, 250, 3), np.uint8)
+    lazy = quantize(da.from_array(image, chunks=(100, 100, 3)), k, channel_axis=-1, seed=1)
+    eager = quantize(image, 100, channel_axis=-1, seed=1)
+    np.testing.assert_array_equal(lazy.centers, eager.centers)
+    np.testing.assert_array_equal(np.asarray(lazy.labels), eager.labels)

@@ -480,3 +480,18 @@ def test_sample_auto_grows_with_k(photos):
 def test_sample_strings_other_than_auto_are_refused(photos, bad):
     with pytest.raises(ValueError, match=r"sample must be a whole number, 'auto' or None, got"):
         quantize(photos["astronaut"], 4, channel_axis=-1, sample=bad)
+
+
+def test_groups_of_equal_centres_are_left_as_they_are():
+    from napari_kquant._fit import _crowded
+
+    spread = np.random.default_rng(0).random((40, 3)) * 255
+    assert not _crowded(spread)
+    assert _crowded(np.vstack([spread[:10], np.repeat(spread[10:11], 30, axis=0)]))
+    assert _crowded(np.random.default_rng(1).random((129, 3)))  # far more than a group holds
+    # an image of one colour at a grouped K: every centre is that colour, every pixel labelled
+    image = np.full((120, 120, 3), 77, np.uint8)
+    with pytest.warns(UserWarning, match="only 1 distinct colours"):
+        result = quantize(image, GROUPED_MIN_K + 1, channel_axis=-1, seed=3)
+    np.testing.assert_array_equal(result.centers, 77.0)
+    assert (result.labels > 0).all() and result.counts.sum() == 120 * 120

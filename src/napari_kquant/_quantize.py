@@ -5,6 +5,7 @@ numpy and OpenCV only; dask and the compiled kernels are loaded on first use.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -16,6 +17,7 @@ from ._options import (
     DEFAULT_ATTEMPTS,
     DEFAULT_SAMPLE,
     MAX_ITER,
+    MAX_K,
     MIN_AUTO_SAMPLE,
     auto_sample,
     callback,
@@ -251,6 +253,16 @@ def quantize(
     )  # fmt: skip
 
 
+def _largest_k(k) -> int:
+    """The largest K a fit with this ``k`` may have: k itself, or the most that k="auto"
+    chooses (so that an image no larger than the sample is quantized in memory)."""
+    from ._choose import MAX_AUTO_K
+
+    if isinstance(k, numbers.Integral) and not isinstance(k, bool):
+        return max(1, min(int(k), MAX_K))
+    return MAX_AUTO_K
+
+
 def _small_lazy(image, k, channel_axis, alpha, mask, progress, options, done):
     """A lazy image no larger than the sample: quantized in memory (exactly as numpy input
     would be), handed back as dask arrays chunked like the input. None for larger ones."""
@@ -260,7 +272,7 @@ def _small_lazy(image, k, channel_axis, alpha, mask, progress, options, done):
 
     sample = options["sample"]
     if isinstance(sample, str):  # "auto" (or a bad value, refused by the fit)
-        sample = auto_sample(k) if isinstance(k, int) and sample == "auto" else MIN_AUTO_SAMPLE
+        sample = auto_sample(_largest_k(k)) if sample == "auto" else MIN_AUTO_SAMPLE
     image = as_dask(image)
     lay = layout(image.shape, image.dtype, channel_axis, alpha)
     if sample is None or image.size // lay.nchan > sample:
