@@ -1,6 +1,7 @@
 """Bad and extreme input to the engine: clear errors before any work, right numbers, no hangs."""
 
 import threading
+import warnings
 
 import dask.array as da
 import numpy as np
@@ -47,6 +48,18 @@ def test_huge_and_tiny_floats_are_clustered_correctly(magnitude, sample):
     scaled = nearest(pixels / magnitude, result.centers / magnitude)  # no overflow in the check
     np.testing.assert_array_equal(result.labels[0], scaled)
     assert np.isfinite(result.centers).all()
+
+
+@pytest.mark.parametrize("sample", [None, 100])
+@pytest.mark.parametrize("value", [5e-324, 2.0**-1070, -5e-324])
+def test_the_smallest_floats_are_fitted_without_dividing_by_zero(value, sample):
+    """Found by the property test: a scale for subnormal data underflowed to 0."""
+    image = np.array([[value, 0.0, value, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a divide-by-zero RuntimeWarning fails the test
+        result = quantize(image, 2, seed=0, sample=sample)
+    np.testing.assert_array_equal(np.sort(result.centers.ravel()), np.sort([value, 0.0]))
+    np.testing.assert_array_equal(result.quantized, image)
 
 
 def test_big_endian_and_lazy_big_endian_match_native(blocks):

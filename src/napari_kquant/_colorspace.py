@@ -32,7 +32,8 @@ def safe_scale(max_abs: float, up: bool = True) -> float:
     scales down (float64 distances do not underflow at any magnitude we see)."""
     if not math.isfinite(max_abs) or max_abs == 0 or max_abs <= SAFE_MAX:
         if up and 0 < max_abs < SAFE_MIN:
-            return 2.0 ** (math.frexp(max_abs)[1] - _TARGET_EXP)
+            # not below the smallest float64 (2**-1074), which 2**(-1073 - 20) would be
+            return 2.0 ** max(math.frexp(max_abs)[1] - _TARGET_EXP, -1074)
         return 1.0
     return 2.0 ** (math.frexp(max_abs)[1] - _TARGET_EXP)
 
