@@ -78,10 +78,9 @@ class Assigner:
         out = np.empty_like(pix)
         grid = None
         if _assign.uses_cells(pix, self.ncolour, self.to_features, "grid" in self.cache):
-            with _GRID_LOCK:  # built once, for every chunk of a lazy image
+            with _GRID_LOCK:  # built once (numpy), for every chunk of a lazy image
                 if "grid" not in self.cache:
-                    with KERNEL_LOCK:
-                        self.cache["grid"] = _assign.cells(self.centers)
+                    self.cache["grid"] = _assign.cells(self.centers)
             grid = self.cache["grid"]
         counts, sse = _assign.assign(
             pix, self.ncolour, self.centers, self.colours, valid, labels, out,
