@@ -230,7 +230,6 @@ SLOW = {
 REFERENCE = "scikit-learn KMeans, every pixel (reference)"
 PROXY = "proxy reference: the same KMeans on 1 M px"
 OURS = "napari-kquant, defaults"
-BASELINE = "scikit-learn recipe, 1,000-px sample"
 #: Our rows, which the lead and the verdict leave out.
 OWN = {OURS, "napari-kquant, exact (tutorial settings)"}
 
