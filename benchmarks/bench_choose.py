@@ -28,7 +28,7 @@ def main() -> None:
     from skimage import data
 
     from napari_kquant import k_curve, load_photo, merge, quantize, recolour, split
-    from napari_kquant._preview import preview
+    from napari_kquant.viewer._preview import preview
 
     photo = cv2.resize(load_photo(), (4096, 4096), interpolation=cv2.INTER_CUBIC)
     quantize(photo[:64, :64], 4, channel_axis=-1, seed=0)  # load the compiled kernels once

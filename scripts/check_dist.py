@@ -15,6 +15,8 @@ import sys
 import tarfile
 import zipfile
 
+#: The package's subpackages (its layers): each must be in the wheel.
+LAYERS = ("core", "finish", "engine", "analysis", "files", "cli", "viewer")
 STRAY = re.compile(
     r"(__pycache__|\.pyc$|\.pyo$|\.so$|\.egg-info/|\.ipynb_checkpoints|\.DS_Store|(^|/)\.venv/"
     r"|(^|/)build/|\.pytest_cache|\.ruff_cache|\.hypothesis)"
@@ -32,7 +34,7 @@ def check_sdist(path: str) -> None:
     need = ["pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "PKG-INFO",
             "src/napari_kquant/__init__.py", "src/napari_kquant/napari.yaml",
             "src/napari_kquant/data/astronaut.png", "tests/conftest.py",
-            "tests/test_quantize.py", "tests/_qt/test_widget.py"]  # fmt: skip
+            "tests/engine/test_quantize.py", "tests/viewer/test_widget.py"]  # fmt: skip
     missing = [name for name in need if name not in names]
     if missing:
         fail(f"{path}: the sdist lacks {missing}")
@@ -57,7 +59,8 @@ def check_wheel(path: str) -> None:
             fail(f"{path}: the wheel has no entry_points.txt (console script, napari manifest)")
         entry_points = _sections(wheel.read(points).decode())
     need = ["napari_kquant/__init__.py", "napari_kquant/napari.yaml",
-            "napari_kquant/data/astronaut.png", "napari_kquant/_version.py"]  # fmt: skip
+            "napari_kquant/data/astronaut.png", "napari_kquant/_version.py",
+            *(f"napari_kquant/{layer}/__init__.py" for layer in LAYERS)]  # fmt: skip
     missing = [name for name in need if name not in names]
     if missing:
         fail(f"{path}: the wheel lacks {missing}")
@@ -67,7 +70,7 @@ def check_wheel(path: str) -> None:
         fail(f"{path}: the wheel holds stray files {(outside + stray)[:10]}")
     if entry_points.get("napari.manifest", {}).get("napari-kquant") != "napari_kquant:napari.yaml":
         fail(f"{path}: no napari.manifest entry point napari-kquant = napari_kquant:napari.yaml")
-    if entry_points.get("console_scripts", {}).get("kquant") != "napari_kquant._cli:main":
+    if entry_points.get("console_scripts", {}).get("kquant") != "napari_kquant.cli._main:main":
         fail(f"{path}: no kquant console script")
     for line in ("Classifier: Framework :: napari", "Requires-Python: >=3.11",
                  "Description-Content-Type: text/markdown"):  # fmt: skip

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install what the test suite needs and run all of it: ruff, npe2 validate, and pytest under
-# a virtual X screen (napari needs a real OpenGL context; Xvfb + Mesa give it one), then the
-# release checks (scripts/release.sh: build, check, and install the wheel into fresh
-# environments; skip them with KQUANT_SKIP_RELEASE=1).
+# Install what the test suite needs and run all of it: ruff, npe2 validate, lint-imports, and
+# pytest under a virtual X screen (napari needs a real OpenGL context; Xvfb + Mesa give it
+# one), then the release checks (scripts/release.sh: build, check, and install the wheel into
+# fresh environments; skip them with KQUANT_SKIP_RELEASE=1).
 # On Debian/Ubuntu it installs any missing system package with apt-get (as root, or via sudo),
 # creates a virtual environment in .venv (or $VENV), and installs the package with its
 # test extra. Extra arguments go to pytest.
@@ -34,6 +34,7 @@ venv=${VENV:-.venv}
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .
 "$venv/bin/npe2" validate napari-kquant --imports
+"$venv/bin/lint-imports" --no-cache  # the layers import only downwards (pyproject.toml)
 start=$SECONDS
 status=0
 xvfb-run -a -s "-screen 0 1600x1000x24" "$venv/bin/python" -m pytest --durations=10 "$@" || status=$?

@@ -1,3 +1,10 @@
+"""Fixtures and helpers shared by every layer's tests: synthetic images with known labels,
+the bundled photographs, files as kquant reads them, and a real napari viewer with the dock."""
+
+import os
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -33,3 +40,56 @@ def photos():
         image = getattr(data, name)()
         out[name] = cv2.resize(image, (128, 96), interpolation=cv2.INTER_AREA)
     return out
+
+
+def write_rgb(path, rgb):
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def read_rgb(path):
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB)
+
+
+def kquant(*argv, cwd):
+    """The real console script, as a user runs it."""
+    exe = os.path.join(os.path.dirname(sys.executable), "kquant")
+    return subprocess.run([exe, *map(str, argv)], cwd=cwd, capture_output=True, text=True)
+
+
+def snapshot(folder):
+    return {
+        p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def pillow_indices(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.mode, np.asarray(im), np.array(im.getpalette(), np.uint8).reshape(-1, 3)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def widget(viewer):
+    _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    return widget
+
+
+def run(widget, qtbot, timeout=60_000, **values):
+    """Set the dock's fields, press Run, and wait until the worker is done."""
+    for name, value in values.items():
+        getattr(widget.form, name).value = value
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def errors_since(start):
+    """The error notifications napari showed since record ``start``."""
+    from napari.utils.notifications import notification_manager
+
+    return [r.message for r in notification_manager.records[start:] if r.severity == "error"]

@@ -36,7 +36,7 @@ def test_npe2_validate_passes():
 
 def test_png_to_png_run_loads_no_dask_zarr_or_napari(tmp_path):
     code = (
-        "import sys; from napari_kquant._cli import main; "
+        "import sys; from napari_kquant.cli._main import main; "
         f"status = main(['-k', '3', '--seed', '0', '-o', {str(tmp_path / 'o.png')!r}]); "
         "print(status, sorted(m for m in ('dask', 'zarr', 'napari', 'qtpy', 'tqdm') "
         "if m in sys.modules))"
@@ -63,7 +63,7 @@ def _check_dist(tmp_path, wheel_names, sdist_names, description=None, entry_poin
         ))  # fmt: skip
         if entry_points != "":
             z.writestr(f"{info}/entry_points.txt", entry_points or (
-                "[console_scripts]\nkquant = napari_kquant._cli:main\n\n"
+                "[console_scripts]\nkquant = napari_kquant.cli._main:main\n\n"
                 "[napari.manifest]\nnapari-kquant = napari_kquant:napari.yaml\n"
             ))  # fmt: skip
     sdist = tmp_path / "napari_kquant-1.0.tar.gz"
@@ -76,12 +76,14 @@ def _check_dist(tmp_path, wheel_names, sdist_names, description=None, entry_poin
     return subprocess.run([sys.executable, script, sdist, wheel], capture_output=True, text=True)
 
 
+LAYERS = ("core", "finish", "engine", "analysis", "files", "cli", "viewer")
 SDIST = ["pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "PKG-INFO",
          "src/napari_kquant/__init__.py", "src/napari_kquant/napari.yaml",
-         "src/napari_kquant/data/astronaut.png", "tests/conftest.py", "tests/test_quantize.py",
-         "tests/_qt/test_widget.py"]  # fmt: skip
+         "src/napari_kquant/data/astronaut.png", "tests/conftest.py",
+         "tests/engine/test_quantize.py", "tests/viewer/test_widget.py"]  # fmt: skip
 WHEEL = ["napari_kquant/__init__.py", "napari_kquant/napari.yaml",
-         "napari_kquant/data/astronaut.png", "napari_kquant/_version.py"]  # fmt: skip
+         "napari_kquant/data/astronaut.png", "napari_kquant/_version.py",
+         *(f"napari_kquant/{layer}/__init__.py" for layer in LAYERS)]  # fmt: skip
 
 
 def test_release_check_refuses_stray_or_missing_files(tmp_path):
@@ -91,6 +93,8 @@ def test_release_check_refuses_stray_or_missing_files(tmp_path):
     assert stray.returncode == 1 and "stray" in stray.stderr
     benchmarks = _check_dist(tmp_path, [*WHEEL, "benchmarks/bench.py"], SDIST)
     assert benchmarks.returncode == 1 and "benchmarks/bench.py" in benchmarks.stderr
+    no_engine = _check_dist(tmp_path, [n for n in WHEEL if "/engine/" not in n], SDIST)
+    assert no_engine.returncode == 1 and "napari_kquant/engine/__init__.py" in no_engine.stderr
     no_manifest = _check_dist(tmp_path, WHEEL[:1], SDIST)
     assert no_manifest.returncode == 1 and "napari.yaml" in no_manifest.stderr
     no_tests = _check_dist(tmp_path, WHEEL, [n for n in SDIST if not n.startswith("tests/")])

@@ -2,16 +2,19 @@
 
 ``import napari_kquant`` costs numpy and OpenCV only: napari and Qt are
 imported when `quantize_layer` is first used, numba when `clean_labels` is.
+The package's layers, bottom to top, are ``core``, ``finish``, ``engine``,
+``analysis``, this package's `_api`, ``files`` and ``viewer``
+(docs/architecture.md).
 """
 
-from ._choose import KCurve, k_curve
-from ._edit import merge, recolour, split
-from ._fit import fit, fit_pooled
-from ._measure import suggest_background
-from ._palette import Palette
-from ._quantize import quantize
-from ._result import QuantizeResult
-from ._sample_data import load_photo
+from ._api import fit, quantize
+from .analysis._choose import KCurve, k_curve
+from .analysis._edit import merge, recolour, split
+from .engine._fit import fit_pooled
+from .engine._measure import suggest_background
+from .engine._palette import Palette
+from .engine._result import QuantizeResult
+from .files._photos import load_photo
 
 try:
     from ._version import __version__  # written by setuptools-scm when installed
@@ -38,11 +41,11 @@ __all__ = [
 
 def __getattr__(name):
     if name == "quantize_layer":
-        from ._layers import quantize_layer
+        from .viewer._layers import quantize_layer
 
         return quantize_layer
     if name == "clean_labels":  # numba: loaded when first asked for
-        from ._clean import clean_labels
+        from .finish._clean import clean_labels
 
         return clean_labels
     raise AttributeError(f"module 'napari_kquant' has no attribute {name!r}")

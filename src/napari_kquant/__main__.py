@@ -1,5 +1,5 @@
 """``python -m napari_kquant``: the ``kquant`` command."""
 
-from ._cli import main
+from .cli._main import main
 
 raise SystemExit(main())

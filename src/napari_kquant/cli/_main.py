@@ -1,0 +1,121 @@
+"""``kquant``'s entry point: signals, one-line errors and exit statuses, and napari when
+no output is asked for. `run` and `run_batch` do the work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import warnings
+
+from ..files._files import read_image
+from ..files._photos import photo_path
+from ._args import USAGE, CLIError, build_parser
+from ._run import _check_not_empty, colour_axis, run, run_batch
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``finally`` cleans up."""
+
+
+def _terminated(signum, frame):
+    raise _Terminated
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"kquant: warning: {message}", file=sys.stderr)
+
+
+# --- napari ---------------------------------------------------------------------------------
+
+
+def has_display() -> bool:
+    """Whether Qt can open a window here: an offscreen platform, or an X or Wayland display
+    that answers (Qt aborts the process when the display it is given does not)."""
+    if sys.platform != "linux":
+        return True
+    if os.environ.get("QT_QPA_PLATFORM", "") in ("offscreen", "minimal", "vnc"):
+        return True
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return True
+    if not os.environ.get("DISPLAY"):
+        return False
+    import ctypes
+    import ctypes.util
+
+    library = ctypes.util.find_library("X11")
+    if library is None:  # cannot ask: let Qt try
+        return True
+    xlib = ctypes.CDLL(library)
+    xlib.XOpenDisplay.restype = ctypes.c_void_p
+    xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    display = xlib.XOpenDisplay(None)
+    if not display:
+        return False
+    xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    xlib.XCloseDisplay(display)
+    return True
+
+
+def open_viewer(args: argparse.Namespace):
+    """A napari viewer with the image loaded and the widget docked, set to ``-k``."""
+    if not has_display():
+        shown = os.environ.get("DISPLAY")
+        where = f" (DISPLAY={shown} does not answer)" if shown else ""
+        raise CLIError(f"no display to open napari on{where}; give -o OUT to write a file instead")
+    try:
+        import napari
+    except ImportError:
+        raise CLIError(
+            "napari is not installed: pip install 'napari-kquant[all]', or give -o OUT"
+        ) from None
+    source = args.images[0] if args.images else photo_path()
+    image = read_image(source)
+    viewer = napari.Viewer()
+    name = os.path.splitext(os.path.basename(source))[0]
+    viewer.add_image(image, name=name, rgb=colour_axis(image) is not None)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    widget.form.k.value = args.k
+    return viewer
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``kquant`` console script; returns the exit status."""
+    import cv2
+
+    # OpenCV's own warnings: every failure is reported here, in one line
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    warnings.showwarning = _one_line_warning
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)  # unwinds: staged outputs are removed
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
+        _check_not_empty(args)
+        if len(args.images) > 1 or args.out_dir:
+            return run_batch(args, parser)
+        if any(path is not None for path in (args.output, args.labels, args.table)):
+            print(run(args, parser))
+            return 0
+        asked = (args.save_palette, args.palette, args.pixel_size, args.unit, args.dither,
+                 args.dither_strength, args.min_size, args.smooth, args.white)  # fmt: skip
+        if args.background or args.indexed or any(value is not None for value in asked):
+            raise CLIError("give -o OUT (and/or --labels, --table) to write the result")
+        open_viewer(args)
+        import napari
+
+        napari.run()
+    except (CLIError, ValueError, TypeError) as e:
+        print(f"kquant: error: {e}", file=sys.stderr)
+        return USAGE
+    except KeyboardInterrupt:
+        print("kquant: interrupted; nothing more was written", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print("kquant: terminated; nothing more was written", file=sys.stderr)
+        return 143
+    return 0

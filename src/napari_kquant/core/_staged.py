@@ -1,0 +1,141 @@
+"""Writes that land whole or not at all: temporary files and folders beside their targets,
+renamed into place together (`Transaction`). The palette files and kquant's outputs
+are written this way; nothing is removed that a transaction did not create or replace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+#: The process's umask, read once (setting it to read it is not thread-safe).
+UMASK = os.umask(0o022)
+os.umask(UMASK)
+
+
+class FileError(ValueError):
+    """A problem with a file the user named; reported as one line (exit status 2)."""
+
+
+def _remove(path) -> None:
+    """Remove a file or folder this transaction moved aside (it replaced it)."""
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        os.remove(path)
+
+
+class Transaction:
+    """Temporary files and folders beside their targets, renamed into place together."""
+
+    def __init__(self):
+        self._staged = []  # (temporary path, target, is folder)
+
+    def stage_bytes(self, path: str, data: bytes) -> None:
+        folder, name = os.path.split(os.path.abspath(path))
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+        except OSError as e:
+            raise FileError(f"cannot write {path!r}: {e.strerror}") from None
+        self._staged.append((tmp, path, False))
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            _usual_mode(tmp, 0o666)
+        except OSError as e:
+            raise FileError(f"cannot write {path!r}: {e.strerror}") from None
+
+    def stage_folder(self, path: str) -> str:
+        folder, name = os.path.split(os.path.abspath(path))
+        try:
+            tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=folder)
+        except OSError as e:
+            raise FileError(f"cannot write {path!r}: {e.strerror}") from None
+        self._staged.append((tmp, path, True))
+        _usual_mode(tmp, 0o777)
+        return tmp
+
+    def commit(self) -> None:
+        """Rename every staged file into place, all or none.
+
+        Existing targets (files the user asked to replace, or our own zarr
+        stores) are first moved aside; if a rename fails, the ones already made
+        are undone and the old targets put back. The old targets are removed
+        only once everything is in place.
+        """
+        done = []  # [target, where the old target was moved aside (or None), renamed]
+        try:
+            for tmp, target, _ in self._staged:
+                step = [target, None, False]
+                done.append(step)
+                if os.path.lexists(target):
+                    folder = os.path.dirname(os.path.abspath(target))
+                    step[1] = tempfile.mkdtemp(prefix=".old.", dir=folder)
+                    os.rmdir(step[1])
+                    os.replace(target, step[1])
+                os.replace(tmp, target)
+                step[2] = True
+        except BaseException:
+            for target, aside, renamed in reversed(done):
+                if renamed:  # ours: take it back out
+                    if os.path.isdir(target) and not os.path.islink(target):
+                        shutil.rmtree(target, ignore_errors=True)
+                    else:
+                        os.remove(target)
+                if aside is not None:
+                    os.replace(aside, target)
+            raise
+        self._staged = []
+        old = [aside for _, aside, _ in done if aside is not None]
+        try:
+            for aside in old:
+                _remove(aside)
+        except BaseException:  # SIGTERM mid-way: the replaced targets still go, then stop
+            for aside in old:
+                with contextlib.suppress(OSError):
+                    _remove(aside)
+            raise
+
+    def abort(self) -> None:
+        """Remove what was staged (only our own temporary files and folders)."""
+        for tmp, _, is_folder in self._staged:
+            if is_folder:
+                shutil.rmtree(tmp, ignore_errors=True)
+            elif os.path.exists(tmp):
+                os.remove(tmp)
+        self._staged = []
+
+
+def _usual_mode(path: str, mode: int) -> None:
+    """Give a temporary file or folder the permissions a plain create would have."""
+    os.chmod(path, mode & ~UMASK)
+
+
+def os_error(e: OSError) -> FileError:
+    """An OSError of a write, as the FileError that names the file."""
+    where = f" {e.filename!r}" if getattr(e, "filename", None) else ""
+    return FileError(f"cannot write{where}: {e.strerror or e}")
+
+
+def stage_texts(transaction: Transaction, texts) -> None:
+    """Stage (path, text) files, UTF-8; a folder is never replaced by a file."""
+    for path, content in texts:
+        if os.path.isdir(path):
+            raise FileError(f"cannot write {path!r}: it is a folder")
+        transaction.stage_bytes(path, content.encode("utf-8"))
+
+
+def write_texts(texts) -> None:
+    """Write (path, text) files: all land, or none."""
+    transaction = Transaction()
+    try:
+        stage_texts(transaction, texts)
+        transaction.commit()
+    except OSError as e:
+        raise os_error(e) from None
+    finally:
+        transaction.abort()

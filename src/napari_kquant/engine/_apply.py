@@ -1,0 +1,196 @@
+"""Applying a palette to pixels: nearest-centre labels and quantized colours (eager).
+
+The compiled kernels (`_assign`, numba) are imported on first use. The lazy
+path (`_lazy`) runs the same `Assigner` on every chunk.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+
+from ..core._colorspace import rgb_scale, safe_scale, to_lab, to_od
+from ..core._layout import Layout, layout, pixels, restore, unmask, usable
+from ..core._options import Finish
+from ._result import QuantizeResult
+
+#: numba's default (workqueue) thread pool must not run two kernels at once. It is
+#: held only around a kernel call, never while user code (a progress hook) runs.
+KERNEL_LOCK = threading.Lock()
+_GRID_LOCK = threading.Lock()
+
+
+def silent(*progress):
+    """The progress hook when nobody listens."""
+
+
+def label_dtype(k: int) -> np.dtype:
+    return np.dtype(np.uint8 if k <= 255 else np.uint16)
+
+
+def output_colours(centers: np.ndarray, dtype) -> np.ndarray:
+    """(k + 1, channels) centres in ``dtype`` (rounded and clipped for integers); row 0 unused."""
+    dtype = np.dtype(dtype)
+    colours = np.zeros((len(centers) + 1, centers.shape[1]), dtype)
+    if dtype.kind not in "ui":
+        info = np.finfo(dtype)
+        colours[1:] = np.clip(centers, info.min, info.max)  # a float64 palette on float32
+        return colours
+    info = np.iinfo(dtype)
+    values = np.rint(centers)
+    top, bottom = values >= float(info.max), values <= float(info.min)
+    inside = ~(top | bottom)  # float(info.max) may round past the dtype: never cast it
+    body = colours[1:]
+    body[inside] = values[inside].astype(dtype)
+    body[top], body[bottom] = info.max, info.min
+    return colours
+
+
+def _scaled(block, ncolour, scale):
+    return block[:, :ncolour].astype(np.float64) / scale
+
+
+@dataclass(frozen=True)
+class Assigner:
+    """A palette made ready for pixels of one dtype: centres in the distance space, colours."""
+
+    ncolour: int
+    centers: np.ndarray  # (k, features) float64: what distances are measured against
+    colours: np.ndarray  # (k + 1, ncolour) in the image dtype
+    to_features: Callable | None  # colour channels -> distance space; None: the values
+    sse_factor: float  # squared distances back to the palette's clustering units
+    #: what is built once per palette and dtype: "grid", the 8-bit RGB search `cells`
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def label_dtype(self) -> np.dtype:
+        return label_dtype(len(self.centers))
+
+    def assign(self, pix, valid, report=silent):
+        """Labels, quantized pixels, counts (index 0 = left out) and summed squared distances."""
+        from ..core import _assign
+
+        labels = np.empty(len(pix), self.label_dtype)
+        out = np.empty_like(pix)
+        grid = None
+        if _assign.uses_cells(pix, self.ncolour, self.to_features, "grid" in self.cache):
+            with _GRID_LOCK:  # built once (numpy), for every chunk of a lazy image
+                if "grid" not in self.cache:
+                    self.cache["grid"] = _assign.cells(self.centers)
+            grid = self.cache["grid"]
+        counts, sse = _assign.assign(
+            pix, self.ncolour, self.centers, self.colours, valid, labels, out,
+            self.to_features, report, KERNEL_LOCK, grid,
+        )  # fmt: skip
+        return labels, out, counts, sse * self.sse_factor
+
+    def paint(self, labels, pix):
+        """Quantized pixels for given labels; where a label is 0, the source pixel."""
+        from ..core import _assign
+
+        out = np.empty_like(pix)
+        with KERNEL_LOCK:
+            _assign.paint(labels, pix, self.ncolour, self.colours, out)
+        return out
+
+    def sse(self, labels, pix) -> float:
+        """Summed squared distances of labelled pixels to their labels' centres."""
+        from ..core import _assign
+
+        total = _assign.sse(pix, self.ncolour, self.centers, labels, self.to_features,
+                            KERNEL_LOCK)  # fmt: skip
+        return total * self.sse_factor
+
+    def finish(self, pix, valid, spatial, labels, out, counts, sse, done: Finish, origin=(0, 0)):
+        """Labels, picture, counts and squared distances after cleaning or dithering.
+
+        ``labels`` are flat; ``spatial`` their shape; ``origin`` the (row, column)
+        of the first pixel in its plane (ordered dithering of a chunk).
+        """
+        if done.cleans:
+            from ..finish._clean import clean_labels
+
+            planes = labels.reshape(_planes(spatial))
+            labels = clean_labels(planes, min_size=done.min_size, smooth=done.smooth).reshape(-1)
+            out = self.paint(labels, pix)
+            counts = np.bincount(labels, minlength=len(self.centers) + 1).astype(np.int64)
+            sse = self.sse(labels, pix)
+        if done.dither is not None and done.dither_strength > 0:
+            from ..finish._dither import dither
+
+            with KERNEL_LOCK:
+                dither(pix, valid, spatial, self.ncolour, self.colours, done.dither,
+                       done.dither_strength, out, origin)  # fmt: skip
+        return labels, out, counts, sse
+
+
+def _planes(spatial) -> tuple[int, int, int]:
+    """(planes, rows, columns) of a spatial shape; a 1-D image is one row."""
+    rows = spatial[-2] if len(spatial) >= 2 else 1
+    return (-1, rows, spatial[-1])
+
+
+def assigner(palette, dtype) -> Assigner:
+    """Prepare ``palette`` for pixels of ``dtype``."""
+    dtype = np.dtype(dtype)
+    centers = palette.centers_for(dtype)
+    colours = output_colours(centers, dtype)
+    ncolour = palette.nchannels
+    if palette.color_space == "lab":
+        to_features = partial(to_lab, scale=rgb_scale(dtype))
+        return Assigner(ncolour, palette.lab_centers, colours, to_features, 1.0)
+    if palette.color_space == "od":
+        to_features = partial(to_od, white=palette.white_for(dtype))
+        return Assigner(ncolour, palette.od_centers, colours, to_features, 1.0)
+    scale = safe_scale(float(np.abs(centers).max()), up=False)  # float64 distances
+    if scale == 1.0:
+        return Assigner(ncolour, np.ascontiguousarray(centers), colours, None, 1.0)
+    to_features = partial(_scaled, ncolour=ncolour, scale=scale)
+    return Assigner(ncolour, centers / scale, colours, to_features, scale * scale)
+
+
+def check_channels(palette, lay: Layout) -> None:
+    if lay.ncolour != palette.nchannels:
+        alpha = " (plus alpha)" if lay.has_alpha else ""
+        raise ValueError(
+            f"the palette has {palette.nchannels} colour channels, but the image has "
+            f"{lay.ncolour}{alpha}"
+        )
+
+
+def result(palette, shape, channel_axis, labels, out, counts, sse) -> QuantizeResult:
+    return QuantizeResult(
+        quantized=restore(out, shape, channel_axis),
+        labels=labels,
+        centers=palette.centers_for(out.dtype),
+        counts=counts[1:].astype(np.int64),
+        compactness=float(sse),
+        seed=palette.seed,
+        epsilon=palette.epsilon,
+        palette=palette,
+        channel_axis=channel_axis,
+    )
+
+
+def apply_array(palette, image, channel_axis, alpha, mask, progress, done) -> QuantizeResult:
+    """`Palette.apply` for an image in memory."""
+    if not isinstance(image, np.ndarray):
+        image = np.asarray(image)
+    lay = layout(image.shape, image.dtype, channel_axis, alpha)
+    image, mask = unmask(image, lay, mask)
+    check_channels(palette, lay)
+    pix, spatial = pixels(image, lay)
+    valid = usable(pix, lay.ncolour, spatial, mask)
+    asg = assigner(palette, pix.dtype)
+    report = silent if progress is None else (lambda done: progress(done, "assigning pixels"))
+    labels, out, counts, sse = asg.assign(pix, valid, report)
+    labels, out, counts, sse = asg.finish(pix, valid, spatial, labels, out, counts, sse, done)
+    if progress is not None:
+        progress(1.0, "done")
+    return result(
+        palette, image.shape, lay.channel_axis, labels.reshape(spatial), out, counts, sse
+    )

@@ -1,0 +1,379 @@
+"""Fitting a palette: a seeded sample of usable pixels, clustered by ``cv2.kmeans``.
+
+`fit_image` takes one image (numpy, lazy or multiscale; the public `fit` calls it
+once K is known), `fit_pooled` a sequence of images sampled in proportion to their
+usable pixels. Both end in `cluster`,
+which calls OpenCV and orders the centres dark to light.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from ..core._colorspace import (
+    from_lab,
+    from_od,
+    resolve_white,
+    rgb_scale,
+    safe_scale,
+    to_lab,
+    to_od,
+)
+from ..core._layout import is_lazy, is_multiscale
+from ..core._options import (
+    ATTEMPT_PER_CLUSTER,
+    ATTEMPT_SAMPLE,
+    EPSILON_FRACTION,
+    INITS,
+    callback,
+    check_names,
+    settings,
+)
+from ._palette import Palette
+from ._sample import fit_level, pool, sample_array, sample_lazy
+
+_LUMA = np.array([0.299, 0.587, 0.114])  # Rec. 601 weights for dark-to-light order
+#: How often a run that waits on cv2.kmeans calls its progress hook (so Cancel is heard).
+POLL_SECONDS = 0.1
+#: A sampled fit of GROUPED_MIN_K centres or more is refined on groups of about
+#: GROUP_SIZE nearby centres, in REFINE_ROUNDS rounds (see `refinement`).
+GROUPED_MIN_K = 128
+GROUP_SIZE = 32
+REFINE_ROUNDS = 3
+
+
+def fit_image(image, channel_axis, alpha, mask, progress, opts):
+    """Fit ``opts`` (integer K) to one image: numpy, lazy or multiscale.
+
+    Returns (fitted, drawn): ``fitted`` is a `Fitted`; ``drawn`` is None or,
+    for an exact fit of a numpy image, the `Drawn` pixels it clustered (so that
+    `quantize` keeps cv2's own partition).
+    """
+    callback("progress", progress)
+    pyramid = is_multiscale(image)
+    if pyramid:
+        image = fit_level(list(image), channel_axis, alpha, mask, opts)
+        mask = None
+    if is_lazy(image):
+        dtype, ncolour, sample, _ = sample_lazy(image, channel_axis, alpha, mask, opts)
+        return cluster(sample, dtype, ncolour, opts, progress), None
+    if not isinstance(image, np.ndarray):
+        image = np.asarray(image)
+    drawn = sample_array(image, channel_axis, alpha, mask, opts)
+    if drawn.n_usable == 0:
+        raise ValueError("the image has no usable pixel (all masked, transparent or non-finite)")
+    fitted = cluster(drawn.sample, drawn.pixels.dtype, drawn.layout.ncolour, opts, progress)
+    # one level of a pyramid fitted exactly: every level is still labelled by nearest centre
+    return fitted, drawn if drawn.exact and not pyramid else None
+
+
+def fit_pooled(
+    images: Iterable,
+    k: int = 8,
+    *,
+    channel_axis=None,
+    alpha=None,
+    progress: Callable[[float, str], None] | None = None,
+    **options,
+) -> Palette:
+    """One palette for many images: a seeded sample pooled across all of them.
+
+    Each image contributes to the ``sample`` pixels in proportion to its usable
+    pixels. Images are read one at a time and only a sample of each is kept,
+    so the sequence may be larger than memory: give lazy arrays (dask, zarr) or
+    callables that load an image when called (e.g. from a file).
+
+    Parameters
+    ----------
+    images : iterable of array_like, dask array, or callable returning one
+        The images; all with the same number of colour channels and dtype. A
+        list of arrays here is a list of images, never a multiscale pyramid.
+    k, channel_axis, alpha, progress, **options
+        As for `fit` (``sample`` is the size of the pooled sample; None pools
+        every usable pixel of every numpy image).
+
+    Returns
+    -------
+    Palette
+        Reproducible from its seed: the same images and options give the same
+        palette.
+    """
+    check_names("fit_pooled", options)
+    if isinstance(images, np.ndarray) or hasattr(images, "chunks") or is_multiscale(images):
+        raise TypeError(
+            "images must be a sequence of images (a list, a generator, ...), got a single "
+            f"{type(images).__name__}; use fit() for one image"
+        )
+    if not hasattr(images, "__iter__"):
+        raise TypeError(f"images must be an iterable of images, got {type(images).__name__}")
+    opts = settings(k, **options)
+    callback("progress", progress)
+    parts, counts, kinds = [], [], []
+    for i, item in enumerate(images):
+        image = item() if callable(item) else item
+        own = replace(opts, seed=image_seed(opts.seed, i))
+        if is_lazy(image):
+            dtype, ncolour, part, n = sample_lazy(image, channel_axis, alpha, None, own)
+        else:
+            image = image if isinstance(image, np.ndarray) else np.asarray(image)
+            drawn = sample_array(image, channel_axis, alpha, None, own)
+            dtype, ncolour, n = drawn.pixels.dtype, drawn.layout.ncolour, drawn.n_usable
+            part = np.array(drawn.sample)  # a copy: the image itself is not kept
+        kinds.append((np.dtype(dtype), ncolour))
+        if kinds[-1] != kinds[0]:
+            raise ValueError(
+                f"image {i} is {kinds[-1][0]} with {ncolour} colour channels, but image 0 is "
+                f"{kinds[0][0]} with {kinds[0][1]}: a pooled palette needs them alike"
+            )
+        parts.append(part)
+        counts.append(n)
+        if progress is not None:
+            progress(0.0, f"sampled image {i + 1}")
+    if not parts:
+        raise ValueError("images is empty: give at least one image")
+    sample = pool(parts, counts, opts.sample, opts.seed)
+    return cluster(sample, *kinds[0], opts, progress).palette
+
+
+def image_seed(seed, i):
+    """The seed of image ``i``'s own sample in a pooled fit."""
+    return int(np.random.default_rng([seed, i]).integers(2**31 - 1))
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A fit's palette, plus cv2's compactness and partition of the fitted pixels."""
+
+    palette: Palette
+    compactness: float
+    labels: np.ndarray  # output labels (1..k) of the fitted pixels, in their order
+
+
+def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted:
+    """Cluster (n, colours) pixels with cv2.kmeans; centres dark to light. ``initial``:
+    starting labels (0..k-1 per pixel) for one attempt from them instead of ``init``."""
+    k = opts.k
+    dtype = np.dtype(dtype)
+    if opts.lab and ncolour != 3:
+        raise ValueError(
+            f"color_space='lab' needs 3 colour channels (RGB), but the image has {ncolour}"
+        )
+    level = resolve_white(opts.white, sample, dtype, ncolour) if opts.od else None
+    if len(sample) < k:
+        raise ValueError(f"k={k} is larger than the number of usable pixels ({len(sample)})")
+    white = rgb_scale(dtype)
+    scale = 1.0
+    if opts.lab:
+        data = to_lab(sample, white)
+    elif opts.od:
+        data = to_od(sample, level)
+    else:
+        scale = safe_scale(float(np.abs(sample).max()))
+        data = (
+            sample.astype(np.float32)
+            if scale == 1.0
+            else (sample.astype(np.float64) / scale).astype(np.float32)
+        )
+    value_range = (float(sample.min()), float(sample.max()))
+    epsilon = opts.epsilon
+    if epsilon is None:
+        epsilon = EPSILON_FRACTION * float(data.max() - data.min())
+    elif scale != 1.0:
+        epsilon /= scale
+    if initial is not None:
+        compactness, fit_labels, centers_feat = cv2.kmeans(
+            data, k, np.array(initial, np.int32).reshape(-1, 1), opts.cv2_criteria(epsilon), 1,
+            cv2.KMEANS_USE_INITIAL_LABELS,
+        )  # fmt: skip
+    else:
+        compactness, fit_labels, centers_feat = kmeans(
+            data, k, opts.cv2_criteria(epsilon), opts.attempts, opts.init, opts.seed, progress,
+            staged=opts.sample is not None,
+        )  # fmt: skip
+    if opts.lab:
+        centers = from_lab(centers_feat, white)
+    elif opts.od:
+        centers = from_od(centers_feat, level)
+    else:
+        centers = centers_feat.astype(np.float64) * scale
+    order = dark_to_light(centers, ncolour)
+    rank = np.empty(k, np.int64)
+    rank[order] = np.arange(1, k + 1)
+    distinct = len(np.unique(centers_feat, axis=0))
+    if distinct < k:
+        warnings.warn(
+            f"k={k}, but the clustered pixels have only {distinct} distinct colours; "
+            f"{k - distinct} clusters duplicate others",
+            UserWarning,
+            stacklevel=4,
+        )
+    record = opts.record()
+    seed = record.pop("seed")
+    palette = Palette(
+        centers=centers[order],
+        color_space=opts.color_space,
+        lab_centers=centers_feat[order].astype(np.float64) if opts.lab else None,
+        white=None if level is None else tuple(level.tolist()),
+        dtype=str(dtype),
+        value_range=value_range,
+        fit=record,
+        seed=seed,
+        epsilon=float(epsilon) * scale,
+        compactness=float(compactness) * scale * scale,
+    )
+    return Fitted(palette, float(compactness) * scale * scale, rank[fit_labels.ravel()])
+
+
+def attempt_size(k: int) -> int:
+    """How many pixels a sampled fit's attempts run on (the rest refine the best)."""
+    return max(ATTEMPT_SAMPLE, ATTEMPT_PER_CLUSTER * k)
+
+
+def kmeans(data, k, criteria, attempts, init, seed, report, staged=False):
+    """``cv2.kmeans``; with a progress hook, attempts run where the caller can stop waiting.
+
+    ``staged`` (sampled fits): when ``data`` holds more than `attempt_size`
+    rows, the attempts run on a seeded subsample of that many, and the best one
+    is refined on all of ``data``: one more cv2.kmeans run, started from each
+    row's nearest centre (``KMEANS_USE_INITIAL_LABELS``). Its compactness is
+    the one returned. Attempts spend most of their iterations finding a good
+    optimum, which a small sample shows as well as a large one; the refinement
+    then needs few iterations on the large one (the README's benchmark).
+
+    Without a hook it is one call with ``attempts`` (plus the refinement). With
+    one, a helper thread runs each attempt as its own call, and the caller
+    polls ``report`` every `POLL_SECONDS`, so an exception from the hook
+    (Cancel) stops the run at once: the helper is abandoned (it starts no
+    further call, and nothing it returns is used). OpenCV draws every attempt's
+    initial centres from the same per-thread RNG and keeps the first attempt
+    with the strictly lowest compactness, and so does the helper (seeded in its
+    own thread), so the result is identical to one call (tested).
+    """
+    flags = INITS[init]
+    if len(data) == 1:  # cv2.kmeans would read a single row as one sample per column
+        return 0.0, np.zeros((1, 1), np.int32), data
+    subset = data
+    if staged and len(data) > attempt_size(k):
+        rng = np.random.default_rng(seed)
+        subset = data[np.sort(rng.choice(len(data), attempt_size(k), replace=False))]
+
+    def refine(best, stop=None):
+        if subset is data:
+            return best
+        return refinement(data, best[2], criteria, seed, stop)
+
+    if report is None:
+        cv2.setRNGSeed(seed)  # per thread: it must be set in the thread that fits
+        return refine(cv2.kmeans(subset, k, None, criteria, attempts, flags))
+    steps = attempts + (subset is not data)
+    state = {"step": 0, "best": None, "error": None}
+    stop, done = threading.Event(), threading.Event()
+
+    def in_order():
+        try:
+            cv2.setRNGSeed(seed)
+            for attempt in range(attempts):
+                if stop.is_set():
+                    return
+                state["step"] = attempt
+                found = cv2.kmeans(subset, k, None, criteria, 1, flags)
+                if state["best"] is None or found[0] < state["best"][0]:
+                    state["best"] = found
+            if subset is not data and not stop.is_set():
+                state["step"] = attempts
+                state["best"] = refine(state["best"], stop)
+        except Exception as e:  # handed to the caller
+            state["error"] = e
+        finally:
+            done.set()
+
+    def message(step):
+        if step < attempts:
+            return f"K-means attempt {step + 1} of {attempts}"
+        return f"K-means refinement on {len(data):,} pixels"
+
+    helper = threading.Thread(target=in_order, name="kquant-kmeans", daemon=True)
+    reported = 0
+    try:
+        report(0.0, message(0))
+        helper.start()
+        while not done.wait(POLL_SECONDS):
+            while reported < state["step"]:  # every step is announced, in order
+                reported += 1
+                report(reported / steps, message(reported))
+            report(reported / steps, message(reported))
+        for later in range(reported + 1, state["step"] + 1):
+            report(later / steps, message(later))
+    except BaseException:
+        stop.set()  # abandon the helper: its current cv2 call finishes unseen
+        raise
+    if state["error"] is not None:
+        raise state["error"]
+    return state["best"]
+
+
+def refinement(data, centers, criteria, seed, stop=None):
+    """cv2.kmeans from ``centers`` on all of ``data``: (compactness, labels, centres).
+
+    Below `GROUPED_MIN_K` centres, one run from each row's nearest centre. With
+    more, cv2.kmeans (which measures every row against every centre in each
+    iteration) would spend seconds, so the centres are split into groups of
+    about `GROUP_SIZE` near each other (cv2.kmeans on the centres), and each
+    group is refined on the rows nearest its centres, `REFINE_ROUNDS` times
+    (rows move between groups from one round to the next). Each iteration then
+    costs a group's share. At K=256 this is 7x faster than one run, at 0.2%
+    more error (the README's benchmark). Returns None if ``stop`` is set.
+    """
+    from ..core._assign import nearest_labels
+
+    k = len(centers)
+    groups = k // GROUP_SIZE
+    if k < GROUPED_MIN_K:
+        start = nearest_labels(data, centers)
+        return cv2.kmeans(data, k, start, criteria, 1, cv2.KMEANS_USE_INITIAL_LABELS)
+    for _ in range(REFINE_ROUNDS):
+        labels = nearest_labels(data, centers).ravel()
+        cv2.setRNGSeed(seed)  # the grouping is reproducible whatever ran before
+        _, group_of, _ = cv2.kmeans(centers, groups, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
+        group_of = group_of.ravel()
+        row_group = group_of[labels]
+        order = np.argsort(row_group, kind="stable")  # each group's rows in their order
+        bounds = np.searchsorted(row_group[order], np.arange(groups + 1))
+        local = np.empty(k, np.int32)  # a centre's index within its group
+        new = centers.copy()
+        for g in range(groups):
+            if stop is not None and stop.is_set():
+                return None
+            members = np.flatnonzero(group_of == g)
+            rows = order[bounds[g] : bounds[g + 1]]
+            if len(rows) < max(2, len(members)) or _crowded(centers[members]):
+                continue  # the centres stay
+            local[members] = np.arange(len(members), dtype=np.int32)
+            start = local[labels[rows]].reshape(-1, 1)
+            _, _, new[members] = cv2.kmeans(
+                data[rows], len(members), start, criteria, 1, cv2.KMEANS_USE_INITIAL_LABELS
+            )
+        centers = new
+    labels = nearest_labels(data, centers)
+    diff = data.astype(np.float64) - centers[labels.ravel()]
+    return float(np.einsum("ij,ij->", diff, diff)), labels, centers
+
+
+def _crowded(centers) -> bool:
+    """A group not worth refining: far more centres than a group should hold, or most of
+    them equal (an image of few colours). cv2.kmeans would spend seconds re-seeding the
+    clusters that start empty (tested: one colour at K=129 took 12 s, now 0.3 s)."""
+    if len(centers) > 4 * GROUP_SIZE:
+        return True
+    return 2 * len(np.unique(centers, axis=0)) < len(centers)
+
+
+def dark_to_light(centers, ncolour):
+    brightness = centers[:, :3] @ _LUMA if ncolour == 3 else centers.mean(axis=1)
+    return np.lexsort((*centers.T[::-1], brightness))

@@ -1,0 +1,162 @@
+"""The dock's "Suggest K": the error curve of K = 2..32 on the chosen image, drawn in a small
+plot with the knee and the target marked; clicking a point sets K.
+
+The curve is `_choose.k_curve`, run in a worker thread (cancellable, with progress);
+nothing is computed here but the drawing. matplotlib (an optional dependency of the
+plugin's extra) is imported when the first curve is drawn.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from ..analysis._choose import DEFAULT_KS, DEFAULT_TARGET, k_curve
+from ._plots import alive, plot_canvas
+
+
+class Stopped(Exception):
+    """Raised from the curve's progress hook to stop it."""
+
+
+class KView(QWidget):
+    """A Suggest K button, its progress, and the curve once fitted."""
+
+    def __init__(self, read_image, set_k, parent=None):
+        """``read_image()`` gives (data, quantize keywords) of the chosen image or raises
+        ValueError; ``set_k(k)`` sets the form's K."""
+        super().__init__(parent)
+        self._read_image = read_image
+        self._set_k = set_k
+        self.button = QPushButton("Suggest K")
+        self.button.setToolTip(
+            "Fit K = 2..32 on a 20,000-pixel sample and plot the error per K: the knee, and "
+            f"the smallest K with a mean CIEDE2000 of at most {DEFAULT_TARGET:g}. Click a point "
+            "to use that K."
+        )
+        self.button.clicked.connect(lambda: self.suggest())
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.live = QCheckBox("live")
+        self.live.setToolTip(
+            "Live preview: every change of K, colour space or criteria re-quantizes the plane "
+            "on screen, thinned to about 512 x 512 pixels (one attempt on 20,000 of them), "
+            "into a preview layer. Run still does the whole image."
+        )
+        row = QHBoxLayout()
+        row.addWidget(self.live)
+        row.addWidget(self.button)
+        row.addWidget(self.status, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        self.plot = None  # a matplotlib canvas, made with the first curve
+        self.curve = None  # the last KCurve drawn
+        self.worker = None
+        self._stop = threading.Event()
+        self._bridge = _Bridge()
+        self._bridge.said.connect(self._progressed)
+
+    def suggest(self):
+        """Fit the curve in a worker thread; pressed again while it runs: stop it."""
+        if self.worker is not None:
+            self._stop.set()
+            return None
+        try:
+            data, keywords = self._read_image()
+        except (TypeError, ValueError) as e:
+            show_error(str(e))
+            return None
+        self._stop = stop = threading.Event()
+        worker = create_worker(
+            _curve, data, keywords, stop, self._bridge, _start_thread=False, _ignore_errors=True
+        )
+        worker.returned.connect(self._draw)
+        worker.errored.connect(self._failed)
+        worker.finished.connect(self._finished)
+        self.worker = worker
+        self.button.setText("Stop")
+        self.status.setText("fitting K = 2..32 on a sample")
+        worker.start()
+        return worker
+
+    def _progressed(self, message):
+        if alive(self):
+            self.status.setText(message)
+
+    def _failed(self, error):
+        if not alive(self):
+            return
+        if isinstance(error, Stopped):
+            self.status.setText("stopped")
+            return
+        self.status.setText("failed")
+        show_error(f"Suggest K failed: {error}")
+
+    def _finished(self):
+        self.worker = None
+        if alive(self):
+            self.button.setText("Suggest K")
+
+    def _draw(self, curve):
+        if not alive(self):
+            return
+        self.curve = curve
+        if self.plot is None:
+            self.plot = plot_canvas()
+            self.plot.mpl_connect("pick_event", self._picked)
+            self.layout().addWidget(self.plot)
+        self.plot.figure.clear()
+        axes = self.plot.figure.subplots()
+        colour = curve.delta_e is not None
+        values = curve.delta_e if colour else curve.mse
+        axes.plot(curve.ks, values, "-", color="#4477aa", zorder=1)
+        axes.scatter(curve.ks, values, s=14, color="#4477aa", picker=True, pickradius=6, zorder=2)
+        axes.axvline(curve.knee, color="#cc6677", linestyle="--", linewidth=1)
+        marks = [f"knee K={curve.knee}"]
+        if colour and curve.target is not None:
+            axes.axhline(curve.target, color="#999933", linestyle=":", linewidth=1)
+            if curve.meets_target is not None:
+                marks.append(f"ΔE00 ≤ {curve.target:g} from K={curve.meets_target}")
+        axes.set_xlabel("K", fontsize=8)
+        axes.set_ylabel("mean CIEDE2000" if colour else "mean squared error", fontsize=8)
+        axes.tick_params(labelsize=7)
+        self.plot.draw_idle()
+        self.status.setText("; ".join(marks) + ". Click a point to use its K.")
+
+    def _picked(self, event):
+        if self.curve is None or not len(getattr(event, "ind", [])):
+            return
+        self.choose(int(self.curve.ks[event.ind[0]]))
+
+    def choose(self, k: int) -> None:
+        """Use this K (what clicking its point does)."""
+        self._set_k(k)
+        self.status.setText(f"K = {k}")
+
+
+def _curve(data, keywords, stop, bridge):
+    """Worker thread: the curve of the chosen image; progress through ``bridge``."""
+
+    def report(fraction, message):
+        if stop.is_set():
+            raise Stopped
+        try:
+            bridge.said.emit(message)
+        except RuntimeError:  # the dock was closed
+            raise Stopped from None
+
+    keywords = dict(keywords)
+    colour = keywords.pop("colour")
+    target = DEFAULT_TARGET if colour else None
+    return k_curve(data, DEFAULT_KS, target=target, progress=report, **keywords)
+
+
+class _Bridge(QObject):
+    """Carries progress messages from the worker thread to the GUI thread."""
+
+    said = Signal(str)

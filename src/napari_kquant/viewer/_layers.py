@@ -1,0 +1,572 @@
+"""napari at the edges: layers in, `quantize` keywords out; results in, layers out.
+
+Shared by the dock widget and by `quantize_layer` for napari's console.
+Nothing numerical happens here.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils.colormaps import DirectLabelColormap
+
+from .._api import quantize
+from ..core._layout import is_lazy
+from ..engine._measure import check_axes, cluster_table, totals
+from ..engine._palette import Palette
+from ..engine._result import QuantizeResult
+
+if TYPE_CHECKING:
+    import napari
+
+#: What a run adds: the quantized image, the cluster labels, or both.
+OUTPUTS = ("quantized", "clusters")
+#: Layer attributes copied to the outputs so that they overlay the source exactly.
+GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
+TRANSPARENT = np.zeros(4, np.float32)
+
+
+def spatial_shape(layer: Image) -> tuple[int, ...]:
+    shape = tuple((layer.data[0] if layer.multiscale else layer.data).shape)
+    return shape[:-1] if layer.rgb else shape
+
+
+def layer_data(layer):
+    """The layer's data as it is: an array (numpy, dask, zarr, ...) or a list of levels.
+
+    Nothing is loaded: lazy data stays lazy.
+    """
+    return list(layer.data) if layer.multiscale else layer.data
+
+
+def read_layer(layer, mask=None, fixed: dict[int, int] | None = None):
+    """The layer's data and the `quantize` keywords that describe it.
+
+    ``mask`` is a Labels layer (non-zero = use) or a boolean array; ``fixed``
+    maps layer axes to the index they are held at (the current slice), so that
+    only that plane is clustered. Lazy data stays lazy.
+    """
+    if not isinstance(layer, Image):
+        kind = type(layer).__name__
+        raise TypeError(f"{layer.name!r} is a {kind} layer; choose an Image layer to quantize")
+    shape = spatial_shape(layer)
+    if layer.multiscale and (mask is not None or fixed):
+        raise ValueError(
+            f"{layer.name!r} is multiscale: quantize it whole, without a mask or slice"
+        )
+    data = layer_data(layer)
+    lazy = is_lazy(data)
+    if isinstance(mask, Labels):
+        mask_name, mask = f"mask layer {mask.name!r}", _nonzero(mask.data)
+    else:
+        mask_name = "mask"
+    if mask is not None and tuple(mask.shape) != shape:
+        raise ValueError(
+            f"{mask_name} has shape {tuple(mask.shape)}, but image {layer.name!r} has "
+            f"spatial shape {shape}"
+        )
+    if fixed:
+        plane = _zeros(shape, data.chunks[: len(shape)] if lazy else None)
+        plane[tuple(fixed.get(axis, slice(None)) for axis in range(len(shape)))] = True
+        mask = plane if mask is None else mask & plane
+    return data, {"channel_axis": -1 if layer.rgb else None, "mask": mask}
+
+
+def _nonzero(data):
+    if is_lazy(data):
+        import dask.array as da
+
+        return da.asarray(data) != 0
+    return np.asarray(data) != 0
+
+
+def _zeros(shape, chunks):
+    if chunks is None:
+        return np.zeros(shape, bool)
+    import dask.array as da
+
+    return da.zeros(shape, dtype=bool, chunks=chunks)
+
+
+def current_slice(viewer: napari.Viewer, layer: Image) -> dict[int, int]:
+    """Layer axes that are not displayed, mapped to the index the viewer shows."""
+    ndim = len(spatial_shape(layer))
+    offset = viewer.dims.ndim - ndim  # a layer's axes are the viewer's last ones
+    displayed = {axis - offset for axis in viewer.dims.displayed}
+    point = layer.world_to_data(viewer.dims.point)
+    shape = spatial_shape(layer)
+    return {
+        axis: int(np.clip(np.round(point[axis]), 0, shape[axis] - 1))
+        for axis in range(ndim)
+        if axis not in displayed
+    }
+
+
+def warm_label_colormaps() -> None:
+    """Compile napari's numba label-colormap code now, in the calling (worker) thread.
+
+    napari maps Labels through numba-compiled code (typed dicts) when numba is
+    installed, and compiles it, uncached, the first time a Labels layer is
+    drawn: about 2-3 s that would freeze the viewer on the first run of a
+    session. Compiled once here (uint8 and uint16 labels, 8- and 16-bit
+    textures), later calls in any thread are fast. Idempotent.
+    """
+    for dtype, n in ((np.uint8, 3), (np.uint16, 3), (np.uint16, 300)):
+        colours = {None: TRANSPARENT, 0: TRANSPARENT}
+        colours.update({i: np.ones(4, np.float32) * (i % 7) / 7 for i in range(1, n)})
+        DirectLabelColormap(color_dict=colours).map(np.arange(n, dtype=dtype))
+
+
+def cluster_colours(layer: Image, centers: np.ndarray) -> DirectLabelColormap:
+    """Label i drawn in the colour cluster i has in the source layer's display."""
+    lo, hi = layer.contrast_limits
+    shown = np.clip((centers - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
+    if layer.rgb:
+        rgba = np.column_stack([shown[:, :3], np.ones(len(centers))])
+    else:
+        rgba = layer.colormap.map(shown[:, 0])
+    colours = {None: TRANSPARENT, 0: TRANSPARENT}
+    colours.update({i + 1: np.asarray(c, np.float32) for i, c in enumerate(rgba)})
+    return DirectLabelColormap(color_dict=colours)
+
+
+def _unit(unit) -> str:
+    """A unit's short form (µm for micrometer)."""
+    try:
+        return format(unit, "~P")
+    except (TypeError, ValueError):
+        return str(unit)
+
+
+def _pixel_size(layer) -> dict:
+    """The table's pixel size and unit from the layer's scale and units (the last two axes);
+    in px² when those two axes differ in unit."""
+    units = [_unit(u) for u in (getattr(layer, "units", None) or ())][-2:]
+    if len(set(units)) > 1:
+        return {}
+    unit = units[0] if units and units[0] not in ("pixel", "") else "px"
+    return {"pixel_size": tuple(abs(float(s)) for s in layer.scale), "unit": unit}  # flips
+
+
+def output_layers(
+    layer: Image, result: QuantizeResult, params: dict[str, Any], outputs=OUTPUTS
+) -> list[tuple]:
+    """Layer data tuples for the quantized image and the cluster labels."""
+    k = len(result.centers)
+    lazy = is_lazy(result.counts)  # the numbers would need a pass over all the data
+    record = {
+        **params,
+        "run": uuid.uuid4().hex,  # the layers of one run share it
+        "source": layer.name,
+        "seed": result.seed,
+        "epsilon": result.epsilon,
+        "centers": result.centers.tolist(),
+        "counts": None if lazy else result.counts.tolist(),
+        "compactness": None if lazy else result.compactness,
+        # pixels per label 0..k per plane ((k + 1) list for a 2-D image): the table's source
+        "plane_counts": None if lazy else kept_counts(result.plane_counts),
+        "background": [],
+        "palette": result.palette.to_dict(),
+    }
+    common = {attr: getattr(layer, attr) for attr in GEOMETRY}
+    common["metadata"] = {"napari_kquant": record}
+    tuples = []
+    if "quantized" in outputs:
+        look = {"rgb": True} if layer.rgb else {
+            "colormap": layer.colormap, "contrast_limits": layer.contrast_limits
+        }  # fmt: skip
+        kwargs = {**common, **look, "name": f"{layer.name} k={k} quantized"}
+        tuples.append((result.quantized, kwargs, "image"))
+    if "clusters" in outputs:
+        kwargs = {
+            **common,
+            "name": f"{layer.name} k={k} clusters",
+            "colormap": cluster_colours(layer, result.centers),
+        }
+        if not lazy:
+            kwargs["features"] = _features(record, layer)
+        tuples.append((result.labels, kwargs, "labels"))
+    return tuples
+
+
+#: Per-plane counts larger than this (planes x (k + 1)) are kept summed over the planes: a
+#: layer's metadata is copied around by napari, and holds Python lists.
+MAX_KEPT_COUNTS = 200_000
+
+
+def kept_counts(plane_counts) -> list:
+    counts = np.asarray(plane_counts)
+    return (totals(counts) if counts.size > MAX_KEPT_COUNTS else counts).tolist()
+
+
+def plane_axis_names(record, layer) -> list[str]:
+    """Names of the plane axes (time, z, ...) of a result: the layer's axis labels."""
+    nlead = np.asarray(record["plane_counts"]).ndim - 1
+    names = [str(a) for a in (getattr(layer, "axis_labels", None) or ())]
+    names = names[: len(names) - 2][-nlead:] if nlead else []
+    default = all(name.lstrip("-").isdigit() for name in names)  # napari's '-3', '-2', ...
+    try:
+        return check_axes(None if default else names, nlead, len(record["centers"][0]))
+    except (TypeError, ValueError):  # e.g. an axis called "count": the plain names
+        return check_axes(None, nlead, 0)
+
+
+def measured(layer) -> bool:
+    """Whether a result layer carries its counts (lazy results need a pass first)."""
+    return is_result(layer) and layer.metadata["napari_kquant"].get("plane_counts") is not None
+
+
+def layer_table(layer, per_plane: bool = False, record=None):
+    """The measurement table of a result layer, from its metadata, as a DataFrame: per
+    cluster (``per_plane=False``) or the long per-plane table of a stack. Areas in the
+    layer's scale and units; background clusters as marked on the layer."""
+    import pandas as pd
+
+    record = record or layer.metadata["napari_kquant"]
+    if record.get("plane_counts") is None:
+        raise ValueError(f"{layer.name!r} is a lazy result: measure it first (one pass)")
+    counts = np.asarray(record["plane_counts"], np.int64)
+    if not per_plane:
+        counts = totals(counts)
+    columns = cluster_table(
+        Palette.from_dict(record["palette"]), counts, background=record.get("background", ()),
+        ndim=len(spatial_shape(layer)) if isinstance(layer, Image) else layer.ndim,
+        axes=plane_axis_names(record, layer) if per_plane else None, **_pixel_size(layer),
+    )  # fmt: skip
+    return pd.DataFrame(columns)
+
+
+def _features(record, layer):
+    """The clusters layer's features: the per-cluster table, row i for label i."""
+    return layer_table(layer, record=record)
+
+
+def run_layers(viewer, layer) -> list:
+    """The result layers of the run that made ``layer`` (itself included)."""
+    run_id = layer.metadata["napari_kquant"].get("run")
+    return [
+        other for other in viewer.layers
+        if other is layer or (run_id and is_result(other)
+                              and other.metadata["napari_kquant"].get("run") == run_id)
+    ]  # fmt: skip
+
+
+def update_record(viewer, layer, **changes) -> None:
+    """Change a run's record (background, counts) on all its layers; features follow."""
+    for other in run_layers(viewer, layer):
+        record = {**other.metadata["napari_kquant"], **changes}
+        other.metadata = {**other.metadata, "napari_kquant": record}
+        if isinstance(other, Labels) and record.get("plane_counts") is not None:
+            other.features = _features(record, other)
+
+
+def add_or_update(viewer: napari.Viewer, tuples: list[tuple]) -> list:
+    """Add the layers, or refresh the ones a previous run with the same name made."""
+    layers = []
+    for data, kwargs, kind in tuples:
+        name = kwargs["name"]
+        old = next((lay for lay in viewer.layers if lay.name == name), None)
+        if _can_refresh(old, data, kwargs, kind):
+            old.data = data
+            for key, value in kwargs.items():
+                if key not in ("name", "rgb"):
+                    setattr(old, key, value)
+            layers.append(old)
+        else:
+            add = viewer.add_image if kind == "image" else viewer.add_labels
+            layers.append(add(data, **kwargs))
+    return layers
+
+
+def _can_refresh(old, data, kwargs, kind) -> bool:
+    if old is None or "napari_kquant" not in old.metadata:
+        return False  # never overwrite a layer this plugin did not make
+    same_kind = isinstance(old, Image if kind == "image" else Labels)
+    same_rgb = kind != "image" or old.rgb == kwargs.get("rgb", False)
+    multiscale = isinstance(data, list)
+    if old.multiscale != multiscale:
+        return False
+    old_ndim = (old.data[0] if multiscale else old.data).ndim
+    return same_kind and same_rgb and old_ndim == (data[0] if multiscale else data).ndim
+
+
+def viewer_of(layer) -> napari.Viewer:
+    """The viewer whose layer list holds ``layer`` (the current viewer first)."""
+    import napari
+
+    candidates = [napari.current_viewer(), *napari.Viewer._instances]
+    for viewer in candidates:
+        if viewer is not None and layer in viewer.layers:
+            return viewer
+    raise ValueError(f"layer {getattr(layer, 'name', layer)!r} is not in any open viewer")
+
+
+def is_result(layer) -> bool:
+    """A layer this plugin made (its metadata carries the run's record and palette)."""
+    return isinstance(getattr(layer, "metadata", None), dict) and "napari_kquant" in layer.metadata
+
+
+def palette_of(layer) -> Palette:
+    """The palette a result layer of this plugin was made with."""
+    if not is_result(layer) or "palette" not in layer.metadata["napari_kquant"]:
+        name = getattr(layer, "name", layer)
+        raise ValueError(f"layer {name!r} was not made by napari-kquant: it has no palette")
+    return Palette.from_dict(layer.metadata["napari_kquant"]["palette"])
+
+
+def as_palette(palette) -> Palette:
+    """A `Palette`, from a palette, a palette file's path, or a result layer of this plugin."""
+    if isinstance(palette, Palette):
+        return palette
+    if isinstance(palette, str | os.PathLike):
+        return Palette.load(palette)
+    if hasattr(palette, "metadata") and hasattr(palette, "data"):
+        return palette_of(palette)
+    raise TypeError(
+        "palette must be a Palette, a palette file's path or a napari-kquant result layer, "
+        f"got {type(palette).__name__}"
+    )
+
+
+#: Options that apply to a kept palette as well as to a new fit.
+FINISH_OPTIONS = ("dither", "dither_strength", "min_size", "smooth")
+
+
+def run_keywords(k, palette, options) -> dict:
+    """What `run` needs: fit options for a new palette, or a kept palette; the finishing
+    options (dithering, clean-up) with either."""
+    taken = sorted({"channel_axis", "alpha"} & set(options))
+    if taken:
+        raise ValueError(
+            f"{taken[0]} is the layer's to decide (RGB layers are clustered on their colours, "
+            f"an alpha channel is left out); drop {', '.join(taken)}"
+        )
+    if palette is None:
+        return {"k": k, **options}
+    extra = sorted(key for key in options if key not in ("progress", *FINISH_OPTIONS))
+    if extra:
+        raise ValueError(
+            f"palette= applies a kept palette, so fit options do not apply: {', '.join(extra)}"
+        )
+    finishing = {key: v for key, v in options.items() if key in FINISH_OPTIONS}
+    return {"palette": as_palette(palette), **finishing}
+
+
+def _plain(value):
+    """An option as a JSON value for the metadata (numpy scalars and arrays included)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray | tuple | list):
+        return [_plain(v) for v in np.asarray(value, dtype=object).ravel().tolist()]
+    return value
+
+
+def run(data, keywords: dict, progress=None) -> QuantizeResult:
+    """Fit and apply (``k`` and fit options), or apply a kept ``palette``: the same call
+    for the widget's worker and the console."""
+    if "palette" in keywords:
+        rest = {key: v for key, v in keywords.items() if key != "palette"}
+        return keywords["palette"].apply(data, progress=progress, **rest)
+    return quantize(data, progress=progress, **keywords)
+
+
+def quantize_layer(
+    layer, k: int = 8, *, palette=None, mask=None, outputs=OUTPUTS, viewer=None, **options
+):
+    """Quantize a napari Image layer and add the results to its viewer.
+
+    The one-line equivalent of the dock widget, for napari's console and
+    scripts: it reads the layer, calls `napari_kquant.quantize` (or applies a
+    kept palette), and adds (or refreshes) ``"<name> k=<k> quantized"`` and
+    ``"<name> k=<k> clusters"`` layers that overlay the source.
+
+    Parameters
+    ----------
+    layer : napari.layers.Image
+        The layer to quantize; RGB(A) layers are clustered on their colours.
+    k : int
+        Number of colours (ignored with ``palette``).
+    palette : Palette, path, or napari layer, optional
+        Apply this palette instead of fitting one: a `napari_kquant.Palette`, a
+        palette file (.json, .gpl, .csv), or a result layer of an earlier run,
+        so that label i means the same colour on both.
+    mask : napari.layers.Labels or array_like of bool, optional
+        Only pixels where the mask is non-zero (True) are clustered.
+    outputs : sequence of {"quantized", "clusters"}
+        Which layers to add.
+    viewer : napari.Viewer, optional
+        Where to add them; by default the viewer that holds ``layer``.
+    **options
+        Any other `napari_kquant.quantize` keyword (``seed``, ``sample``,
+        ``color_space``, ...), when fitting.
+
+    Returns
+    -------
+    list of napari.layers.Layer
+        The added or refreshed layers.
+    """
+    import napari
+
+    viewer = viewer or viewer_of(layer)
+    if viewer not in napari.Viewer._instances:
+        raise ValueError("viewer is closed: give an open viewer (or none: the layer's own)")
+    if isinstance(outputs, str) or not hasattr(outputs, "__iter__"):
+        raise TypeError(f"outputs must be a list of {OUTPUTS}, got {outputs!r}")
+    outputs = tuple(outputs)
+    if not outputs or not set(outputs) <= set(OUTPUTS):
+        raise ValueError(f"outputs must be one or both of {OUTPUTS}, got {outputs!r}")
+    keywords = run_keywords(k, palette, options)
+    data, layout_keywords = read_layer(layer, mask)
+    progress = options.get("progress")
+    fit_keywords = {key: v for key, v in keywords.items() if key != "progress"}
+    result = run(data, {**fit_keywords, **layout_keywords}, progress)
+    params = {key: _plain(v) for key, v in fit_keywords.items() if key != "palette"}
+    params["k"] = len(result.centers)
+    if palette is not None:
+        params["palette_from"] = _describe(palette)
+    return add_or_update(viewer, output_layers(layer, result, params, outputs))
+
+
+def _describe(palette) -> str:
+    if isinstance(palette, str | os.PathLike):
+        return os.fspath(palette)
+    if hasattr(palette, "name") and hasattr(palette, "data"):
+        return f"layer {palette.name}"
+    return palette.name or "a palette"
+
+
+def write_palette(path: str, data, meta: dict) -> list[str]:
+    """npe2 writer: save the palette of a result layer (.json, .gpl, .csv)."""
+    record = meta.get("metadata", {}).get("napari_kquant", {})
+    if "palette" not in record:
+        raise ValueError(
+            f"layer {meta.get('name')!r} was not made by napari-kquant: it has no palette to save"
+        )
+    Palette.from_dict(record["palette"]).save(path)
+    return [path]
+
+
+# --- edits of a run's clusters ----------------------------------------------------------------
+
+
+def run_parts(viewer, layer) -> tuple:
+    """What a run's layers hold for an edit (cheap: references and the record), checked
+    in the GUI thread; `result_of_parts` makes the result from them in a worker."""
+    layers = run_layers(viewer, layer)
+    clusters = next((other for other in layers if isinstance(other, Labels)), None)
+    if clusters is None:
+        raise ValueError(f"{layer.name!r}: editing clusters needs the run's clusters layer")
+    quantized = next((other for other in layers if isinstance(other, Image)), None)
+    arrays = [clusters.data, None if quantized is None else quantized.data]
+    lazy = any(is_lazy(a) or isinstance(a, list) for a in arrays if a is not None)
+    if lazy or clusters.multiscale:
+        raise ValueError(f"{layer.name!r} is a lazy result: its clusters cannot be edited")
+    rgb = quantized is not None and quantized.rgb
+    return arrays[0], arrays[1], rgb, dict(clusters.metadata["napari_kquant"])
+
+
+def result_of_parts(labels, quantized, rgb, record) -> QuantizeResult:
+    """The computed result a run's layers hold (worker thread: counts the labels)."""
+    palette = Palette.from_dict(record["palette"])
+    labels = np.asarray(labels)
+    counts = np.bincount(labels.ravel(), minlength=palette.k + 1)[1:]
+    compactness = record.get("compactness")
+    return QuantizeResult(
+        quantized=None if quantized is None else np.asarray(quantized),
+        labels=labels,
+        centers=np.asarray(record["centers"], np.float64),
+        counts=counts.astype(np.int64),
+        compactness=float("nan") if compactness is None else float(compactness),
+        seed=record.get("seed"),
+        epsilon=record.get("epsilon"),
+        palette=palette,
+        channel_axis=-1 if rgb else None,
+    )
+
+
+def source_of(viewer, layer):
+    """The Image layer a run was made from, when it is still in the viewer."""
+    name = layer.metadata["napari_kquant"].get("source")
+    return next(
+        (other for other in viewer.layers
+         if other.name == name and isinstance(other, Image) and not is_result(other)),
+        None,
+    )  # fmt: skip
+
+
+def layer_state(viewer, layer) -> list[tuple]:
+    """What an edit changes on a run's layers, to put back (one step of undo)."""
+    return [
+        (other, other.data, dict(other.metadata), getattr(other, "colormap", None))
+        for other in run_layers(viewer, layer)
+    ]
+
+
+def restore_state(state) -> None:
+    for other, data, metadata, colormap in state:
+        other.data = data
+        other.metadata = metadata
+        if isinstance(other, Labels):
+            other.colormap = colormap
+            record = metadata["napari_kquant"]
+            if record.get("plane_counts") is not None:
+                other.features = _features(record, other)
+
+
+def show_edit(viewer, layer, result: QuantizeResult, edit: str) -> None:
+    """Put an edited result on the run's layers: data, colours, metadata, features. The
+    background marks are cleared (the labels were renumbered)."""
+    source = source_of(viewer, layer)
+    counts = np.asarray(result.plane_counts)
+    for other in run_layers(viewer, layer):
+        record = {
+            **other.metadata["napari_kquant"],
+            "k": result.palette.k,
+            "centers": result.centers.tolist(),
+            "counts": result.counts.tolist(),
+            "compactness": result.compactness if np.isfinite(result.compactness) else None,
+            "plane_counts": kept_counts(counts),
+            "background": [],
+            "palette": result.palette.to_dict(),
+            "edited": [*other.metadata["napari_kquant"].get("edited", []), edit],
+        }
+        if isinstance(other, Labels):
+            other.data = result.labels
+            colormap = (
+                cluster_colours(source, result.centers)
+                if source is not None
+                else _hex_colours(result.palette)
+            )
+            other.colormap = _with_display(colormap, result.palette)
+        elif result.quantized is not None:
+            other.data = result.quantized
+        other.metadata = {**other.metadata, "napari_kquant": record}
+        if isinstance(other, Labels):
+            other.features = _features(record, other)
+
+
+def _with_display(colormap, palette) -> DirectLabelColormap:
+    """The colours a user picked for clusters (``fit["display"]``) over the computed ones."""
+    picked = (palette.fit or {}).get("display", {})
+    if not picked:
+        return colormap
+    colours = dict(colormap.color_dict)
+    for label, hexa in picked.items():
+        if isinstance(hexa, str):
+            colours[int(label)] = np.array([*_rgb(hexa), 1.0], np.float32)
+    return DirectLabelColormap(color_dict=colours)
+
+
+def _rgb(hexa: str) -> list[float]:
+    return [int(hexa[j : j + 2], 16) / 255 for j in (1, 3, 5)]
+
+
+def _hex_colours(palette) -> DirectLabelColormap:
+    colours = {None: TRANSPARENT, 0: TRANSPARENT}
+    for i, hexa in enumerate(palette.hex or ["#808080"] * palette.k, start=1):
+        colours[i] = np.array([*_rgb(hexa), 1.0], np.float32)
+    return DirectLabelColormap(color_dict=colours)

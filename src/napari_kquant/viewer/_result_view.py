@@ -1,0 +1,579 @@
+"""The dock's view of one result layer: its measurement table, background marks, Save
+table… and Save palette…, and for stacks a plot of each cluster's share per plane.
+
+Everything shown comes from the layer's metadata through `_layers.layer_table`
+and `_measure`; nothing is computed here but layout. matplotlib (an optional
+dependency of the plugin's extra) is imported only when a stack is shown.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+from napari.layers import Labels
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..engine._measure import plane_counts, share_curves, suggest_background, totals
+from ..files._files import FileError, write_all
+from ._layers import (
+    MAX_KEPT_COUNTS,
+    is_result,
+    kept_counts,
+    layer_state,
+    layer_table,
+    measured,
+    palette_of,
+    plane_axis_names,
+    read_layer,
+    restore_state,
+    result_of_parts,
+    run_layers,
+    run_parts,
+    show_edit,
+    source_of,
+    update_record,
+)
+from ._plots import alive, plot_canvas
+
+#: The table's columns in the dock (the full table is in the clusters layer's features).
+COLUMNS = ("", "label", "share", "area", "background")
+BACKGROUND_COLUMN = COLUMNS.index("background")
+_NOTHING = object()
+#: The plot shows at most this many clusters (the largest).
+MAX_LINES = 24
+
+
+class ResultView(QWidget):
+    """The measurement table of the selected result layer (and its plot, for stacks)."""
+
+    def __init__(self, viewer, parent=None):
+        super().__init__(parent)
+        self._viewer = viewer
+        self.layer = None  # the result layer shown
+        self.title = QLabel("")
+        self.title.setWordWrap(True)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.itemChanged.connect(self._item_changed)
+        self.save_table_button = QPushButton("Save table…")
+        self.save_palette_button = QPushButton("Save palette…")
+        self.measure_button = QPushButton("Measure (one pass over the data)")
+        self.save_table_button.clicked.connect(lambda: self.save_table())
+        self.save_palette_button.clicked.connect(lambda: self.save_palette())
+        self.measure_button.clicked.connect(lambda: self.measure())
+        buttons = QHBoxLayout()
+        for button in (self.save_table_button, self.save_palette_button):
+            buttons.addWidget(button)
+        self.merge_button = QPushButton("Merge")
+        self.merge_button.setToolTip("Merge the selected clusters into one (their weighted mean)")
+        self.split_button = QPushButton("Split in 2")
+        self.split_button.setToolTip("Re-cluster the selected cluster's pixels into 2")
+        self.recolour_button = QPushButton("Recolour…")
+        self.recolour_button.setToolTip(
+            "Show the selected cluster in another colour (its centre and numbers stay)"
+        )
+        self.recolour_button.clicked.connect(lambda: self.recolour())
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.setToolTip("Undo the last merge or split")
+        self.merge_button.clicked.connect(lambda: self.merge())
+        self.split_button.clicked.connect(lambda: self.split())
+        self.undo_button.clicked.connect(lambda: self.undo())
+        edits = QHBoxLayout()
+        for button in (self.merge_button, self.split_button, self.recolour_button,
+                       self.undo_button):  # fmt: skip
+            edits.addWidget(button)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.ExtendedSelection)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.table)
+        layout.addWidget(self.measure_button)
+        layout.addLayout(edits)
+        layout.addLayout(buttons)
+        self.plot = None  # a matplotlib canvas, made when a stack is first shown
+        self._plot_note = QLabel("")
+        layout.addWidget(self._plot_note)
+        self._filling = False
+        self._measuring = None
+        self._pending = _NOTHING  # the record whose plot is to be drawn next turn
+        self._undo = None  # (layer, state) before the last edit
+        self._editing = None  # the edit's worker
+        self.show_layer(None)
+
+    # --- showing ------------------------------------------------------------------------------
+
+    def show_layer(self, layer) -> None:
+        """Show ``layer``'s result (None: nothing)."""
+        self.layer = layer if layer is not None and is_result(layer) else None
+        has = self.layer is not None
+        self.save_palette_button.setEnabled(has)
+        self.save_table_button.setEnabled(has and measured(self.layer))
+        self.measure_button.setVisible(has and not measured(self.layer))
+        self._selection_changed()
+        self.table.setVisible(has)
+        if not has:
+            self.title.setText("")
+            self._plot_later(None)
+            return
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw the shown layer's table and plot from its metadata."""
+        layer = self.layer
+        if layer is None:
+            return
+        if layer not in self._viewer.layers:
+            self.show_layer(None)
+            return
+        record = layer.metadata["napari_kquant"]
+        palette = palette_of(layer)
+        background = set(record.get("background", ()))
+        try:
+            table = layer_table(layer) if measured(layer) else None
+        except (TypeError, ValueError) as e:  # a scale or units the table cannot use
+            self.title.setText(f"<b>{html.escape(layer.name)}</b>: {html.escape(str(e))}")
+            self.table.setRowCount(0)
+            self._plot_later(None)
+            return
+        if table is None:
+            summary = "lazy result: counts, shares and areas need a pass over all the data"
+        elif record.get("compactness") is not None:
+            summary = f"compactness {record['compactness']:.4g}"
+        else:
+            summary = "measured"
+        suggestion = suggest_background(palette)
+        hint = ""
+        planes = len(layer.data[0].shape if layer.multiscale else layer.data.shape) - 2
+        planes -= bool(getattr(layer, "rgb", False))
+        if table is not None and planes > 0 and np.asarray(record["plane_counts"]).ndim == 1:
+            hint += (
+                "<br>Per-plane counts were not kept: planes x clusters is more than "
+                f"{MAX_KEPT_COUNTS:,} numbers."
+            )
+        if suggestion is not None and suggestion not in background:
+            hint = (
+                f"<br>Cluster {suggestion} is near-white: if it is background (glass, an empty "
+                "slide), tick its box to leave it out of the foreground shares."
+            )
+        self.title.setText(f"<b>{html.escape(layer.name)}</b>, k={palette.k}: {summary}{hint}")
+        self._fill(layer, palette, table, background)
+        self._plot_later(record if table is not None else None)
+
+    def _plot_later(self, record) -> None:
+        """Draw the plot in a later turn of the event loop (the first one costs a layout
+        and a matplotlib draw: not in the same turn as new layers); the latest wins."""
+        first = self._pending is _NOTHING
+        self._pending = record
+        if first:
+            QTimer.singleShot(0, self._plot_pending)
+
+    def _plot_pending(self) -> None:
+        if not alive(self):
+            return
+        record, self._pending = self._pending, _NOTHING
+        if record is not _NOTHING:
+            self._show_plot(record if self.layer is not None else None)
+
+    def rows(self) -> list[tuple]:
+        """What the table shows: (swatch, label, share, area, background ticked) per row."""
+        out = []
+        for row in range(self.table.rowCount()):
+            swatch = self.table.item(row, 0).background().color().name()
+            texts = [self.table.item(row, c).text() for c in range(1, BACKGROUND_COLUMN)]
+            ticked = self.table.item(row, BACKGROUND_COLUMN).checkState() == Qt.CheckState.Checked
+            out.append((swatch, *texts, ticked))
+        return out
+
+    def _fill(self, layer, palette, table, background):
+        self._filling = True
+        try:
+            self.table.setRowCount(palette.k)
+            swatches = _swatches(layer, palette)
+            for row in range(palette.k):
+                label = row + 1
+                swatch = QTableWidgetItem("")
+                swatch.setBackground(QColor(swatches[row]))
+                swatch.setToolTip(swatches[row])
+                cells = [swatch, QTableWidgetItem(str(label))]
+                if table is None:
+                    cells += [QTableWidgetItem("—"), QTableWidgetItem("—")]
+                else:
+                    share = table["foreground_share" if background else "share"][label]
+                    shown = "bg" if label in background else f"{100 * share:.1f}%"
+                    area = f"{_number(table['area'][label])} {table['area_unit'][label]}"
+                    cells += [QTableWidgetItem(shown), QTableWidgetItem(area)]
+                mark = QTableWidgetItem("")
+                mark.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
+                mark.setCheckState(
+                    Qt.CheckState.Checked if label in background else Qt.CheckState.Unchecked
+                )
+                cells.append(mark)
+                for column, item in enumerate(cells):
+                    if column != BACKGROUND_COLUMN:
+                        item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+                    self.table.setItem(row, column, item)
+            self.table.resizeColumnsToContents()
+        finally:
+            self._filling = False
+
+    def _show_plot(self, record) -> None:
+        counts = None if record is None else np.asarray(record["plane_counts"])
+        if counts is None or counts.ndim < 2:
+            if self.plot is not None:
+                self.plot.setVisible(False)
+            self._plot_note.setText("")
+            return
+        try:
+            from matplotlib.ticker import MaxNLocator
+        except ImportError:
+            self._plot_note.setText(
+                "Install matplotlib (pip install 'napari-kquant[all]') for the per-plane plot."
+            )
+            return
+        self._plot_note.setText("")
+        if self.plot is None:
+            self.plot = plot_canvas()
+            self.layout().addWidget(self.plot)
+        self.plot.setVisible(True)
+        background = record.get("background", ())
+        shares = share_curves(counts, background)
+        swatches = _swatches(self.layer, palette_of(self.layer))
+        self.plot.figure.clear()
+        axes = self.plot.figure.subplots()
+        shown = [label for label in range(1, shares.shape[1] + 1) if label not in background]
+        if len(shown) > MAX_LINES:  # the largest clusters only: a readable plot, drawn fast
+            total = np.nansum(shares, axis=0)
+            shown = sorted(sorted(shown, key=lambda label: -total[label - 1])[:MAX_LINES])
+            axes.set_title(f"the {MAX_LINES} largest clusters", fontsize=8)
+        for label in shown:
+            axes.plot(100 * shares[:, label - 1], color=swatches[label - 1], label=str(label),
+                      marker="." if len(shares) < 30 else None)  # fmt: skip
+        axes.set_xlabel(plane_axis_names(record, self.layer)[0])
+        axes.set_ylabel("% of foreground" if background else "% of clustered pixels")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # plane indices
+        axes.tick_params(labelsize=7)
+        axes.xaxis.label.set_size(8)
+        axes.yaxis.label.set_size(8)
+        self.plot.draw_idle()
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def _item_changed(self, item) -> None:
+        if self._filling or item.column() != BACKGROUND_COLUMN or self.layer is None:
+            return
+        marked = {
+            row + 1
+            for row in range(self.table.rowCount())
+            if self.table.item(row, BACKGROUND_COLUMN).checkState() == Qt.CheckState.Checked
+        }
+        self.set_background(sorted(marked))
+
+    def set_background(self, labels) -> None:
+        """Mark these clusters (1..k) as background on the shown run's layers; the
+        foreground shares, the features and the plot follow."""
+        if self.layer is None:
+            return
+        from ..engine._measure import check_background
+
+        try:
+            marked = check_background(labels, palette_of(self.layer).k)
+        except (TypeError, ValueError) as e:
+            show_error(str(e))
+            return
+        update_record(self._viewer, self.layer, background=marked)
+        self.refresh()
+
+    def measure(self):
+        """Count a lazy result's labels in a worker (one pass), then show its table."""
+        layer = self.layer
+        if layer is None or measured(layer) or self._measuring is not None:
+            return None
+        labels = next(
+            (other for other in run_layers(self._viewer, layer) if isinstance(other, Labels)),
+            None,
+        )
+        if labels is None:
+            show_error(f"{layer.name!r}: measuring needs its clusters layer, which is gone.")
+            return None
+        k = palette_of(layer).k
+        data = list(labels.data) if labels.multiscale else labels.data
+        worker = create_worker(_count, data, k, _start_thread=False, _ignore_errors=True)
+        worker.returned.connect(lambda counts: self._measured(layer, counts))
+        worker.errored.connect(lambda e: show_error(f"Measuring {layer.name!r} failed: {e}"))
+        worker.finished.connect(self._measure_finished)
+        self._measuring = worker
+        self.measure_button.setEnabled(False)
+        self.measure_button.setText("Measuring…")
+        worker.start()
+        return worker
+
+    def _measure_finished(self):
+        self._measuring = None
+        if not alive(self):
+            return
+        self.measure_button.setEnabled(True)
+        self.measure_button.setText("Measure (one pass over the data)")
+
+    def _measured(self, layer, counts):
+        if not alive(self) or layer not in self._viewer.layers:
+            return
+        update_record(
+            self._viewer, layer, plane_counts=kept_counts(counts),
+            counts=totals(counts)[1:].tolist(),
+        )  # fmt: skip
+        if layer is self.layer:
+            self.show_layer(layer)
+
+    def selected(self) -> list[int]:
+        """The labels of the selected rows."""
+        return sorted({index.row() + 1 for index in self.table.selectionModel().selectedRows()})
+
+    def select(self, labels) -> None:
+        """Select these clusters' rows (what clicking them does)."""
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QTableWidget.SelectionMode.MultiSelection)
+        for label in labels:
+            self.table.selectRow(label - 1)
+        self.table.setSelectionMode(mode)
+
+    def _selection_changed(self) -> None:
+        chosen = self.selected() if self.layer is not None else []
+        busy = self._editing is not None
+        self.merge_button.setEnabled(len(chosen) >= 2 and not busy)
+        self.split_button.setEnabled(len(chosen) == 1 and not busy)
+        self.recolour_button.setEnabled(len(chosen) == 1 and not busy)
+        self.undo_button.setEnabled(self._undo is not None and not busy)
+        clusters = self._clusters()
+        if clusters is not None:  # one cluster alone in the Labels layer, ready to paint
+            if len(chosen) == 1:
+                clusters.selected_label = chosen[0]
+            clusters.show_selected_label = len(chosen) == 1
+
+    def _clusters(self):
+        if self.layer is None or self.layer not in self._viewer.layers:
+            return None
+        return next(
+            (other for other in run_layers(self._viewer, self.layer) if isinstance(other, Labels)),
+            None,
+        )
+
+    def merge(self, labels=None):
+        """Merge the selected clusters (or ``labels``) into one, in a worker thread."""
+        labels = self.selected() if labels is None else list(labels)
+        return self._edit("merge", labels)
+
+    def split(self, label=None, n=2):
+        """Split the selected cluster (or ``label``) into ``n``, in a worker thread."""
+        chosen = self.selected() if label is None else [label]
+        return self._edit("split", chosen, n)
+
+    def recolour(self, label=None, colour=None):
+        """Show the selected cluster (or ``label``) in ``colour`` ("#rrggbb"; asks when
+        None); its centre and numbers stay."""
+        chosen = self.selected() if label is None else [label]
+        if len(chosen) != 1:
+            show_error("Select one cluster to recolour.")
+            return None
+        if colour is None:
+            from qtpy.QtWidgets import QColorDialog
+
+            picked = QColorDialog.getColor(parent=self, title=f"Colour of cluster {chosen[0]}")
+            if not picked.isValid():
+                return None
+            colour = picked.name()
+        return self._edit("recolour", chosen, colour=colour)
+
+    def _edit(self, kind, labels, n=2, colour=None):
+        layer = self.layer
+        if layer is None or self._editing is not None:
+            return None
+        try:
+            parts = run_parts(self._viewer, layer)
+            image = None
+            if kind == "split":
+                if len(labels) != 1:
+                    raise ValueError("Select one cluster to split.")
+                source = source_of(self._viewer, layer)
+                if source is None:
+                    name = layer.metadata["napari_kquant"]["source"]
+                    raise ValueError(
+                        f"Splitting needs the source image {name!r}, which is not in the viewer."
+                    )
+                image, _ = read_layer(source)
+                image = (image, -1 if source.rgb else None)
+            elif kind == "merge" and len(labels) < 2:
+                raise ValueError("Select two or more clusters to merge.")
+        except (TypeError, ValueError) as e:
+            show_error(str(e))
+            return None
+        worker = create_worker(
+            _apply_edit, kind, parts, labels, n, image, colour, _start_thread=False,
+            _ignore_errors=True,
+        )  # fmt: skip
+        worker.returned.connect(lambda edited: self._edited(layer, edited, kind, labels))
+        worker.errored.connect(lambda e: show_error(f"The {kind} failed: {e}"))
+        worker.finished.connect(self._edit_finished)
+        self._editing = worker
+        self._selection_changed()
+        self.title.setText(f"{self.title.text()}<br>{kind} in progress…")
+        worker.start()
+        return worker
+
+    def _edit_finished(self):
+        self._editing = None
+        if alive(self):
+            self._selection_changed()
+
+    def _edited(self, layer, edited, kind, labels):
+        if not alive(self) or layer not in self._viewer.layers:
+            return
+        run_id = layer.metadata["napari_kquant"].get("run")
+        self._undo = (layer, run_id, layer_state(self._viewer, layer))
+        what = f"merge {labels}" if kind == "merge" else f"{kind} {labels[0]}"
+        show_edit(self._viewer, layer, edited, what)
+        self.table.clearSelection()
+        if layer is self.layer:
+            self.show_layer(layer)
+
+    def undo(self) -> None:
+        """Put back the run's layers as they were before the last edit (one step)."""
+        if self._undo is None or self._editing is not None:
+            return
+        layer, run_id, state = self._undo
+        self._undo = None
+        if (
+            layer not in self._viewer.layers
+            or layer.metadata["napari_kquant"].get("run") != run_id
+        ):
+            show_error("Nothing to undo: the layers were replaced by a new run since the edit.")
+            self._selection_changed()
+            return
+        restore_state(state)
+        if layer is self.layer:
+            self.show_layer(layer)
+        self._selection_changed()
+
+    def save_table(self, path=None):
+        """Write the shown result's table as CSV; for a stack, the per-plane table beside
+        it as ``<name>-planes.csv``. Asks where when no path. Returns the paths written."""
+        layer = self.layer
+        if layer is None or not measured(layer):
+            show_error("No measured result to save: run, or measure the lazy result first.")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save table", f"{layer.name}.csv", "CSV (*.csv)"
+            )
+            if not path:
+                return None
+        if not isinstance(path, str | Path) or "\0" in str(path):
+            show_error(f"Save the table to a file path, not {path!r}.")
+            return None
+        path = Path(path)
+        if path.suffix.lower() != ".csv":
+            show_error(f"Save the table as a .csv file, not {path.name!r}.")
+            return None
+        texts = [(str(path), layer_table(layer).to_csv(index=False))]
+        if np.asarray(layer.metadata["napari_kquant"]["plane_counts"]).ndim > 1:
+            planes = path.with_name(f"{path.stem}-planes.csv")
+            text = layer_table(layer, per_plane=True).to_csv(index=False)
+            if not _ours_or_new(planes, text):
+                show_error(f"Not saved: {planes.name} exists and is not a table of napari-kquant.")
+                return None
+            texts.append((str(planes), text))
+        try:
+            write_all([], [], texts=texts)
+        except (FileError, OSError) as e:
+            show_error(f"Could not save the table: {e}")
+            return None
+        written = [p for p, _ in texts]
+        show_info(f"Table saved to {', '.join(written)}")
+        return written
+
+    def save_palette(self, path=None):
+        """Write the shown result's palette (.json, .gpl or .csv); ask where when no path."""
+        if self.layer is None:
+            show_error("No result to save: run the quantization or select a result layer.")
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save palette", f"{self.layer.name}.json",
+                "Palette (*.json);;GIMP palette (*.gpl);;CSV (*.csv)",
+            )  # fmt: skip
+            if not path:
+                return None
+        try:
+            palette_of(self.layer).save(path)
+        except (TypeError, ValueError, OSError) as e:
+            show_error(str(e))
+            return None
+        show_info(f"Palette saved to {path}")
+        return path
+
+
+def _number(value: float) -> str:
+    """An area for the dock: 12,345 or 0.1234."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _ours_or_new(path: Path, text: str) -> bool:
+    """Whether a file beside the one the user chose may be written: it does not exist,
+    or it is a per-plane table like ours (the same header), from an earlier save."""
+    if not path.exists():
+        return True
+    try:
+        with open(path, encoding="utf-8") as f:
+            return path.is_file() and f.readline() == text.partition("\n")[0] + "\n"
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _apply_edit(kind, parts, labels, n, image, colour):
+    """Worker thread: the edited result (an operation of `_edit`), its counts taken."""
+    from ..analysis._edit import merge, recolour, split
+
+    result = result_of_parts(*parts)
+    if kind == "merge":
+        edited = merge(result, labels)
+    elif kind == "recolour":
+        edited = recolour(result, labels[0], colour)
+    else:
+        data, channel_axis = image
+        edited = split(result, np.asarray(data), labels[0], n, channel_axis=channel_axis)
+    np.asarray(edited.plane_counts)  # counted here (cached), not while the layers update
+    return edited
+
+
+def _count(data, k):
+    """Worker thread: the per-plane counts of a lazy label image (one pass)."""
+    return np.asarray(plane_counts(data, k))
+
+
+def _swatches(layer, palette) -> list[str]:
+    """``#rrggbb`` per cluster: the clusters layer's own colours, else the palette's."""
+    colormap = getattr(layer, "colormap", None)
+    if hasattr(colormap, "color_dict"):
+        colours = [colormap.color_dict[i][:3] for i in range(1, palette.k + 1)]
+        return ["#{:02x}{:02x}{:02x}".format(*(round(255 * float(c)) for c in rgb))
+                for rgb in colours]  # fmt: skip
+    return palette.hex or ["#808080"] * palette.k

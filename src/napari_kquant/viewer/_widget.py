@@ -1,0 +1,477 @@
+"""The dock widget: the form (`_form`) over `quantize`, run in a worker thread; the result
+view (`_result_view`) and the K curve (`_k_view`) below it.
+
+napari injects the viewer by the annotation of ``KQuantWidget.__init__``: a real object here,
+so no ``from __future__ import annotations``.
+"""
+
+import contextlib
+import threading
+from functools import partial
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui import magicgui
+from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, QTimer, Signal
+
+from ..core._colorspace import to_lab
+from ..core._layout import is_lazy
+from ..core._options import (
+    settings,
+)
+from ..engine._palette import Palette
+from ._form import (
+    FILE_PALETTE,
+    FIT_FIELDS,
+    NEW_PALETTE,
+    OUTPUT_CHOICES,
+    SCOPES,
+    finish_params,
+    fit_params,
+    options,
+    parse_number,
+    parse_sample,
+    parse_white,
+)
+from ._k_view import KView
+from ._layers import (
+    add_or_update,
+    current_slice,
+    is_result,
+    output_layers,
+    palette_of,
+    read_layer,
+    run,
+    warm_label_colormaps,
+)
+from ._plots import alive
+from ._preview import preview
+from ._result_view import ResultView
+
+#: The metadata key of the live preview layer (not a result: no palette to keep).
+PREVIEW = "napari_kquant_preview"
+
+
+class Cancelled(Exception):
+    """Raised from the progress hook to stop a run."""
+
+
+class _Bridge(QObject):
+    """Carries progress from the worker thread to the GUI thread (a queued signal)."""
+
+    progressed = Signal(float, str)
+
+
+class KQuantWidget(Container):
+    """K-means quantization of an Image layer; results as Image and Labels layers."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        self._viewer = viewer
+        self.form = magicgui(options, call_button=False, persist=False)
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(min=0, max=1000, value=0)
+        self.status = Label(value="")
+        buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal")
+        buttons.margins = (0, 0, 0, 0)
+        super().__init__(
+            widgets=[self.form, buttons, self.progress, self.status],
+            labels=False,
+        )  # fmt: skip
+        self.view = ResultView(viewer)  # the shown result: table, saves, plot
+        self.native.layout().addWidget(self.view)
+        self.k_view = KView(self._curve_input, self._set_k)  # Suggest K, under the form
+        self.native.layout().insertWidget(1, self.k_view)
+        self._preview_worker = None  # the live preview's run
+        self._preview_again = False  # settings changed while it ran: run once more after
+        self.previews = 0  # live previews computed (coalesced: fewer than the changes)
+        self.form.changed.connect(self._settings_changed)
+        self.k_view.live.toggled.connect(self._live_toggled)
+        self.worker = None  # the current run's worker; None when idle or cancelled
+        self._drawing = None  # the worker whose result layers are being added
+        self._abandoned = set()  # cancelled workers still running: kept alive until done
+        self._stop = threading.Event()
+        self._bridge = _Bridge()
+        # the first run of a session would compile numba code (ours, and napari's label
+        # colormaps) in the GUI thread: do it now in the background, while nobody waits
+        threading.Thread(target=_warm_up, name="kquant-warm-up", daemon=True).start()
+        self._bridge.progressed.connect(self._on_progress)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.form.palette.changed.connect(self._palette_choice_changed)
+        viewer.layers.selection.events.active.connect(self._follow_active)
+        self.reset_choices()
+        self._follow_active()
+
+    def reset_choices(self, *_):
+        """Refresh the layer choices, and the palettes of result layers on offer."""
+        super().reset_choices()
+        if not hasattr(self, "form"):
+            return
+        current = self.form.palette.value
+        kept = [(f"palette of {layer.name!r}", layer) for layer in self._results()]
+        choices = [(NEW_PALETTE, NEW_PALETTE), *kept, (FILE_PALETTE, FILE_PALETTE)]
+        self.form.palette.choices = choices
+        if any(value is current for _, value in choices):
+            self.form.palette.value = current
+        if self.view.layer is not None and self.view.layer not in self._viewer.layers:
+            self._show(None)
+
+    def _results(self):
+        return [layer for layer in self._viewer.layers if is_result(layer)]
+
+    def _palette_choice_changed(self, value=None):
+        choice = self.form.palette.value
+        self.form.palette_file.visible = choice == FILE_PALETTE
+        for name in FIT_FIELDS:
+            getattr(self.form, name).enabled = choice == NEW_PALETTE
+
+    def _follow_active(self, event=None):
+        """Quantize the active layer; when it is one of our results, show its palette."""
+        active = self._viewer.layers.selection.active
+        if active is not None and PREVIEW in active.metadata:
+            return  # the live preview is not an image to quantize
+        if active is not None and is_result(active):
+            if self._drawing is None:  # while a run adds its layers, its last one is shown
+                self._show(active)
+        elif active is not None and active in self.form.image.choices:
+            self.form.image.value = active
+
+    # --- running ------------------------------------------------------------------------------
+
+    def run(self):
+        """Start a run with the form's values (ignored while one is going)."""
+        if self.worker is not None:
+            return
+        try:
+            job = self._prepare()
+        except (TypeError, ValueError) as e:
+            self.status.value = "not run: see the notification"  # not the last run's "done"
+            show_error(str(e))
+            return
+        self._stop = stop = threading.Event()  # each run has its own
+        worker = create_worker(
+            compute, stop, self._bridge, *job, _start_thread=False, _ignore_errors=True
+        )  # errors arrive at _on_errored
+        worker.returned.connect(partial(self._on_returned, worker))
+        worker.errored.connect(partial(self._on_errored, worker))
+        worker.finished.connect(partial(self._on_finished, worker))
+        self.worker = worker
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.progress.value = 0
+        self.status.value = "starting"
+        worker.start()
+
+    def cancel(self):
+        """Stop the current run now: control comes back at once, and nothing is added.
+
+        The worker is told to stop at its next step and is abandoned: whatever it
+        still returns is dropped, and a new run does not wait for it.
+        """
+        if self.worker is None or self._drawing is self.worker:
+            return  # idle, or already adding its layers (a moment): that finishes
+        self._stop.set()
+        self._abandoned.add(self.worker)  # referenced until its thread ends
+        self.worker = None
+        self._idle()
+        self.status.value = "cancelled: nothing was added"
+        show_info("K-means quantization cancelled; no layer was changed.")
+
+    def _idle(self):
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False
+
+    # --- live preview ---------------------------------------------------------------------------
+
+    def _live_toggled(self, on: bool) -> None:
+        if on:
+            self._settings_changed()
+            return
+        for layer in list(self._viewer.layers):  # ours: the preview goes with the tick
+            if PREVIEW in layer.metadata:
+                self._viewer.layers.remove(layer)
+
+    def _settings_changed(self, *_) -> None:
+        """With "live" ticked, re-quantize what is on screen; while a preview runs, only
+        the latest settings run after it (slider drags coalesce)."""
+        if not self.k_view.live.isChecked():
+            return
+        if self._preview_worker is not None:
+            self._preview_again = True
+            return
+        try:
+            job = self._preview_job()
+        except (TypeError, ValueError) as e:  # half-typed settings: said, not a pop-up each key
+            self.k_view.status.setText(f"live preview not updated: {e}")
+            return
+        if job is None:
+            return
+        layer, data, fixed, params = job
+        worker = create_worker(
+            preview, data, bool(layer.rgb), fixed, params, _start_thread=False,
+            _ignore_errors=True,
+        )  # fmt: skip
+        worker.returned.connect(partial(self._show_preview, layer))
+        worker.errored.connect(self._preview_failed)
+        worker.finished.connect(self._preview_finished)
+        self._preview_worker = worker
+        worker.start()
+
+    def _preview_job(self):
+        values = self.form.asdict()
+        layer = values["image"]
+        if layer is None or values["palette"] != NEW_PALETTE:
+            return None
+        params = {**fit_params(values), "sample": parse_sample(values["sample"])}
+        params.pop("attempts")
+        settings(**params)
+        fixed = current_slice(self._viewer, layer)
+        data = list(layer.data) if layer.multiscale else layer.data
+        return layer, data, fixed, params
+
+    def _preview_failed(self, error) -> None:
+        if alive(self.native):
+            self.k_view.status.setText(f"live preview not updated: {error}")
+
+    def _preview_finished(self) -> None:
+        self._preview_worker = None
+        if alive(self.native) and self._preview_again:
+            self._preview_again = False
+            self._settings_changed()
+
+    def _show_preview(self, layer, value) -> None:
+        if not alive(self.native) or layer not in self._viewer.layers:
+            return
+        result, factor, used = value
+        self.previews += 1
+        self.k_view.status.setText(f"live preview: K={len(result.centers)}")
+        scale = np.asarray(layer.scale[-2:], float) * factor
+        kwargs = {
+            "name": f"{layer.name} preview",
+            "scale": scale,
+            "translate": np.asarray(layer.translate[-2:], float),
+            "metadata": {PREVIEW: used},
+        }
+        if not layer.rgb:
+            kwargs.update(colormap=layer.colormap, contrast_limits=layer.contrast_limits)
+        old = next((other for other in self._viewer.layers if other.name == kwargs["name"]
+                    and PREVIEW in other.metadata), None)  # fmt: skip
+        if old is not None and old.data.shape == result.quantized.shape:
+            old.data = result.quantized
+            old.metadata = kwargs["metadata"]
+            old.scale, old.translate = scale, kwargs["translate"]
+            return
+        active = self._viewer.layers.selection.active
+        if old is not None:
+            self._viewer.layers.remove(old)
+        self._viewer.add_image(result.quantized, rgb=bool(layer.rgb), **kwargs)
+        if active is not None and active in self._viewer.layers:
+            self._viewer.layers.selection.active = active  # adding a layer selects it
+
+    def _curve_input(self):
+        """The chosen image (its current slice, mask and colour space) for Suggest K."""
+        values = self.form.asdict()
+        layer = values["image"]
+        if layer is None:
+            raise ValueError("There is no image layer to suggest K for: open or select one.")
+        fixed = current_slice(self._viewer, layer) if values["scope"] == SCOPES[1] else None
+        data, keywords = read_layer(layer, values["mask"], fixed)
+        shape = (layer.data[0] if layer.multiscale else layer.data).shape
+        colour = bool(layer.rgb) and shape[-1] in (3, 4)
+        seed = parse_number("seed", values["seed"], int, "")
+        white = parse_white(values["white"]) if values["color_space"] == "od" else None
+        return data, {**keywords, "seed": seed, "color_space": values["color_space"],
+                      "white": white, "colour": colour}  # fmt: skip
+
+    def _set_k(self, k: int) -> None:
+        self.form.k.value = k
+
+    def _prepare(self):
+        """Read the form and the layers in the GUI thread; raise on bad input."""
+        values = self.form.asdict()
+        layer = values["image"]
+        if layer is None:
+            raise ValueError("There is no image layer to quantize: open or select an image.")
+        fixed = None
+        if values["scope"] == SCOPES[1]:
+            fixed = current_slice(self._viewer, layer)
+        data, keywords = read_layer(layer, values["mask"], fixed)
+        finishing = finish_params(values)
+        choice = values["palette"]
+        if choice != NEW_PALETTE:
+            if choice == FILE_PALETTE:
+                path = values["palette_file"]
+                if not str(path) or path == Path() or path.is_dir():
+                    raise ValueError("Choose a palette file (.json, .gpl or .csv) to apply.")
+                palette, source = Palette.load(path), str(path)
+            else:
+                palette, source = palette_of(choice), f"layer {choice.name}"
+            colours = (
+                (layer.data[0] if layer.multiscale else layer.data).shape[-1] if layer.rgb else 1
+            )
+            colours -= colours == 4  # RGBA: alpha is not a colour
+            if colours != palette.nchannels:
+                raise ValueError(
+                    f"The palette of {source} has {palette.nchannels} colour channels, but "
+                    f"image {layer.name!r} has {colours}."
+                )
+            record = {
+                "k": palette.k,
+                "palette_from": source,
+                **finishing,
+                "mask": values["mask"].name if values["mask"] is not None else None,
+                "scope": values["scope"],
+                "slice": fixed,
+            }
+            outputs = OUTPUT_CHOICES[values["outputs"]]
+            return layer, data, keywords, {"palette": palette, **finishing}, record, outputs
+        params = fit_params(values)
+        settings(**params)  # every option checked here, before the worker starts
+        params.update(finishing)
+        record = {
+            **params,
+            "mask": values["mask"].name if values["mask"] is not None else None,
+            "scope": values["scope"],
+            "slice": fixed,
+        }
+        return layer, data, keywords, params, record, OUTPUT_CHOICES[values["outputs"]]
+
+    def _on_progress(self, fraction, message):
+        if self.worker is None or not alive(self.native):
+            return  # cancelled, or closed: a late report
+        self.progress.value = int(1000 * fraction)
+        self.status.value = message
+
+    def _on_returned(self, worker, value):
+        if worker is not self.worker or not alive(self.native):
+            return  # abandoned (cancelled) or the viewer was closed: nothing reaches it
+        layer, result, record, outputs = value
+        if layer not in self._viewer.layers:
+            self.status.value = "failed: the source layer was removed during the run"
+            return
+        if "palette_from" in record:
+            done = f"done: palette of {record['palette_from']}"
+        else:
+            done = f"done: seed {result.seed}"
+        try:
+            tuples = output_layers(layer, result, record, outputs)
+        except Exception as e:  # e.g. a layer napari accepts and we cannot describe
+            self.worker = None
+            self._idle()
+            self.status.value = "failed: nothing was added"
+            show_error(f"K-means quantization: could not make the result layers: {e}")
+            return
+        self.status.value = "drawing the results"
+        self.cancel_button.enabled = False
+        self._drawing = worker  # the run ends when its layers are in the viewer
+        self._add_one_by_one(worker, tuples, done)
+
+    def _add_one_by_one(self, worker, tuples, done, added=()):
+        """Add the result layers one per turn of the event loop (each costs napari a
+        texture upload and a visual), so the viewer never stalls for both at once."""
+        if worker is not self.worker or not alive(self.native):
+            return  # cancelled meanwhile, or closed
+        try:
+            added = [*added, *add_or_update(self._viewer, tuples[:1])]
+        except Exception as e:  # napari refused a layer: say so, and end the run
+            self._drawing = self.worker = None
+            self._idle()
+            self.status.value = "failed while adding the results"
+            show_error(f"K-means quantization: could not add the result layers: {e}")
+            return
+        if tuples[1:]:
+            QTimer.singleShot(0, partial(self._add_one_by_one, worker, tuples[1:], done, added))
+            return
+        self._show(added[-1])
+        self.status.value = done
+        self._drawing = None
+        self.worker = None
+        self._idle()
+
+    def _on_errored(self, worker, error):
+        if worker is not self.worker or not alive(self.native):
+            return
+        if isinstance(error, Cancelled):
+            self.status.value = "cancelled: nothing was added"
+            return
+        self.status.value = "failed: nothing was added"
+        show_error(f"K-means quantization failed: {error}")
+
+    def _on_finished(self, worker):
+        self._abandoned.discard(worker)
+        if worker is not self.worker or not alive(self.native) or self._drawing is worker:
+            return  # stale, closed, or its layers are still being added
+        self.worker = None
+        self._idle()
+
+    def _show(self, layer):
+        """Show a result layer's table (and plot, for a stack); None: nothing."""
+        self.view.show_layer(layer)
+
+    def save_palette(self, path=None):
+        """Write the shown result's palette (.json, .gpl or .csv); ask where when no path."""
+        return self.view.save_palette(path)
+
+    def save_table(self, path=None):
+        """Write the shown result's table as CSV (and, for a stack, its per-plane table)."""
+        return self.view.save_table(path)
+
+
+def compute(stop, bridge, layer, data, keywords, params, record, outputs):
+    """Worker thread: the same call a script makes; nothing napari here but the warm-up.
+
+    A plain function, not a method: napari names the task after it, and a widget's
+    repr must not be taken in a thread after its dock was closed.
+    """
+
+    def report(fraction, message):
+        if stop.is_set():
+            raise Cancelled
+        try:
+            bridge.progressed.emit(fraction, message)
+        except RuntimeError:  # the dock was closed: nobody is listening any more
+            stop.set()
+            raise Cancelled from None
+
+    result = run(data, {**params, **keywords}, report)
+    if not is_lazy(result.counts):
+        np.asarray(result.plane_counts)  # counted here (cached), not while drawing
+    _warm_up()  # no-op after the first time; the drawing that follows must not compile
+    return layer, result, record, outputs
+
+
+_warm_lock = threading.Lock()
+_warmed = False
+
+
+def _warm_up():
+    """Once per session, off the GUI thread: load our compiled kernels, compile napari's
+    label colormaps, and import what napari imports when it first builds a Labels layer
+    (pandas for its features table, the vispy layer visuals) and the plot's matplotlib."""
+    global _warmed
+    with _warm_lock:
+        if _warmed:
+            return
+        import importlib
+
+        from ..core import _assign  # noqa: F401  (numba: loads the cached kernels)
+
+        warm_label_colormaps()
+        to_lab(np.zeros((1, 3)), 255.0)  # OpenCV builds its colour tables on first use
+        modules = (
+            "pandas",
+            "napari._vispy.layers.labels",
+            "napari._vispy.layers.image",
+            "matplotlib.figure",
+            "matplotlib.ticker",
+            "matplotlib.backends.backend_qtagg",
+        )  # matplotlib: the dock's per-plane plot (optional: skipped when not installed)
+        for module in modules:
+            with contextlib.suppress(ImportError):  # only a head start: napari imports them
+                importlib.import_module(module)
+        _warmed = True

@@ -1,0 +1,260 @@
+"""Choosing K (the curve, its knee, k="auto") and editing clusters (merge, split)."""
+
+import numpy as np
+import pytest
+
+from napari_kquant import k_curve, merge, quantize, split
+from napari_kquant.analysis._choose import CURVE_SAMPLE, ciede2000
+
+from conftest import expected_block_labels, make_blocks
+
+# Sharma, Wu and Dalal (2005), supplementary test data: pairs 1, 7, 8, 17, 19, 25, 34
+SHARMA = [
+    ((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+    ((50.0, 0.0, 0.0), (50.0, -1.0, 2.0), 2.3669),
+    ((50.0, -1.0, 2.0), (50.0, 0.0, 0.0), 2.3669),
+    ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+    ((50.0, 2.5, 0.0), (50.0, 3.1736, 0.5854), 1.0),
+    ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+    ((2.0776, 0.0795, -1.1350), (0.9033, -0.0636, -0.5514), 0.9082),
+]
+
+
+def test_ciede2000_matches_the_published_test_data_and_scikit_image():
+    from skimage.color import deltaE_ciede2000
+
+    a = np.array([p[0] for p in SHARMA])
+    b = np.array([p[1] for p in SHARMA])
+    np.testing.assert_allclose(ciede2000(a, b), [p[2] for p in SHARMA], atol=1e-4)
+    rng = np.random.default_rng(0)
+    lab1 = np.column_stack([rng.uniform(0, 100, 500), rng.uniform(-80, 80, (500, 2))])
+    lab2 = lab1 + rng.normal(0, 8, lab1.shape)
+    np.testing.assert_allclose(ciede2000(lab1, lab2), deltaE_ciede2000(lab1, lab2), atol=1e-9)
+
+
+def blobs(n, seed=0, side=96):
+    """n well-separated colours in random blocks, with a little noise."""
+    rng = np.random.default_rng(seed)
+    colours = np.array([[30, 30, 30], [220, 40, 40], [40, 200, 60], [40, 60, 220],
+                        [230, 230, 60], [230, 230, 230], [160, 60, 200]])[:n]  # fmt: skip
+    which = rng.integers(0, n, (side // 8, side // 8)).repeat(8, 0).repeat(8, 1)
+    which.flat[:n] = np.arange(n)  # every colour present
+    image = colours[which] + rng.normal(0, 4, (side, side, 3))
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("n", [3, 5, 7])
+def test_the_knee_of_the_curve_is_the_number_of_colour_blobs(n):
+    curve = k_curve(blobs(n), range(2, 13), channel_axis=-1, seed=0)
+    assert curve.knee == n
+    assert list(curve.ks) == list(range(2, 13)) and curve.sample == 96 * 96
+    assert np.all(np.diff(curve.mse[: n - 1]) < 0)  # the error falls until K = n
+    assert list(curve.table().columns) == ["k", "compactness", "mse", "delta_e2000"]
+
+
+@pytest.mark.parametrize("name", ["coffee", "rocket"])
+def test_auto_k_meets_its_target_and_no_smaller_k_does(name):
+    from skimage import data
+
+    photo = getattr(data, name)()
+    result = quantize(photo, "auto", channel_axis=-1, seed=3)
+    auto = result.palette.fit["auto"]
+    k = result.palette.k
+    assert auto["chosen"] == k and auto["target"] == 3.0 and auto["delta_e2000"] <= 3.0
+    # the same sample and fits, measured point by point: K meets it, no smaller K does
+    curve = k_curve(photo, range(2, k + 1), channel_axis=-1, seed=3, target=3.0)
+    assert curve.sample == CURVE_SAMPLE and curve.meets_target == k
+    assert np.all(curve.delta_e[:-1] > 3.0) and curve.delta_e[-1] <= 3.0
+    looser = quantize(photo, "auto", channel_axis=-1, seed=3, target=6.0)
+    assert looser.palette.k < k
+
+
+def test_auto_k_and_curve_refuse_what_they_cannot_measure():
+    image = make_blocks()
+    with pytest.raises(ValueError, match=r"k='auto' meets a CIEDE2000 .* needs 3 colour"):
+        quantize(image[..., 0], "auto")
+    with pytest.raises(ValueError, match="target is the quality k='auto' aims for"):
+        quantize(image, 4, channel_axis=-1, target=3.0)
+    with pytest.raises(TypeError, match="k must be a whole number or 'auto', got 'Auto'"):
+        quantize(image, "Auto", channel_axis=-1)
+    for bad, error in ((0, ValueError), (-1.0, ValueError), (np.nan, ValueError),
+                       ("3", TypeError), (True, TypeError)):  # fmt: skip
+        with pytest.raises(error, match="target must be"):
+            quantize(image, "auto", channel_axis=-1, target=bad)
+    for ks, error in (([4], ValueError), ([0, 3], ValueError), ("2-8", TypeError),
+                      ([2.5, 4], TypeError), (range(2, 70000), ValueError)):  # fmt: skip
+        with pytest.raises(error, match="ks must"):
+            k_curve(image, ks, channel_axis=-1)
+    with pytest.raises(ValueError, match="ks go up to 40, but the image has 16 usable"):
+        k_curve(image[:4, :4], range(2, 41), channel_axis=-1)
+    gray = k_curve(image[..., 0], range(2, 6), seed=0)  # no colour: no CIEDE2000
+    assert gray.delta_e is None and "delta_e2000" not in gray.table()
+
+
+# --- editing clusters --------------------------------------------------------------------------
+
+
+def test_merge_gives_the_weighted_centre_renumbered_and_repainted():
+    image = make_blocks()
+    result = quantize(image, 4, channel_axis=-1, seed=1)
+    before = (result.labels.copy(), result.quantized.copy())
+    merged = merge(result, [2, 3])  # blue and red
+    expected_centre = (result.centers[1] * 256 + result.centers[2] * 256) / 512
+    assert merged.palette.k == 3 and merged.counts.tolist() == [256, 512, 256]
+    np.testing.assert_allclose(merged.centers[1], expected_centre)
+    old = expected_block_labels()
+    np.testing.assert_array_equal(merged.labels, np.array([0, 1, 2, 2, 3])[old])
+    colours = np.clip(np.rint(merged.centers), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(merged.quantized, colours[merged.labels - 1])
+    assert merged.palette.fit["edits"] == [{"merge": [2, 3]}]
+    # compactness grows by the merged clusters' counts times their squared shift
+    shift = ((result.centers[1:3] - expected_centre) ** 2).sum(axis=1) @ [256, 256]
+    assert merged.compactness == pytest.approx(result.compactness + shift)
+    np.testing.assert_array_equal(result.labels, before[0])  # the input result is untouched
+    np.testing.assert_array_equal(result.quantized, before[1])
+
+
+def test_split_recovers_the_clusters_a_merge_joined_with_exact_compactness():
+    image = make_blocks()
+    three = quantize(image, 3, channel_axis=-1, seed=1)  # blue and dark share one cluster
+    joined = int(np.argmax(three.counts)) + 1
+    four = split(three, image, joined, 2, channel_axis=-1, seed=0)
+    np.testing.assert_array_equal(four.labels, expected_block_labels())
+    assert four.counts.tolist() == [256] * 4 and four.palette.k == 4
+    pixels = image.reshape(-1, 3).astype(np.float64)
+    sse = ((pixels - four.centers[four.labels.ravel() - 1]) ** 2).sum()
+    assert four.compactness == pytest.approx(sse, rel=1e-6)  # cv2 sums the fit's in float32
+    assert four.palette.fit["edits"] == [{"split": joined, "n": 2, "seed": 0}]
+
+
+def test_edits_replay_from_their_record_and_keep_left_out_pixels():
+    image = np.concatenate([make_blocks(), np.full((32, 32, 1), 255, np.uint8)], axis=-1)
+    image[:2, :, 3] = 0  # transparent rows: left out, and kept as they were
+    result = quantize(image, 4, channel_axis=-1, seed=1)
+    edited = split(merge(result, [3, 4]), image, 3, 2, channel_axis=-1, seed=5)
+    replayed = result
+    for edit in edited.palette.fit["edits"]:
+        if "merge" in edit:
+            replayed = merge(replayed, edit["merge"])
+        else:
+            replayed = split(replayed, image, edit["split"], edit["n"], channel_axis=-1,
+                             seed=edit["seed"])  # fmt: skip
+    np.testing.assert_array_equal(replayed.labels, edited.labels)
+    np.testing.assert_array_equal(replayed.quantized, edited.quantized)
+    assert (edited.labels[:2] == 0).all()
+    np.testing.assert_array_equal(edited.quantized[:2], image[:2])  # left out: unchanged
+    np.testing.assert_array_equal(edited.quantized[..., 3], image[..., 3])  # alpha kept
+    assert sorted(np.unique(edited.labels[2:])) == list(range(1, edited.palette.k + 1))
+
+
+def test_bad_edits_name_the_parameter():
+    image = make_blocks()
+    result = quantize(image, 4, channel_axis=-1, seed=1)
+    with pytest.raises(ValueError, match="give at least 2 different clusters"):
+        merge(result, [2, 2])
+    with pytest.raises(ValueError, match=r"between 1 and 4, got \[5\]"):
+        merge(result, [1, 5])
+    with pytest.raises(TypeError, match="labels must be cluster labels"):
+        merge(result, "12")
+    with pytest.raises(TypeError, match="result must be a QuantizeResult"):
+        merge(result.palette, [1, 2])
+    with pytest.raises(ValueError, match="n must be a whole number of at least 2"):
+        split(result, image, 1, 1, channel_axis=-1)
+    with pytest.raises(ValueError, match="spatial shape"):
+        split(result, image[:16], 1, channel_axis=-1)
+    with pytest.raises(ValueError, match="label must be between 1 and 4"):
+        split(result, image, 9, channel_axis=-1)
+    tiny = quantize(image[:1, :3], 3, channel_axis=-1, seed=0)
+    with pytest.raises(ValueError, match="too few to split"):
+        split(tiny, image[:1, :3], 1, 2, channel_axis=-1)
+    import dask.array as da
+
+    lazy = result.palette.apply(da.from_array(image, chunks=16), channel_axis=-1)
+    with pytest.raises(ValueError, match="edits work on computed results"):
+        merge(lazy, [1, 2])
+
+
+def test_recolour_changes_the_picture_not_the_numbers():
+    from napari_kquant import recolour
+
+    image = np.concatenate([make_blocks(), np.full((32, 32, 1), 200, np.uint8)], axis=-1)
+    result = quantize(image, 4, channel_axis=-1, seed=1)
+    shown = recolour(result, 2, "#ff00ff")
+    blue = expected_block_labels() == 2
+    assert (shown.quantized[blue][:, :3] == [255, 0, 255]).all()
+    np.testing.assert_array_equal(shown.quantized[~blue], result.quantized[~blue])
+    assert (shown.quantized[..., 3] == 200).all()  # alpha kept
+    np.testing.assert_array_equal(shown.centers, result.centers)  # measurements unchanged
+    np.testing.assert_array_equal(shown.labels, result.labels)
+    assert shown.table()["count"].tolist() == result.table()["count"].tolist()
+    assert shown.palette.fit["display"] == {"2": "#ff00ff"}
+    again = merge(shown, [1, 2])  # a merge repaints from the centres
+    assert "display" not in again.palette.fit
+    with pytest.raises(ValueError, match="is not a hex colour"):
+        recolour(result, 2, "#ff00zz")
+    with pytest.raises(ValueError, match="colour has 1 channels, the palette 3"):
+        recolour(result, 2, [0.5])
+    with pytest.raises(ValueError, match=r"label must be between 1 and 4, got \[0\]"):
+        recolour(result, 0, "#000000")
+
+
+def test_auto_k_reports_progress_can_be_stopped_and_checks_options_first():
+    from skimage import data
+
+    photo = data.astronaut()[::4, ::4]
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def hook(done, message):
+        calls.append(message)
+        if len(calls) == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        quantize(photo, "auto", channel_axis=-1, target=0.5, progress=hook)
+    assert calls == ["K = 2 fitted", "K = 3 fitted", "K = 4 fitted"]  # stopped at once
+    with pytest.raises(ValueError, match="max_iter must be between 2 and 100, got 1"):
+        quantize(photo, "auto", channel_axis=-1, max_iter=1, progress=hook)
+    assert len(calls) == 3  # refused before any fit
+
+
+def test_auto_k_is_one_for_a_single_pixel_or_a_flat_image():
+    assert quantize(make_blocks()[:1, :1], "auto", channel_axis=-1).palette.k == 1
+    flat = np.full((20, 20, 3), 100, np.uint8)
+    assert quantize(flat, "auto", channel_axis=-1, seed=0).palette.k == 1
+
+
+def test_edits_follow_the_results_channel_axis_and_check_their_inputs():
+    from napari_kquant import recolour
+
+    rng = np.random.default_rng(0)
+    channels_first = rng.integers(0, 256, (3, 3, 8, 8), np.uint8)  # (C, Z, Y, X), Z == C
+    result = quantize(channels_first, 4, channel_axis=0, seed=0)
+    for edited in (merge(result, [1, 2]), split(result, channels_first, 1, channel_axis=0,
+                                                seed=0)):  # fmt: skip
+        colours = np.clip(np.rint(edited.centers), 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(np.moveaxis(edited.quantized, 0, -1),
+                                      colours[edited.labels - 1])  # fmt: skip
+    shown = recolour(result, 1, "#ff00ff")
+    assert (np.moveaxis(shown.quantized, 0, -1)[result.labels == 1] == [255, 0, 255]).all()
+    flat = np.zeros((20, 20, 3), np.uint8)
+    flat[:, 10:] = (200, 50, 50)
+    two = quantize(flat, 2, channel_axis=-1, seed=0)
+    with pytest.raises(ValueError, match="cluster 1 has 1 distinct colour: too few to split"):
+        split(two, flat, 1, channel_axis=-1)
+    with pytest.raises(ValueError, match="image has 1 colour channels, the result's palette 3"):
+        split(two, flat[..., 0], 1)
+    with pytest.raises(ValueError, match="image is uint16, the result was made from uint8"):
+        split(two, flat.astype(np.uint16), 1, channel_axis=-1)
+    for bad in (None, 5, [True, 0, 0]):
+        with pytest.raises(TypeError, match="colour must be '#rrggbb' or one number per"):
+            recolour(two, 1, bad)
+
+
+def test_a_small_pyramid_still_gives_one_result_per_level():
+    image = np.tile(make_blocks(), (2, 2, 1))  # 64 x 64: smaller than the sample
+    result = quantize([image, image[::2, ::2]], 4, channel_axis=-1, seed=1)
+    assert isinstance(result.labels, list) and len(result.labels) == 2
+    assert result.labels[1].shape == (32, 32)

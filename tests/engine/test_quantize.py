@@ -1,0 +1,497 @@
+import cv2
+import numpy as np
+import pytest
+
+from napari_kquant import fit, quantize
+from napari_kquant.core._options import EPSILON_FRACTION, MIN_AUTO_SAMPLE, auto_sample
+from napari_kquant.engine._fit import GROUPED_MIN_K, attempt_size, refinement
+
+from conftest import BLOCK_COLOURS, expected_block_labels, make_blocks
+
+
+def brute_force_labels(pixels, centers):
+    """Nearest centre (1-based) by an explicit float64 distance matrix."""
+    d = ((pixels[:, None, :].astype(np.float64) - centers[None]) ** 2).sum(-1)
+    return d.argmin(1) + 1
+
+
+# --- known answers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", [None, 200])
+def test_blocks_get_exact_labels_dark_to_light(blocks, sample):
+    result = quantize(blocks, 4, channel_axis=-1, seed=1, sample=sample)
+    np.testing.assert_array_equal(result.labels, expected_block_labels())
+    order = [1, 0, 3, 2]  # BLOCK_COLOURS dark to light
+    np.testing.assert_allclose(result.centers, BLOCK_COLOURS[order], atol=3)
+    np.testing.assert_array_equal(result.counts, [256, 256, 256, 256])
+    assert result.quantized.shape == blocks.shape and result.quantized.dtype == np.uint8
+    palette = np.clip(np.rint(result.centers), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(result.quantized, palette[result.labels - 1])
+
+
+def test_grayscale_two_levels():
+    rng = np.random.default_rng(3)
+    image = np.where(np.arange(40)[None, :] < 25, 1000.0, 3000.0) + rng.normal(0, 20, (30, 40))
+    image = image.astype(np.uint16)
+    result = quantize(image, 2, seed=0)
+    assert result.labels.shape == (30, 40) and result.centers.shape == (2, 1)
+    np.testing.assert_array_equal(result.labels[:, :25], 1)
+    np.testing.assert_array_equal(result.labels[:, 25:], 2)
+    assert result.quantized.dtype == np.uint16
+    assert abs(result.centers[0, 0] - 1000) < 10 and abs(result.centers[1, 0] - 3000) < 10
+
+
+@pytest.mark.parametrize("sample", [None, 300])
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [(np.uint8, 1), (np.uint16, 257), (np.int32, 1), (np.float32, 1 / 255), (np.float64, 1 / 255)],
+)
+def test_dtype_parity(blocks, dtype, scale, sample):
+    image = (blocks.astype(np.float64) * scale).astype(dtype)
+    result = quantize(image, 4, channel_axis=-1, seed=5, sample=sample)
+    np.testing.assert_array_equal(result.labels, expected_block_labels())
+    assert result.quantized.dtype == dtype
+    order = [1, 0, 3, 2]
+    np.testing.assert_allclose(result.centers / scale, BLOCK_COLOURS[order], atol=3)
+
+
+def test_channel_axis_first_matches_last(blocks):
+    last = quantize(blocks, 4, channel_axis=-1, seed=2)
+    first = quantize(np.moveaxis(blocks, -1, 0), 4, channel_axis=0, seed=2)
+    np.testing.assert_array_equal(first.labels, last.labels)
+    assert first.quantized.shape == (3, 32, 32)
+    np.testing.assert_array_equal(np.moveaxis(first.quantized, 0, -1), last.quantized)
+
+
+def test_many_channels_on_any_axis():
+    rng = np.random.default_rng(0)
+    means = rng.uniform(0, 1000, (3, 5))
+    truth = rng.integers(0, 3, (20, 24))
+    image = (means[truth] + rng.normal(0, 5, (20, 24, 5))).astype(np.float32)
+    result = quantize(np.moveaxis(image, -1, 1), 3, channel_axis=1, seed=0)
+    assert result.labels.shape == (20, 24) and result.centers.shape == (3, 5)
+    # one label per true class, the same partition
+    for c in range(3):
+        assert len(np.unique(result.labels[truth == c])) == 1
+    assert len(np.unique(result.labels)) == 3
+
+
+def test_stack_shares_one_palette():
+    frames = np.stack([make_blocks(seed=s) for s in range(3)])
+    result = quantize(frames, 4, channel_axis=-1, seed=0)
+    assert result.labels.shape == (3, 32, 32)
+    for t in range(3):
+        np.testing.assert_array_equal(result.labels[t], expected_block_labels())
+
+
+def test_rgba_alpha_left_out_and_kept(blocks):
+    alpha = np.full((32, 32, 1), 255, np.uint8)
+    alpha[:4, :4] = 0
+    alpha[10, 10] = 128
+    rgba = np.concatenate([blocks, alpha], axis=-1)
+    rgba[:4, :4, :3] = 255  # transparent pixels carry a colour nobody should cluster
+    result = quantize(rgba, 4, seed=1, channel_axis=-1)
+    assert result.centers.shape == (4, 3)
+    np.testing.assert_array_equal(result.labels[:4, :4], 0)
+    expected = expected_block_labels()
+    expected[:4, :4] = 0
+    np.testing.assert_array_equal(result.labels, expected)
+    np.testing.assert_array_equal(result.quantized[..., 3], rgba[..., 3])
+    np.testing.assert_array_equal(result.quantized[:4, :4], rgba[:4, :4])
+    assert result.counts.sum() == 32 * 32 - 16
+
+
+def test_four_channels_not_last_are_not_alpha():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (4, 10, 10)).astype(np.uint8)
+    image[3] = 0  # would make every pixel transparent if it were alpha
+    result = quantize(image, 2, channel_axis=0, seed=0)
+    assert result.centers.shape == (2, 4) and (result.labels > 0).all()
+
+
+def test_mask_limits_clustering(blocks):
+    mask = np.ones((32, 32), bool)
+    mask[16:, :] = False  # only the top two blocks
+    result = quantize(blocks, 2, channel_axis=-1, mask=mask, seed=0)
+    np.testing.assert_array_equal(result.labels[16:], 0)
+    np.testing.assert_array_equal(result.quantized[16:], blocks[16:])
+    np.testing.assert_array_equal(result.labels[:16, :16], 2)  # blue block
+    np.testing.assert_array_equal(result.labels[:16, 16:], 1)  # dark block
+
+
+def test_non_finite_pixels_are_left_out(blocks):
+    image = blocks.astype(np.float32)
+    image[0, 0, 1] = np.nan
+    image[5, 5, 2] = np.inf
+    result = quantize(image, 4, channel_axis=-1, seed=0)
+    assert result.labels[0, 0] == 0 and result.labels[5, 5] == 0
+    np.testing.assert_array_equal(result.quantized[0, 0], image[0, 0])
+    assert np.isinf(result.quantized[5, 5, 2])
+    assert np.isfinite(result.centers).all()
+
+
+def test_lab_colour_space(blocks):
+    result = quantize(blocks, 4, channel_axis=-1, seed=0, color_space="lab")
+    np.testing.assert_array_equal(result.labels, expected_block_labels())
+    np.testing.assert_allclose(result.centers, BLOCK_COLOURS[[1, 0, 3, 2]], atol=4)
+    exact = quantize(blocks, 4, channel_axis=-1, seed=0, color_space="lab", sample=None)
+    np.testing.assert_array_equal(exact.labels, expected_block_labels())
+
+
+def test_label_dtype_grows_with_k():
+    image = np.arange(600, dtype=np.float32).reshape(20, 30)
+    assert quantize(image, 255, sample=None, seed=0).labels.dtype == np.uint8
+    labels = quantize(image, 300, sample=None, seed=0).labels
+    assert labels.dtype == np.uint16 and labels.max() == 300
+
+
+# --- exactness against OpenCV ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+@pytest.mark.parametrize(
+    ("criteria", "cv_type", "init", "flags"),
+    [
+        ("eps+max_iter", 3, "kmeans++", cv2.KMEANS_PP_CENTERS),
+        ("max_iter", cv2.TERM_CRITERIA_MAX_ITER, "random", cv2.KMEANS_RANDOM_CENTERS),
+        ("eps", cv2.TERM_CRITERIA_EPS, "kmeans++", cv2.KMEANS_PP_CENTERS),
+    ],
+)
+@pytest.mark.parametrize("followed", [False, True], ids=["one-call", "attempt-by-attempt"])
+def test_exact_mode_equals_direct_cv2_kmeans(
+    photos, name, criteria, cv_type, init, flags, followed
+):
+    image = photos[name]
+    k, seed = 6, 42
+    progress = (lambda fraction, message: None) if followed else None
+    result = quantize(
+        image, k, channel_axis=-1, sample=None, seed=seed, criteria=criteria,
+        max_iter=10, epsilon=1.0, attempts=3, init=init, progress=progress,
+    )  # fmt: skip
+    cv2.setRNGSeed(seed)
+    compactness, labels, centers = cv2.kmeans(
+        image.reshape(-1, 3).astype(np.float32), k, None, (cv_type, 10, 1.0), 3, flags
+    )
+    assert result.compactness == compactness
+    ours = result.labels.ravel()
+    # the same partition: a one-to-one map between their labels and ours
+    pairs = np.unique(np.stack([labels.ravel(), ours]), axis=1)
+    assert pairs.shape[1] == k
+    mapping = dict(zip(pairs[0], pairs[1], strict=True))
+    np.testing.assert_allclose(
+        result.centers[[mapping[i] - 1 for i in range(k)]], centers, rtol=1e-6
+    )
+
+
+def test_default_epsilon_is_relative_to_the_data(blocks):
+    result = quantize(blocks, 4, channel_axis=-1, seed=0, sample=None)
+    span = float(blocks.max()) - float(blocks.min())
+    assert result.epsilon == pytest.approx(EPSILON_FRACTION * span)
+
+
+# --- sampling --------------------------------------------------------------------------------
+
+
+def test_sampled_fit_assigns_every_pixel_to_its_nearest_centre(photos):
+    image = photos["astronaut"]
+    result = quantize(image, 12, channel_axis=-1, seed=3, sample=2000)
+    pixels = image.reshape(-1, 3)
+    np.testing.assert_array_equal(
+        result.labels.ravel(), brute_force_labels(pixels, result.centers)
+    )
+    d = ((pixels - result.centers[result.labels.ravel() - 1]) ** 2).sum()
+    assert result.compactness == pytest.approx(d, rel=1e-9)
+    assert result.counts.sum() == len(pixels)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_sampled_fit_nearest_centre_other_dtypes(photos, dtype):
+    image = photos["coffee"].astype(dtype)
+    result = quantize(image, 7, channel_axis=-1, seed=3, sample=1500)
+    expected = brute_force_labels(image.reshape(-1, 3), result.centers)
+    np.testing.assert_array_equal(result.labels.ravel(), expected)
+
+
+def test_sampled_fit_with_mask_draws_only_usable_pixels():
+    image = np.zeros((100, 100), np.float32)
+    image[:, 95:] = 100.0  # only the masked-in strip has this value
+    mask = np.zeros((100, 100), bool)
+    mask[:, 90:] = True
+    result = quantize(image, 2, mask=mask, sample=200, seed=0)
+    np.testing.assert_array_equal(result.centers[:, 0], [0.0, 100.0])
+    assert (result.labels[:, :90] == 0).all()
+
+
+def test_seed_makes_results_reproducible(photos):
+    a = quantize(photos["chelsea"], 5, channel_axis=-1, seed=9, sample=500)
+    b = quantize(photos["chelsea"], 5, channel_axis=-1, seed=9, sample=500)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.centers, b.centers)
+    c = quantize(photos["chelsea"], 5, channel_axis=-1, seed=None, sample=500)
+    again = quantize(photos["chelsea"], 5, channel_axis=-1, seed=c.seed, sample=500)
+    np.testing.assert_array_equal(c.labels, again.labels)
+
+
+def test_small_images_are_fitted_exactly_by_default(photos):
+    image = photos["coffee"][:40, :40]
+    default = quantize(image, 4, channel_axis=-1, seed=1)
+    exact = quantize(image, 4, channel_axis=-1, seed=1, sample=None)
+    np.testing.assert_array_equal(default.labels, exact.labels)
+    assert default.compactness == exact.compactness
+
+
+# --- fewer colours than k --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", [None, 50])
+def test_fewer_colours_than_k_warns_and_still_works(sample):
+    image = np.repeat(np.array([0, 100, 200], np.uint8), 40).reshape(12, 10)
+    with pytest.warns(UserWarning, match=r"k=5, but .* only 3 distinct colours"):
+        result = quantize(image, 5, seed=0, sample=sample)
+    assert result.labels.min() >= 1 and result.labels.max() <= 5
+    np.testing.assert_array_equal(np.unique(result.quantized), [0, 100, 200])
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"k": 0}, ValueError, r"k must be between 1 and 65535, got 0"),
+        ({"k": 2.5}, TypeError, r"k must be an integer, got 2\.5"),
+        ({"k": 1025}, ValueError, r"k=1025 is larger than the number of usable pixels \(1024\)"),
+        ({"attempts": 0}, ValueError, r"attempts must be between 1 and 1000, got 0"),
+        ({"max_iter": 1}, ValueError, r"max_iter must be between 2 and 100, got 1"),
+        ({"max_iter": 101}, ValueError, r"max_iter must be between 2 and 100, got 101"),
+        ({"epsilon": -1.0}, ValueError, r"epsilon must be a finite number >= 0, got -1\.0"),
+        ({"epsilon": float("nan")}, ValueError, r"epsilon must be a finite number"),
+        ({"criteria": "iters"}, ValueError, r"criteria must be one of .*, got 'iters'"),
+        ({"init": "pp"}, ValueError, r"init must be one of 'kmeans\+\+', 'random', got 'pp'"),
+        ({"color_space": "hsv"}, ValueError, r"color_space must be one of .*, got 'hsv'"),
+        ({"seed": -1}, ValueError, r"seed must be between 0 and 2147483647, got -1"),
+        ({"sample": 2}, ValueError, r"sample=2 is smaller than k=4"),
+        ({"channel_axis": 3}, ValueError, r"channel_axis=3 is out of range for an image of"),
+        ({"channel_axis": 1.0}, TypeError, r"channel_axis must be an integer or None"),
+        ({"mask": np.ones((32, 31), bool)}, ValueError, r"mask shape \(32, 31\) does not match"),
+        ({"mask": np.ones((32, 32), np.uint8)}, TypeError, r"mask must be a boolean array"),
+        ({"mask": np.zeros((32, 32), bool)}, ValueError, r"no usable pixel"),
+        ({"channel_axis": None, "alpha": True}, ValueError, r"alpha=True needs a channel_axis"),
+    ],
+)
+def test_bad_options_raise_clear_errors(blocks, kwargs, error, match):
+    options = {"k": 4, "channel_axis": -1, **kwargs}
+    before = blocks.copy()
+    with pytest.raises(error, match=match):
+        quantize(blocks, **options)
+    np.testing.assert_array_equal(blocks, before)
+
+
+def test_lab_needs_three_colour_channels():
+    with pytest.raises(ValueError, match=r"color_space='lab' needs 3 colour channels .* has 1"):
+        quantize(np.zeros((5, 5), np.uint8), 1, color_space="lab")
+
+
+@pytest.mark.parametrize(
+    ("image", "error", "match"),
+    [
+        (np.zeros((4, 4), bool), TypeError, r"image dtype bool is not supported"),
+        (np.zeros((4, 4), complex), TypeError, r"image dtype complex128 is not supported"),
+        (np.zeros((4, 4), object), TypeError, r"image dtype object is not supported"),
+        (np.zeros((4, 4), np.float16), TypeError, r"image dtype float16 is not supported"),
+        (np.zeros((0, 4), np.uint8), ValueError, r"image is empty \(shape \(0, 4\)\)"),
+        (np.full((4, 4), np.nan), ValueError, r"no usable pixel"),
+    ],
+)
+def test_bad_images_raise_clear_errors(image, error, match):
+    with pytest.raises(error, match=match):
+        quantize(image, 1)
+
+
+# --- inputs are never modified ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: make_blocks(),
+        lambda: make_blocks().astype(np.float64),
+        lambda: np.asfortranarray(make_blocks()),
+        lambda: make_blocks()[::2, ::-1],
+        lambda: np.moveaxis(make_blocks(), -1, 0),
+    ],
+    ids=["uint8", "float64", "fortran", "strided-view", "channels-first"],
+)
+@pytest.mark.parametrize("sample", [None, 100])
+def test_input_is_never_modified(make, sample):
+    image = make()
+    channel_axis = 0 if image.shape[0] == 3 else -1
+    before = image.copy()
+    mask = np.ones(np.delete(image.shape, channel_axis), bool)
+    result = quantize(image, 3, channel_axis=channel_axis, sample=sample, seed=0, mask=mask)
+    np.testing.assert_array_equal(image, before)
+    assert not np.shares_memory(result.quantized, image)
+    assert result.quantized.shape == image.shape
+
+
+def test_array_likes_are_accepted(blocks):
+    result = quantize(blocks.tolist(), 4, channel_axis=-1, seed=1)
+    np.testing.assert_array_equal(result.labels, expected_block_labels())
+
+
+# --- progress and stopping -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sample", [None, 500])
+def test_progress_is_reported_in_order(photos, sample):
+    seen = []
+    quantize(photos["coffee"], 4, channel_axis=-1, attempts=3, sample=sample, seed=0,
+             progress=lambda fraction, message: seen.append((fraction, message)))  # fmt: skip
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    messages = [m for i, (_, m) in enumerate(seen) if i == 0 or m != seen[i - 1][1]]
+    assert messages[:3] == [f"K-means attempt {i} of 3" for i in (1, 2, 3)]
+
+
+def test_raising_from_progress_stops_the_run(photos):
+    class Stop(Exception):
+        pass
+
+    def stop_at_second_attempt(fraction, message):
+        if message == "K-means attempt 2 of 3":
+            raise Stop
+
+    image = photos["astronaut"]
+    before = image.copy()
+    with pytest.raises(Stop):
+        quantize(image, 4, channel_axis=-1, attempts=3, progress=stop_at_second_attempt)
+    np.testing.assert_array_equal(image, before)
+
+
+# --- the staged fit: attempts on a subsample, one refinement on the sample -------------------
+
+
+def staged_by_hand(image, k, sample, seed, attempts, crit):
+    """What a sampled fit is: the seeded sample, the seeded attempt subsample, the attempts,
+    then one cv2.kmeans from each sample pixel's nearest centre, in direct cv2 calls."""
+    pixels = image.reshape(-1, 3)
+    chosen = np.sort(np.random.default_rng(seed).choice(len(pixels), sample, replace=False))
+    data = pixels[chosen].astype(np.float32)
+    size = attempt_size(k)
+    sub = data[np.sort(np.random.default_rng(seed).choice(sample, size, replace=False))]
+    cv2.setRNGSeed(seed)
+    _, _, best = cv2.kmeans(sub, k, None, crit, attempts, cv2.KMEANS_PP_CENTERS)
+    start = (brute_force_labels(data, best) - 1).astype(np.int32).reshape(-1, 1)
+    return cv2.kmeans(data, k, start, crit, 1, cv2.KMEANS_USE_INITIAL_LABELS)
+
+
+@pytest.mark.parametrize("followed", [False, True], ids=["one-call", "step-by-step"])
+def test_sampled_fit_is_attempts_on_a_subsample_then_one_refinement(photos, followed):
+    image = photos["coffee"]  # 12,288 pixels: a sample of 12,000, attempts on 10,000
+    k, seed = 6, 7
+    progress = (lambda fraction, message: None) if followed else None
+    palette = fit(image, k, channel_axis=-1, sample=12_000, attempts=3, max_iter=20,
+                  epsilon=1.0, seed=seed, progress=progress)  # fmt: skip
+    compactness, _, centers = staged_by_hand(image, k, 12_000, seed, 3, (3, 20, 1.0))
+    assert palette.compactness == compactness
+    order = np.lexsort((*centers.T[::-1], centers @ [0.299, 0.587, 0.114]))
+    np.testing.assert_allclose(palette.centers, centers[order], rtol=1e-6)
+
+
+def test_a_sample_within_the_attempt_size_is_one_plain_fit(photos):
+    image = photos["chelsea"]
+    palette = fit(image, 5, channel_axis=-1, sample=9_000, attempts=2, seed=3)
+    pixels = image.reshape(-1, 3)
+    chosen = np.sort(np.random.default_rng(3).choice(len(pixels), 9_000, replace=False))
+    cv2.setRNGSeed(3)
+    compactness, _, _ = cv2.kmeans(
+        pixels[chosen].astype(np.float32), 5, None, (3, 100, palette.epsilon), 2,
+        cv2.KMEANS_PP_CENTERS,
+    )  # fmt: skip
+    assert palette.compactness == compactness
+
+
+def blobs(k, per=160, seed=0):
+    """k well separated colours (a 6 x 6 x 6 lattice, 40 apart), ``per`` noisy pixels each."""
+    lattice = np.stack(np.meshgrid(*[np.arange(6) * 40 + 20] * 3, indexing="ij"), -1)
+    colours = lattice.reshape(-1, 3)[np.random.default_rng(seed).permutation(216)[:k]]
+    noise = np.random.default_rng(seed + 1).integers(-3, 4, (k, per, 3))
+    return colours, (colours[:, None, :] + noise).reshape(1, -1, 3).astype(np.uint8)
+
+
+def test_grouped_refinement_is_the_same_step_by_step_and_run_again():
+    k = GROUPED_MIN_K + 32  # 160 colours: refined in 5 groups
+    colours, image = blobs(k)
+    runs = [
+        quantize(image, k, channel_axis=-1, sample=20_000, seed=0, progress=progress)
+        for progress in (None, lambda fraction, message: None, None)
+    ]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other.centers, runs[0].centers)
+        assert other.palette.compactness == runs[0].palette.compactness
+    result = runs[0]
+    assert result.palette.fit["sample"] == 20_000
+    # most blobs get a centre of their own, at their mean (k-means may merge a few)
+    d = np.sqrt(((result.centers[:, None, :] - colours[None]) ** 2).sum(-1))
+    assert len(np.unique(d.argmin(1)[d.min(1) < 1.0])) >= 0.9 * k
+
+
+def test_grouped_refinement_matches_its_description():
+    k = GROUPED_MIN_K
+    _, image = blobs(k, per=200, seed=4)
+    data = image.reshape(-1, 3).astype(np.float32)
+    centers = data[np.random.default_rng(0).choice(len(data), k, replace=False)] + 0.5
+    crit = (3, 100, 0.1)
+    compactness, labels, refined = refinement(data, centers, crit, seed=1)
+    np.testing.assert_array_equal(labels.ravel() + 1, brute_force_labels(data, refined))
+    d = data.astype(np.float64) - refined[labels.ravel()]
+    assert compactness == pytest.approx((d * d).sum(), rel=1e-12)
+    start = ((data.astype(np.float64) - centers[brute_force_labels(data, centers) - 1]) ** 2).sum()
+    assert compactness < start  # refining never makes it worse here
+
+
+def test_progress_announces_the_refinement_and_cancel_stops_it(photos):
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def hook(fraction, message):
+        seen.append(message)
+        if message.startswith("K-means refinement"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        quantize(photos["coffee"], 6, channel_axis=-1, sample=12_000, seed=0, progress=hook)
+    assert seen[-1] == "K-means refinement on 12,000 pixels"
+    assert "K-means attempt 3 of 3" in seen
+
+
+def test_sample_auto_grows_with_k(photos):
+    image = photos["astronaut"]
+    assert fit(image, 4, channel_axis=-1, seed=0).fit["sample"] == MIN_AUTO_SAMPLE
+    assert fit(image, 4, channel_axis=-1, seed=0, sample="auto").fit["sample"] == 50_000
+    assert auto_sample(64) == 64_000 and auto_sample(256) == 256_000
+    assert quantize(image, 60, channel_axis=-1, seed=0).palette.fit["sample"] == 60_000
+
+
+@pytest.mark.parametrize("bad", ["lots", " auto", "AUTO", ""])
+def test_sample_strings_other_than_auto_are_refused(photos, bad):
+    with pytest.raises(ValueError, match=r"sample must be a whole number, 'auto' or None, got"):
+        quantize(photos["astronaut"], 4, channel_axis=-1, sample=bad)
+
+
+def test_groups_of_equal_centres_are_left_as_they_are():
+    from napari_kquant.engine._fit import _crowded
+
+    spread = np.random.default_rng(0).random((40, 3)) * 255
+    assert not _crowded(spread)
+    assert _crowded(np.vstack([spread[:10], np.repeat(spread[10:11], 30, axis=0)]))
+    assert _crowded(np.random.default_rng(1).random((129, 3)))  # far more than a group holds
+    # an image of one colour at a grouped K: every centre is that colour, every pixel labelled
+    image = np.full((120, 120, 3), 77, np.uint8)
+    with pytest.warns(UserWarning, match="only 1 distinct colours"):
+        result = quantize(image, GROUPED_MIN_K + 1, channel_axis=-1, seed=3)
+    np.testing.assert_array_equal(result.centers, 77.0)
+    assert (result.labels > 0).all() and result.counts.sum() == 120 * 120
