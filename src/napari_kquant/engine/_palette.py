@@ -19,7 +19,15 @@ import numpy as np
 
 from ..core._colorspace import resolve_white, rgb_scale, to_lab, to_od
 from ..core._layout import check_dtype, is_lazy, is_multiscale
-from ..core._options import COLOR_SPACES, MAX_K, callback, check_white, choice, finish
+from ..core._options import (
+    COLOR_SPACES,
+    MAX_K,
+    Finish,
+    callback,
+    check_white,
+    choice,
+    finish,
+)
 from ._apply import apply_array
 from ._palette_files import read, write
 
@@ -290,13 +298,7 @@ class Palette:
         """
         callback("progress", progress)
         done = finish(dither, dither_strength, min_size, smooth)
-        if not (is_multiscale(image) or is_lazy(image)):
-            return apply_array(self, image, channel_axis, alpha, mask, progress, done)
-        from ._lazy import apply_lazy, apply_levels  # dask: loaded for lazy input only
-
-        if is_multiscale(image):
-            return apply_levels(self, list(image), channel_axis, alpha, mask, progress, done)
-        return apply_lazy(self, image, channel_axis, alpha, mask, progress, done)
+        return apply_palette(self, image, channel_axis, alpha, mask, progress, done)
 
     # --- making one -------------------------------------------------------------------------
 
@@ -427,6 +429,17 @@ class Palette:
             the file and what is wrong.
         """
         return read(os.fsdecode(path), cls)
+
+
+def apply_palette(palette, image, channel_axis, alpha, mask, progress, done: Finish):
+    """`Palette.apply` once its options are checked: to numpy, lazy or multiscale input."""
+    if not (is_multiscale(image) or is_lazy(image)):
+        return apply_array(palette, image, channel_axis, alpha, mask, progress, done)
+    from ._lazy import apply_lazy, apply_levels  # dask: loaded for lazy input only
+
+    if is_multiscale(image):
+        return apply_levels(palette, list(image), channel_axis, alpha, mask, progress, done)
+    return apply_lazy(palette, image, channel_axis, alpha, mask, progress, done)
 
 
 def _palette_dtype(dtype) -> str:

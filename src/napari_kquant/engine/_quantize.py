@@ -1,7 +1,8 @@
 """The engine's half of `quantize`: a fitted palette applied to the image it was fitted on.
 
 When every usable pixel was fitted, the labels are cv2's own partition (painted);
-otherwise the palette is applied as `Palette.apply` applies it.
+otherwise the palette is applied as `Palette.apply` applies it (`apply_palette`, with the
+`Finish` options checked once by the caller).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from ..core._layout import layout
 from ..core._options import Finish
 from ._apply import assigner, result
 from ._fit import Fitted
+from ._palette import apply_palette
 from ._result import QuantizeResult
 from ._sample import Drawn, as_dask
 
@@ -23,11 +25,7 @@ def quantize_fitted(
     """The result of `quantize` from its fit (``drawn``: the pixels an exact fit clustered)."""
     palette = fitted.palette
     if drawn is None:
-        return palette.apply(
-            image, channel_axis=channel_axis, alpha=alpha, mask=mask, progress=apply_hook,
-            dither=done.dither, dither_strength=done.dither_strength, min_size=done.min_size,
-            smooth=done.smooth,
-        )  # fmt: skip
+        return apply_palette(palette, image, channel_axis, alpha, mask, apply_hook, done)
     # every usable pixel was fitted: cv2's own partition, painted
     asg = assigner(palette, drawn.pixels.dtype)
     labels = np.zeros(len(drawn.pixels), asg.label_dtype)
