@@ -1,14 +1,17 @@
-"""The dock's form: its fields (the signature of `options`, read by magicgui) and how
-their values become `quantize` keywords.
+"""The dock's form: its fields, in groups (each group the signature of one function, read by
+magicgui), which fields apply to which image, and how their values become `quantize`
+keywords.
 
 No ``from __future__ import annotations`` here: magicgui reads the form from the
-annotations of `options`, which must be real objects, not strings.
+annotations of the group functions, which must be real objects, not strings.
 """
 
 from pathlib import Path
 from typing import Annotated, Literal
 
 import napari
+from magicgui import magicgui
+from psygnal import Signal
 
 from ..core._options import (
     COLOR_SPACES,
@@ -34,8 +37,11 @@ OUTPUT_CHOICES = {
 }
 
 
-def options(
-    image: napari.layers.Image,
+def essentials(
+    image: Annotated[
+        napari.layers.Image,
+        {"tooltip": "The Image layer to quantize (RGB layers are clustered on their colours)."},
+    ],
     palette: Annotated[
         str,
         {
@@ -54,6 +60,11 @@ def options(
         },
     ] = Path(),
     k: Annotated[int, {"min": 1, "max": 1024, "tooltip": "Number of colours (clusters)."}] = 8,
+):
+    """The essentials, always shown: the image, where the palette comes from, K."""
+
+
+def fit_group(
     criteria: Annotated[
         str,
         {
@@ -96,6 +107,11 @@ def options(
             "large images.",
         },
     ] = False,
+):
+    """How the palette is fitted (the Fit section)."""
+
+
+def colour_group(
     color_space: Annotated[
         str,
         {
@@ -111,6 +127,14 @@ def options(
             "maximum, 'auto' = the brightest 1% of pixels, or a value (or R,G,B).",
         },
     ] = "max",
+):
+    """Where colours are compared (the Colour section; colour images only)."""
+
+
+def output_group(
+    outputs: Annotated[
+        Literal[tuple(OUTPUT_CHOICES)], {"tooltip": "Which layers a run adds."}
+    ] = "quantized image + cluster labels",
     dither: Annotated[
         str,
         {
@@ -141,6 +165,11 @@ def options(
             "tooltip": "Clean labels first with a majority filter of this radius (0: off).",
         },
     ] = 0,
+):
+    """What a run adds (the Outputs section): layers, dithering, clean-up."""
+
+
+def where_group(
     mask: Annotated[
         napari.layers.Labels | None,
         {"tooltip": "Only pixels where this Labels layer is non-zero are clustered."},
@@ -149,11 +178,100 @@ def options(
         Literal[SCOPES],
         {"tooltip": "For stacks: one palette over all planes, or the plane on screen."},
     ] = SCOPES[0],
-    outputs: Annotated[
-        Literal[tuple(OUTPUT_CHOICES)], {"tooltip": "Which layers a run adds."}
-    ] = "quantized image + cluster labels",
 ):
-    """The form's fields: this signature is the single source of the widget's inputs."""
+    """Which pixels (the Mask and scope section)."""
+
+
+#: The foldable sections under the essentials: (title, fields), folded when the dock opens.
+SECTIONS = {
+    "Fit": fit_group,
+    "Colour space": colour_group,
+    "Outputs": output_group,
+    "Mask and scope": where_group,
+}
+
+
+SECTION_TIPS = {
+    "Fit": "How K-means runs: stopping criteria, attempts, initial centres, seed, sample.",
+    "Colour space": "Where colours are compared: RGB, CIE L*a*b*, or optical density.",
+    "Outputs": "Which layers a run adds, dithering of the picture, clean-up of the labels.",
+    "Mask and scope": "Cluster only the pixels of a mask; for stacks, the plane on screen.",
+}
+
+
+class Form:
+    """Every field of the dock, in groups: ``form.k``, ``form.dither`` ... whatever group
+    holds it, `asdict` of all of them, one `changed` signal.
+
+    The group forms are made by magicgui from the signatures above (persisted values
+    off); the dock lays them out, the essentials first and the rest in foldable sections.
+    """
+
+    changed = Signal(object)
+
+    def __init__(self):
+        self.essentials = magicgui(essentials, call_button=False, persist=False)
+        self.sections = {
+            title: magicgui(group, call_button=False, persist=False)
+            for title, group in SECTIONS.items()
+        }
+        for container in self.containers:
+            container.changed.connect(self.changed.emit)
+
+    @property
+    def containers(self) -> list:
+        return [self.essentials, *self.sections.values()]
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name in ("essentials", "sections"):
+            raise AttributeError(name)
+        for container in self.containers:
+            if name in container.asdict():
+                return getattr(container, name)
+        raise AttributeError(f"the dock has no field {name!r}")
+
+    def asdict(self) -> dict:
+        values = {}
+        for container in self.containers:
+            values.update(container.asdict())
+        return values
+
+    def reset_choices(self) -> None:
+        for container in self.containers:
+            container.reset_choices()
+
+
+def applies(values: dict, layer) -> dict[str, bool]:
+    """Which fields apply, for these form values and this image layer (None: none chosen):
+    the dock shows only those. A field that does not apply is not used either (`fit_params`
+    reads the colour space as "rgb" where it is hidden)."""
+    fitting = values["palette"] == NEW_PALETTE
+    colour = layer is not None and colour_channels(layer) == 3
+    stack = layer is not None and spatial_ndim(layer) > 2
+    return {
+        "palette_file": values["palette"] == FILE_PALETTE,
+        "k": fitting,
+        "Fit": fitting,
+        "Colour space": fitting and colour,
+        "white": values["color_space"] == "od",
+        "sample": not values["exact"],
+        "epsilon": values["criteria"] != "max_iter",
+        "dither_strength": values["dither"] != NO_DITHER,
+        "scope": stack,
+    }
+
+
+def colour_channels(layer) -> int:
+    """The colour channels of an Image layer: 3 for RGB and RGBA, 1 otherwise."""
+    if not layer.rgb:
+        return 1
+    shape = (layer.data[0] if layer.multiscale else layer.data).shape
+    return shape[-1] - (shape[-1] == 4)
+
+
+def spatial_ndim(layer) -> int:
+    """The layer's spatial dimensions (2 for a picture, 3 or more for a stack)."""
+    return layer.ndim
 
 
 def fit_params(values) -> dict:
@@ -170,6 +288,15 @@ def fit_params(values) -> dict:
         "color_space": values["color_space"],
         "white": parse_white(values["white"]) if values["color_space"] == "od" else None,
     }
+
+
+def run_params(values, layer) -> dict:
+    """`fit_params` of the fields that apply to ``layer`` (the colour space of a gray image
+    is "rgb", whatever the hidden field holds)."""
+    params = fit_params(values)
+    if layer is not None and colour_channels(layer) != 3:
+        params.update(color_space="rgb", white=None)
+    return params
 
 
 def parse_white(text: str):

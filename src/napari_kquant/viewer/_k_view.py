@@ -1,9 +1,9 @@
-"""The dock's "Suggest K": the error curve of K = 2..32 on the chosen image, drawn in a small
-plot with the knee and the target marked; clicking a point sets K.
+"""The dock's "Suggest K" and "live", beside K: the error curve of K = 2..32 on the chosen
+image, drawn in the Results tab with the knee and the target marked; clicking a point sets K.
 
-The curve is `_choose.k_curve`, run in a worker thread (cancellable, with progress);
-nothing is computed here but the drawing. matplotlib (an optional dependency of the
-plugin's extra) is imported when the first curve is drawn.
+The curve is `analysis.k_curve`, run in a worker thread (cancellable, with progress);
+nothing is computed here but the drawing. matplotlib is imported when the first curve
+is drawn.
 """
 
 from __future__ import annotations
@@ -16,7 +16,11 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..analysis._choose import DEFAULT_KS, DEFAULT_TARGET, k_curve
-from ._plots import alive, plot_canvas
+from ._plots import alive, message, notifying, plot_canvas, themed_axes
+from ._preview import PREVIEW_PIXELS, PREVIEW_SAMPLE
+
+#: The curve's colours: visible on napari's dark and light themes alike.
+LINE, KNEE, TARGET = "#4f9fe0", "#e0607e", "#c8b400"
 
 
 class Stopped(Exception):
@@ -24,28 +28,32 @@ class Stopped(Exception):
 
 
 class KView(QWidget):
-    """A Suggest K button, its progress, and the curve once fitted."""
+    """The live tick, a Suggest K button and its progress; the curve once fitted, in
+    `plot_box` (which the dock puts in its Results tab)."""
 
-    def __init__(self, read_image, set_k, parent=None):
+    drawn = Signal()  # a curve was drawn
+
+    def __init__(self, read_image, set_k, viewer=None, parent=None):
         """``read_image()`` gives (data, quantize keywords) of the chosen image or raises
-        ValueError; ``set_k(k)`` sets the form's K."""
+        ValueError; ``set_k(k)`` sets the form's K; ``viewer`` gives the plot its theme."""
         super().__init__(parent)
         self._read_image = read_image
         self._set_k = set_k
+        self._viewer = viewer
         self.button = QPushButton("Suggest K")
         self.button.setToolTip(
             "Fit K = 2..32 on a 20,000-pixel sample and plot the error per K: the knee, and "
             f"the smallest K with a mean CIEDE2000 of at most {DEFAULT_TARGET:g}. Click a point "
             "to use that K."
         )
-        self.button.clicked.connect(lambda: self.suggest())
+        self.button.clicked.connect(notifying(lambda: self.suggest()))
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.live = QCheckBox("live")
         self.live.setToolTip(
-            "Live preview: every change of K, colour space or criteria re-quantizes the plane "
-            "on screen, thinned to about 512 x 512 pixels (one attempt on 20,000 of them), "
-            "into a preview layer. Run still does the whole image."
+            "Live preview: every change of the settings re-quantizes the plane on screen, "
+            f"thinned to about {PREVIEW_PIXELS:,} pixels (one attempt on {PREVIEW_SAMPLE:,} of "
+            "them), into a preview layer. Run still does the whole image."
         )
         row = QHBoxLayout()
         row.addWidget(self.live)
@@ -54,6 +62,9 @@ class KView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
+        self.plot_box = QWidget()  # the curve's place in the Results tab, hidden until drawn
+        QVBoxLayout(self.plot_box).setContentsMargins(0, 0, 0, 0)
+        self.plot_box.setVisible(False)
         self.plot = None  # a matplotlib canvas, made with the first curve
         self.curve = None  # the last KCurve drawn
         self.worker = None
@@ -94,8 +105,8 @@ class KView(QWidget):
         if isinstance(error, Stopped):
             self.status.setText("stopped")
             return
-        self.status.setText("failed")
-        show_error(f"Suggest K failed: {error}")
+        self.status.setText("failed: see the notification")
+        show_error(message("Suggest K failed", error))
 
     def _finished(self):
         self.worker = None
@@ -108,25 +119,33 @@ class KView(QWidget):
         self.curve = curve
         if self.plot is None:
             self.plot = plot_canvas()
-            self.plot.mpl_connect("pick_event", self._picked)
-            self.layout().addWidget(self.plot)
-        self.plot.figure.clear()
-        axes = self.plot.figure.subplots()
+            self.plot.mpl_connect("pick_event", notifying(self._picked))
+            self.plot.setToolTip("Click a point to use its K.")
+            self.plot_box.layout().addWidget(self.plot)
+        axes, theme = themed_axes(self.plot, self._viewer)
         colour = curve.delta_e is not None
         values = curve.delta_e if colour else curve.mse
-        axes.plot(curve.ks, values, "-", color="#4477aa", zorder=1)
-        axes.scatter(curve.ks, values, s=14, color="#4477aa", picker=True, pickradius=6, zorder=2)
-        axes.axvline(curve.knee, color="#cc6677", linestyle="--", linewidth=1)
+        what = "mean CIEDE2000" if colour else "mean squared error"
+        axes.plot(curve.ks, values, "-", color=LINE, zorder=1, label=what)
+        axes.scatter(curve.ks, values, s=14, color=LINE, picker=True, pickradius=6, zorder=2)
+        axes.axvline(curve.knee, color=KNEE, linestyle="--", linewidth=1,
+                     label=f"knee K={curve.knee}")  # fmt: skip
         marks = [f"knee K={curve.knee}"]
         if colour and curve.target is not None:
-            axes.axhline(curve.target, color="#999933", linestyle=":", linewidth=1)
+            label = f"target {curve.target:g}"
             if curve.meets_target is not None:
                 marks.append(f"ΔE00 ≤ {curve.target:g} from K={curve.meets_target}")
+                label += f" (met from K={curve.meets_target})"
+            axes.axhline(curve.target, color=TARGET, linestyle=":", linewidth=1, label=label)
         axes.set_xlabel("K", fontsize=8)
-        axes.set_ylabel("mean CIEDE2000" if colour else "mean squared error", fontsize=8)
-        axes.tick_params(labelsize=7)
+        axes.set_ylabel(what, fontsize=8)
+        legend = axes.legend(fontsize=7, facecolor=theme["background"],
+                             edgecolor=theme["foreground"], labelcolor=theme["text"])  # fmt: skip
+        legend.get_frame().set_alpha(0.9)
+        self.plot_box.setVisible(True)
         self.plot.draw_idle()
-        self.status.setText("; ".join(marks) + ". Click a point to use its K.")
+        self.status.setText("; ".join(marks) + ". Click a point (Results tab) to use its K.")
+        self.drawn.emit()
 
     def _picked(self, event):
         if self.curve is None or not len(getattr(event, "ind", [])):

@@ -7,6 +7,7 @@ Nothing numerical happens here.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -179,18 +180,39 @@ def output_layers(
         look = {"rgb": True} if layer.rgb else {
             "colormap": layer.colormap, "contrast_limits": layer.contrast_limits
         }  # fmt: skip
-        kwargs = {**common, **look, "name": f"{layer.name} k={k} quantized"}
+        kwargs = {**common, **look, "name": f"{run_title(layer, params, k)} quantized"}
         tuples.append((result.quantized, kwargs, "image"))
     if "clusters" in outputs:
         kwargs = {
             **common,
-            "name": f"{layer.name} k={k} clusters",
+            "name": f"{run_title(layer, params, k)} clusters",
             "colormap": cluster_colours(layer, result.centers),
         }
         if not lazy:
             kwargs["features"] = _features(record, layer)
         tuples.append((result.labels, kwargs, "labels"))
     return tuples
+
+
+def run_title(layer, params: dict, k: int) -> str:
+    """What a run's layers are called before " quantized" or " clusters": the source's
+    name, the plane for a current-slice run (``z=20``, or ``plane 20`` for unnamed axes),
+    and K. A slice's result never takes the name of the whole stack's."""
+    fixed = params.get("slice") or {}
+    where = ""
+    if fixed:
+        labels = [str(a) for a in getattr(layer, "axis_labels", ())]
+        named = all(axis < len(labels) and not labels[axis].lstrip("-").isdigit()
+                    for axis in fixed)  # fmt: skip
+        if named:
+            where = " " + " ".join(f"{labels[axis]}={i}" for axis, i in sorted(fixed.items()))
+        else:
+            where = " plane " + ",".join(str(i) for _, i in sorted(fixed.items()))
+    return f"{layer.name}{where} k={k}"
+
+
+#: A run's layer names end in this: its K, then what the layer is (renamed by edits).
+_K_SUFFIX = re.compile(r" k=\d+ (quantized|clusters)$")
 
 
 #: Per-plane counts larger than this (planes x (k + 1)) are kept summed over the planes: a
@@ -462,11 +484,16 @@ def run_parts(viewer, layer) -> tuple:
         raise ValueError(f"{layer.name!r}: editing clusters needs the run's clusters layer")
     quantized = next((other for other in layers if isinstance(other, Image)), None)
     arrays = [clusters.data, None if quantized is None else quantized.data]
-    lazy = any(is_lazy(a) or isinstance(a, list) for a in arrays if a is not None)
-    if lazy or clusters.multiscale:
+    if is_lazy_result(viewer, layer):
         raise ValueError(f"{layer.name!r} is a lazy result: its clusters cannot be edited")
     rgb = quantized is not None and quantized.rgb
     return arrays[0], arrays[1], rgb, dict(clusters.metadata["napari_kquant"])
+
+
+def is_lazy_result(viewer, layer) -> bool:
+    """Whether a run's layers hold dask arrays or pyramids (which edits cannot change)."""
+    layers = run_layers(viewer, layer)
+    return any(is_lazy(other.data) or other.multiscale for other in layers)
 
 
 def result_of_parts(labels, quantized, rgb, record) -> QuantizeResult:
@@ -547,6 +574,9 @@ def show_edit(viewer, layer, result: QuantizeResult, edit: str) -> None:
         other.metadata = {**other.metadata, "napari_kquant": record}
         if isinstance(other, Labels):
             other.features = _features(record, other)
+        match = _K_SUFFIX.search(other.name)
+        if match:  # the names say the K the layers now have
+            other.name = f"{other.name[: match.start()]} k={result.palette.k} {match.group(1)}"
 
 
 def _with_display(colormap, palette) -> DirectLabelColormap:

@@ -1,6 +1,16 @@
-"""Small Qt helpers shared by the dock's parts."""
+"""Small Qt helpers shared by the dock's parts: plots in napari's theme, callbacks whose
+errors become notifications, and whether a widget still exists."""
 
 from __future__ import annotations
+
+import functools
+import logging
+
+from napari.utils.notifications import show_error
+
+#: Lines whose colour is closer than this to the plot's background (0-1 RGB distance)
+#: get an outline in the foreground colour, so that a near-white cluster shows on white.
+CLOSE = 0.25
 
 
 def plot_canvas():
@@ -9,8 +19,53 @@ def plot_canvas():
     from matplotlib.figure import Figure
 
     canvas = FigureCanvasQTAgg(Figure(figsize=(3.2, 2.2), layout="constrained"))
-    canvas.setMinimumHeight(180)
+    canvas.setMinimumHeight(150)
     return canvas
+
+
+def theme_colours(viewer) -> dict[str, str]:
+    """napari's current theme as matplotlib colours: background, foreground, text."""
+    from napari.utils.theme import get_theme
+
+    theme = get_theme(viewer.theme if viewer is not None else "dark")
+    return {
+        "background": theme.background.as_hex(),
+        "foreground": theme.foreground.as_hex(),
+        "text": theme.text.as_hex(),
+    }
+
+
+def themed_axes(canvas, viewer):
+    """Clear the canvas and give it one axes in napari's theme; returns (axes, colours)."""
+    colours = theme_colours(viewer)
+    figure = canvas.figure
+    figure.clear()
+    figure.set_facecolor(colours["background"])
+    axes = figure.subplots()
+    axes.set_facecolor(colours["background"])
+    for spine in axes.spines.values():
+        spine.set_color(colours["text"])
+    axes.tick_params(colors=colours["text"], labelsize=7)
+    axes.xaxis.label.set_color(colours["text"])
+    axes.yaxis.label.set_color(colours["text"])
+    axes.title.set_color(colours["text"])
+    return axes, colours
+
+
+def outline(colour: str, colours: dict[str, str]) -> list:
+    """matplotlib path effects that keep a line of ``colour`` visible on the background."""
+    from matplotlib import patheffects
+
+    def rgb(hexa):
+        return [int(hexa[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+
+    distance = (
+        sum((a - b) ** 2 for a, b in zip(rgb(colour), rgb(colours["background"]), strict=True))
+        ** 0.5
+    )
+    if distance >= CLOSE:
+        return []
+    return [patheffects.Stroke(linewidth=3, foreground=colours["text"]), patheffects.Normal()]
 
 
 def alive(widget) -> bool:
@@ -21,3 +76,24 @@ def alive(widget) -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def notifying(callback):
+    """``callback`` for a Qt signal: an exception it raises becomes an error notification
+    (short first line, the rest on expanding), never an abort of the Qt event loop."""
+
+    @functools.wraps(callback)
+    def call(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except Exception as e:  # shown to the user, logged with its traceback
+            logging.getLogger("napari_kquant").exception("in %s", callback.__name__)
+            show_error(message("K-means quantization: something went wrong", e))
+            return None
+
+    return call
+
+
+def message(headline: str, error) -> str:
+    """A notification: a short first line, then the whole error (shown on expanding)."""
+    return f"{headline}\n{error}"

@@ -1,9 +1,10 @@
-"""The dock's view of one result layer: its measurement table, background marks, Save
-table… and Save palette…, and for stacks a plot of each cluster's share per plane.
+"""The dock's Results tab for one result layer: its measurement table, background marks,
+cluster edits, Save table… and Save palette…, and for stacks a plot of each cluster's
+share per plane (in `plot_box`) with a marker at the plane on screen.
 
 Everything shown comes from the layer's metadata through `_layers.layer_table`
-and `_measure`; nothing is computed here but layout. matplotlib (an optional
-dependency of the plugin's extra) is imported only when a stack is shown.
+and `engine._measure`; nothing is computed here but layout. Selecting one cluster
+shows it alone over the original image. matplotlib is imported when a stack is shown.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Labels
 from napari.qt.threading import create_worker
+from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QColor
@@ -32,6 +34,7 @@ from ..engine._measure import plane_counts, share_curves, suggest_background, to
 from ..files._files import FileError, write_all
 from ._layers import (
     MAX_KEPT_COUNTS,
+    is_lazy_result,
     is_result,
     kept_counts,
     layer_state,
@@ -48,7 +51,7 @@ from ._layers import (
     source_of,
     update_record,
 )
-from ._plots import alive, plot_canvas
+from ._plots import alive, message, notifying, outline, plot_canvas, themed_axes
 
 #: The table's columns in the dock (the full table is in the clusters layer's features).
 COLUMNS = ("", "label", "share", "area", "background")
@@ -56,6 +59,13 @@ BACKGROUND_COLUMN = COLUMNS.index("background")
 _NOTHING = object()
 #: The plot shows at most this many clusters (the largest).
 MAX_LINES = 24
+#: Table rows visible without scrolling (the Results tab fits a 768-pixel screen).
+TABLE_ROWS = 8
+NO_RESULT = "No result yet: press Run (Quantize tab), or select a result layer."
+LAZY_EDIT = (
+    "A lazy result's clusters cannot be merged or split here: quantize an image in memory "
+    "(or a smaller crop) to edit its clusters."
+)
 
 
 class ResultView(QWidget):
@@ -65,19 +75,31 @@ class ResultView(QWidget):
         super().__init__(parent)
         self._viewer = viewer
         self.layer = None  # the result layer shown
-        self.title = QLabel("")
+        self.title = QLabel(NO_RESULT)
         self.title.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.itemChanged.connect(self._item_changed)
+        self.table.setToolTip(
+            "Select a cluster to see it alone over the original; tick background clusters "
+            "(glass, an empty slide) to leave them out of the foreground shares."
+        )
         self.save_table_button = QPushButton("Save table…")
+        self.save_table_button.setToolTip(
+            "Write the table as CSV (every column of the clusters layer's features); for a "
+            "stack, the per-plane table beside it as <name>-planes.csv."
+        )
         self.save_palette_button = QPushButton("Save palette…")
+        self.save_palette_button.setToolTip(
+            "Write the palette (.json: exact; .gpl: GIMP; .csv) to apply to other images."
+        )
         self.measure_button = QPushButton("Measure (one pass over the data)")
-        self.save_table_button.clicked.connect(lambda: self.save_table())
-        self.save_palette_button.clicked.connect(lambda: self.save_palette())
-        self.measure_button.clicked.connect(lambda: self.measure())
+        self.measure_button.setToolTip("Count a lazy result's clusters: one pass over the data.")
+        self.save_table_button.clicked.connect(notifying(lambda: self.save_table()))
+        self.save_palette_button.clicked.connect(notifying(lambda: self.save_palette()))
+        self.measure_button.clicked.connect(notifying(lambda: self.measure()))
         buttons = QHBoxLayout()
         for button in (self.save_table_button, self.save_palette_button):
             buttons.addWidget(button)
@@ -89,29 +111,42 @@ class ResultView(QWidget):
         self.recolour_button.setToolTip(
             "Show the selected cluster in another colour (its centre and numbers stay)"
         )
-        self.recolour_button.clicked.connect(lambda: self.recolour())
+        self.recolour_button.clicked.connect(notifying(lambda: self.recolour()))
         self.undo_button = QPushButton("Undo")
         self.undo_button.setToolTip("Undo the last merge or split")
-        self.merge_button.clicked.connect(lambda: self.merge())
-        self.split_button.clicked.connect(lambda: self.split())
-        self.undo_button.clicked.connect(lambda: self.undo())
+        self.merge_button.clicked.connect(notifying(lambda: self.merge()))
+        self.split_button.clicked.connect(notifying(lambda: self.split()))
+        self.undo_button.clicked.connect(notifying(lambda: self.undo()))
         edits = QHBoxLayout()
         for button in (self.merge_button, self.split_button, self.recolour_button,
                        self.undo_button):  # fmt: skip
             edits.addWidget(button)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.ExtendedSelection)
-        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.itemSelectionChanged.connect(notifying(self._selection_changed))
+        rows = self.table.verticalHeader().defaultSectionSize()
+        self.table.setMinimumHeight(TABLE_ROWS * rows + self.table.horizontalHeader().height())
+        self.actions = QWidget()  # edits and saves: shown when there is a result to act on
+        actions = QVBoxLayout(self.actions)
+        actions.setContentsMargins(0, 0, 0, 0)
+        actions.addLayout(edits)
+        actions.addLayout(buttons)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
-        layout.addWidget(self.table)
+        layout.addWidget(self.table, 1)
         layout.addWidget(self.measure_button)
-        layout.addLayout(edits)
-        layout.addLayout(buttons)
+        layout.addWidget(self.actions)
+        self.plot_box = QWidget()  # the per-plane plot's place (the dock's Results tab)
+        QVBoxLayout(self.plot_box).setContentsMargins(0, 0, 0, 0)
+        self.plot_box.setVisible(False)
         self.plot = None  # a matplotlib canvas, made when a stack is first shown
+        self._marker = None  # the plot's line at the plane on screen
+        self._plane_axis = None  # the layer axis the plot's x is
+        self._hidden = None  # (layer, visible) of the quantized layer while a cluster is shown
         self._plot_note = QLabel("")
         layout.addWidget(self._plot_note)
+        self._viewer.dims.events.current_step.connect(notifying(self._follow_plane))
         self._filling = False
         self._measuring = None
         self._pending = _NOTHING  # the record whose plot is to be drawn next turn
@@ -123,15 +158,18 @@ class ResultView(QWidget):
 
     def show_layer(self, layer) -> None:
         """Show ``layer``'s result (None: nothing)."""
+        if layer is not self.layer:
+            self._unshow_cluster()
         self.layer = layer if layer is not None and is_result(layer) else None
         has = self.layer is not None
+        self.actions.setVisible(has)
         self.save_palette_button.setEnabled(has)
         self.save_table_button.setEnabled(has and measured(self.layer))
         self.measure_button.setVisible(has and not measured(self.layer))
         self._selection_changed()
         self.table.setVisible(has)
         if not has:
-            self.title.setText("")
+            self.title.setText(NO_RESULT)
             self._plot_later(None)
             return
         self.refresh()
@@ -237,43 +275,63 @@ class ResultView(QWidget):
 
     def _show_plot(self, record) -> None:
         counts = None if record is None else np.asarray(record["plane_counts"])
-        if counts is None or counts.ndim < 2:
-            if self.plot is not None:
-                self.plot.setVisible(False)
+        if counts is None or counts.ndim < 2 or counts.shape[0] < 2:  # no stack: no plot
+            self.plot_box.setVisible(False)
             self._plot_note.setText("")
+            self._marker = self._plane_axis = None
             return
-        try:
-            from matplotlib.ticker import MaxNLocator
-        except ImportError:
-            self._plot_note.setText(
-                "Install matplotlib (pip install 'napari-kquant[all]') for the per-plane plot."
-            )
-            return
+        from matplotlib.ticker import MaxNLocator
+
         self._plot_note.setText("")
         if self.plot is None:
             self.plot = plot_canvas()
-            self.layout().addWidget(self.plot)
-        self.plot.setVisible(True)
+            self.plot_box.layout().addWidget(self.plot)
+        self.plot_box.setVisible(True)
         background = record.get("background", ())
         shares = share_curves(counts, background)
         swatches = _swatches(self.layer, palette_of(self.layer))
-        self.plot.figure.clear()
-        axes = self.plot.figure.subplots()
+        axes, theme = themed_axes(self.plot, self._viewer)
         shown = [label for label in range(1, shares.shape[1] + 1) if label not in background]
         if len(shown) > MAX_LINES:  # the largest clusters only: a readable plot, drawn fast
             total = np.nansum(shares, axis=0)
             shown = sorted(sorted(shown, key=lambda label: -total[label - 1])[:MAX_LINES])
             axes.set_title(f"the {MAX_LINES} largest clusters", fontsize=8)
         for label in shown:
-            axes.plot(100 * shares[:, label - 1], color=swatches[label - 1], label=str(label),
-                      marker="." if len(shares) < 30 else None)  # fmt: skip
-        axes.set_xlabel(plane_axis_names(record, self.layer)[0])
-        axes.set_ylabel("% of foreground" if background else "% of clustered pixels")
+            colour = swatches[label - 1]
+            axes.plot(100 * shares[:, label - 1], color=colour, label=str(label),
+                      marker="." if len(shares) < 30 else None,
+                      path_effects=outline(colour, theme))  # fmt: skip
+        self._plane_axis = self._first_plane_axis()
+        step = (
+            self._viewer.dims.current_step[self._plane_axis] if self._plane_axis is not None else 0
+        )
+        self._marker = axes.axvline(step, color=theme["text"], linestyle=":", linewidth=1)
+        axis = self._plane_axis  # named as napari's dims slider names it
+        xlabel = self._viewer.dims.axis_labels[axis] if axis is not None else None
+        axes.set_xlabel(xlabel or plane_axis_names(record, self.layer)[0], fontsize=8)
+        axes.set_ylabel("% of foreground" if background else "% of clustered pixels", fontsize=8)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # plane indices
-        axes.tick_params(labelsize=7)
-        axes.xaxis.label.set_size(8)
-        axes.yaxis.label.set_size(8)
+        axes.legend(title="cluster", fontsize=6, title_fontsize=6, ncol=2 if len(shown) > 8 else 1,
+                    facecolor=theme["background"], edgecolor=theme["foreground"],
+                    labelcolor=theme["text"], loc="best")  # fmt: skip
+        axes.get_legend().get_title().set_color(theme["text"])
         self.plot.draw_idle()
+
+    def _first_plane_axis(self):
+        """The viewer axis of the plot's x: the result layer's first plane axis."""
+        if self.layer is None:
+            return None
+        offset = self._viewer.dims.ndim - self.layer.ndim  # napari aligns axes at the end
+        return offset if offset >= 0 else None
+
+    def _follow_plane(self, event=None) -> None:
+        """Move the plot's marker to the plane on screen."""
+        if self._marker is None or self._plane_axis is None or not alive(self):
+            return
+        step = self._viewer.dims.current_step
+        if self._plane_axis < len(step):
+            self._marker.set_xdata([step[self._plane_axis]] * 2)
+            self.plot.draw_idle()
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -318,7 +376,9 @@ class ResultView(QWidget):
         data = list(labels.data) if labels.multiscale else labels.data
         worker = create_worker(_count, data, k, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda counts: self._measured(layer, counts))
-        worker.errored.connect(lambda e: show_error(f"Measuring {layer.name!r} failed: {e}"))
+        worker.errored.connect(
+            lambda e: show_error(message(f"Measuring {layer.name!r} failed", e))
+        )
         worker.finished.connect(self._measure_finished)
         self._measuring = worker
         self.measure_button.setEnabled(False)
@@ -359,15 +419,61 @@ class ResultView(QWidget):
     def _selection_changed(self) -> None:
         chosen = self.selected() if self.layer is not None else []
         busy = self._editing is not None
-        self.merge_button.setEnabled(len(chosen) >= 2 and not busy)
-        self.split_button.setEnabled(len(chosen) == 1 and not busy)
+        lazy = self.layer in self._viewer.layers and is_lazy_result(self._viewer, self.layer)
+        why = LAZY_EDIT if lazy else ""
+        self.merge_button.setEnabled(len(chosen) >= 2 and not busy and not lazy)
+        self.split_button.setEnabled(len(chosen) == 1 and not busy and not lazy)
+        self.merge_button.setToolTip(why or "Merge the selected clusters into one (their mean)")
+        self.split_button.setToolTip(why or "Re-cluster the selected cluster's pixels into 2")
         self.recolour_button.setEnabled(len(chosen) == 1 and not busy)
         self.undo_button.setEnabled(self._undo is not None and not busy)
+        if len(chosen) == 1:
+            self._show_cluster(chosen[0])
+        else:
+            self._unshow_cluster()
+
+    def _show_cluster(self, label: int) -> None:
+        """The cluster alone over the original, in a colour that stands out from its own
+        (the run's quantized layer, which has the cluster colours, is hidden meanwhile).
+        Clearing the selection puts the layers back as they were."""
         clusters = self._clusters()
-        if clusters is not None:  # one cluster alone in the Labels layer, ready to paint
-            if len(chosen) == 1:
-                clusters.selected_label = chosen[0]
-            clusters.show_selected_label = len(chosen) == 1
+        if clusters is None:
+            return
+        if self._hidden is None:
+            quantized = [other for other in run_layers(self._viewer, self.layer)
+                         if not isinstance(other, Labels) and other.visible]  # fmt: skip
+            self._hidden = {
+                "clusters": clusters,
+                "quantized": quantized,
+                "colormap": clusters.colormap,
+                "opacity": clusters.opacity,
+            }
+            for other in quantized:
+                other.visible = False
+        own = self._hidden["colormap"].color_dict.get(label, np.ones(4))
+        highlight = DirectLabelColormap(
+            color_dict={None: np.zeros(4), 0: np.zeros(4), label: [*standout(own[:3]), 1.0]}
+        )
+        clusters.colormap = highlight
+        clusters.opacity = 1.0
+        clusters.selected_label = label
+        clusters.show_selected_label = True
+        self._hidden["shown"] = clusters.colormap
+
+    def _unshow_cluster(self) -> None:
+        """Back to every cluster in its colours, and the quantized layer as it was."""
+        if self._hidden is None:
+            return
+        hidden, self._hidden = self._hidden, None
+        clusters = hidden["clusters"]
+        if clusters in self._viewer.layers and clusters.colormap is hidden.get("shown"):
+            clusters.colormap = hidden["colormap"]  # unless an edit gave it new colours
+            clusters.opacity = hidden["opacity"]
+        if clusters in self._viewer.layers:
+            clusters.show_selected_label = False
+        for other in hidden["quantized"]:
+            if other in self._viewer.layers:
+                other.visible = True
 
     def _clusters(self):
         if self.layer is None or self.layer not in self._viewer.layers:
@@ -431,7 +537,7 @@ class ResultView(QWidget):
             _ignore_errors=True,
         )  # fmt: skip
         worker.returned.connect(lambda edited: self._edited(layer, edited, kind, labels))
-        worker.errored.connect(lambda e: show_error(f"The {kind} failed: {e}"))
+        worker.errored.connect(lambda e: show_error(message(f"The {kind} failed", e)))
         worker.finished.connect(self._edit_finished)
         self._editing = worker
         self._selection_changed()
@@ -529,6 +635,14 @@ class ResultView(QWidget):
             return None
         show_info(f"Palette saved to {path}")
         return path
+
+
+def standout(rgb) -> list[float]:
+    """Of yellow, magenta and cyan, the colour farthest from ``rgb`` (0-1): a cluster
+    shown alone stands out from the original, whose colours are near its own."""
+    rgb = np.asarray(rgb, float)
+    options = np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
+    return options[np.argmax(((options - rgb) ** 2).sum(axis=1))].tolist()
 
 
 def _number(value: float) -> str:

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui import magicgui
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
+from qtpy.QtWidgets import QFrame, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from superqt import QCollapsible
 
 from ..core._colorspace import to_lab
 from ..core._layout import is_lazy
@@ -26,16 +27,17 @@ from ..core._options import (
 from ..engine._palette import Palette
 from ._form import (
     FILE_PALETTE,
-    FIT_FIELDS,
     NEW_PALETTE,
     OUTPUT_CHOICES,
     SCOPES,
+    SECTION_TIPS,
+    Form,
+    applies,
+    colour_channels,
     finish_params,
-    fit_params,
-    options,
-    parse_number,
     parse_sample,
-    parse_white,
+    run_params,
+    spatial_ndim,
 )
 from ._k_view import KView
 from ._layers import (
@@ -48,7 +50,7 @@ from ._layers import (
     run,
     warm_label_colormaps,
 )
-from ._plots import alive
+from ._plots import alive, message, notifying
 from ._preview import preview
 from ._result_view import ResultView
 
@@ -71,25 +73,34 @@ class KQuantWidget(Container):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         self._viewer = viewer
-        self.form = magicgui(options, call_button=False, persist=False)
+        self.form = Form()
         self.run_button = PushButton(text="Run")
+        self.run_button.tooltip = (
+            "Quantize the image with these settings: adds a quantized image and a cluster "
+            "labels layer (or refreshes those of an earlier run with the same K)."
+        )
+        self.run_button.native.setDefault(True)  # the dock's main action
         self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.cancel_button.tooltip = "Stop the run: control comes back at once, nothing is added."
         self.progress = ProgressBar(min=0, max=1000, value=0)
         self.status = Label(value="")
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal")
         buttons.margins = (0, 0, 0, 0)
-        super().__init__(
-            widgets=[self.form, buttons, self.progress, self.status],
-            labels=False,
-        )  # fmt: skip
-        self.view = ResultView(viewer)  # the shown result: table, saves, plot
-        self.native.layout().addWidget(self.view)
-        self.k_view = KView(self._curve_input, self._set_k)  # Suggest K, under the form
-        self.native.layout().insertWidget(1, self.k_view)
+        super().__init__(widgets=[buttons, self.progress, self.status], labels=False)
+        self.view = ResultView(viewer)  # the shown result: table, edits, saves, plot
+        self.k_view = KView(self._curve_input, self._set_k, viewer)  # Suggest K, live
+        self.sections = {}  # title: the foldable section holding that group of fields
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._settings_page(), "Quantize")
+        self.tabs.addTab(self._results_page(), "Results")
+        self.tabs.setTabToolTip(1, "The shown result's clusters: table, edits, plots, saving.")
+        self.native.layout().insertWidget(0, self.tabs, 1)
+        self.k_view.drawn.connect(lambda: self.tabs.setCurrentIndex(1))
         self._preview_worker = None  # the live preview's run
         self._preview_again = False  # settings changed while it ran: run once more after
         self.previews = 0  # live previews computed (coalesced: fewer than the changes)
         self.form.changed.connect(self._settings_changed)
+        self.form.changed.connect(self._show_fields)
         self.k_view.live.toggled.connect(self._live_toggled)
         self.worker = None  # the current run's worker; None when idle or cancelled
         self._drawing = None  # the worker whose result layers are being added
@@ -100,20 +111,59 @@ class KQuantWidget(Container):
         # colormaps) in the GUI thread: do it now in the background, while nobody waits
         threading.Thread(target=_warm_up, name="kquant-warm-up", daemon=True).start()
         self._bridge.progressed.connect(self._on_progress)
-        self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
-        self.form.palette.changed.connect(self._palette_choice_changed)
+        self.run_button.changed.connect(notifying(self.run))
+        self.cancel_button.changed.connect(notifying(self.cancel))
         viewer.layers.selection.events.active.connect(self._follow_active)
         self.reset_choices()
         self._follow_active()
+        self._show_fields()
+
+    def _settings_page(self) -> QScrollArea:
+        """The form: the essentials, Suggest K and live beside K, then the foldable sections
+        (folded), all in a scroll area so that the dock fits any screen."""
+        page = QWidget()
+        column = QVBoxLayout(page)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.form.essentials.native)
+        column.addWidget(self.k_view)
+        for title, container in self.form.sections.items():
+            section = QCollapsible(title)
+            section.setToolTip(SECTION_TIPS[title])
+            section.addWidget(container.native)
+            section.collapse(animate=False)
+            column.addWidget(section)
+            self.sections[title] = section
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(page)
+        return scroll
+
+    def _results_page(self) -> QSplitter:
+        """The shown result's table, its per-plane plot and the K curve, resizable."""
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.setChildrenCollapsible(False)
+        for part in (self.view, self.view.plot_box, self.k_view.plot_box):
+            splitter.addWidget(part)
+        splitter.setStretchFactor(0, 3)
+        return splitter
 
     def reset_choices(self, *_):
-        """Refresh the layer choices, and the palettes of result layers on offer."""
+        """Refresh the layer choices, and the palettes of result layers on offer (one per
+        run, though a run has two layers)."""
         super().reset_choices()
         if not hasattr(self, "form"):
             return
+        self.form.reset_choices()
         current = self.form.palette.value
-        kept = [(f"palette of {layer.name!r}", layer) for layer in self._results()]
+        kept, runs = [], set()
+        for layer in self._results():
+            run_id = layer.metadata["napari_kquant"].get("run", id(layer))
+            if run_id not in runs:
+                runs.add(run_id)
+                kept.append((f"palette of {_run_name(layer)!r}", layer))
         choices = [(NEW_PALETTE, NEW_PALETTE), *kept, (FILE_PALETTE, FILE_PALETTE)]
         self.form.palette.choices = choices
         if any(value is current for _, value in choices):
@@ -124,11 +174,17 @@ class KQuantWidget(Container):
     def _results(self):
         return [layer for layer in self._viewer.layers if is_result(layer)]
 
-    def _palette_choice_changed(self, value=None):
-        choice = self.form.palette.value
-        self.form.palette_file.visible = choice == FILE_PALETTE
-        for name in FIT_FIELDS:
-            getattr(self.form, name).enabled = choice == NEW_PALETTE
+    def _show_fields(self, *_) -> None:
+        """Show the fields that apply to these settings and this image, hide the others."""
+        if not alive(self.native):
+            return
+        shown = applies(self.form.asdict(), self.form.image.value)
+        for name, on in shown.items():
+            if name in self.sections:
+                self.sections[name].setVisible(on)
+            else:
+                getattr(self.form, name).visible = on
+        self.k_view.setVisible(shown["k"])
 
     def _follow_active(self, event=None):
         """Quantize the active layer; when it is one of our results, show its palette."""
@@ -151,7 +207,7 @@ class KQuantWidget(Container):
             job = self._prepare()
         except (TypeError, ValueError) as e:
             self.status.value = "not run: see the notification"  # not the last run's "done"
-            show_error(str(e))
+            show_error(message("K-means quantization: not run", e))
             return
         self._stop = stop = threading.Event()  # each run has its own
         worker = create_worker(
@@ -227,7 +283,7 @@ class KQuantWidget(Container):
         layer = values["image"]
         if layer is None or values["palette"] != NEW_PALETTE:
             return None
-        params = {**fit_params(values), "sample": parse_sample(values["sample"])}
+        params = {**run_params(values, layer), "sample": parse_sample(values["sample"])}
         params.pop("attempts")
         settings(**params)
         fixed = current_slice(self._viewer, layer)
@@ -279,14 +335,11 @@ class KQuantWidget(Container):
         layer = values["image"]
         if layer is None:
             raise ValueError("There is no image layer to suggest K for: open or select one.")
-        fixed = current_slice(self._viewer, layer) if values["scope"] == SCOPES[1] else None
+        fixed = current_slice(self._viewer, layer) if _scope(values, layer) == SCOPES[1] else None
         data, keywords = read_layer(layer, values["mask"], fixed)
-        shape = (layer.data[0] if layer.multiscale else layer.data).shape
-        colour = bool(layer.rgb) and shape[-1] in (3, 4)
-        seed = parse_number("seed", values["seed"], int, "")
-        white = parse_white(values["white"]) if values["color_space"] == "od" else None
-        return data, {**keywords, "seed": seed, "color_space": values["color_space"],
-                      "white": white, "colour": colour}  # fmt: skip
+        params = run_params(values, layer)
+        return data, {**keywords, "seed": params["seed"], "color_space": params["color_space"],
+                      "white": params["white"], "colour": colour_channels(layer) == 3}  # fmt: skip
 
     def _set_k(self, k: int) -> None:
         self.form.k.value = k
@@ -298,7 +351,8 @@ class KQuantWidget(Container):
         if layer is None:
             raise ValueError("There is no image layer to quantize: open or select an image.")
         fixed = None
-        if values["scope"] == SCOPES[1]:
+        scope = _scope(values, layer)
+        if scope == SCOPES[1]:
             fixed = current_slice(self._viewer, layer)
         data, keywords = read_layer(layer, values["mask"], fixed)
         finishing = finish_params(values)
@@ -325,18 +379,18 @@ class KQuantWidget(Container):
                 "palette_from": source,
                 **finishing,
                 "mask": values["mask"].name if values["mask"] is not None else None,
-                "scope": values["scope"],
+                "scope": scope,
                 "slice": fixed,
             }
             outputs = OUTPUT_CHOICES[values["outputs"]]
             return layer, data, keywords, {"palette": palette, **finishing}, record, outputs
-        params = fit_params(values)
+        params = run_params(values, layer)
         settings(**params)  # every option checked here, before the worker starts
         params.update(finishing)
         record = {
             **params,
             "mask": values["mask"].name if values["mask"] is not None else None,
-            "scope": values["scope"],
+            "scope": scope,
             "slice": fixed,
         }
         return layer, data, keywords, params, record, OUTPUT_CHOICES[values["outputs"]]
@@ -364,7 +418,7 @@ class KQuantWidget(Container):
             self.worker = None
             self._idle()
             self.status.value = "failed: nothing was added"
-            show_error(f"K-means quantization: could not make the result layers: {e}")
+            show_error(message("K-means quantization: could not make the result layers", e))
             return
         self.status.value = "drawing the results"
         self.cancel_button.enabled = False
@@ -382,12 +436,13 @@ class KQuantWidget(Container):
             self._drawing = self.worker = None
             self._idle()
             self.status.value = "failed while adding the results"
-            show_error(f"K-means quantization: could not add the result layers: {e}")
+            show_error(message("K-means quantization: could not add the result layers", e))
             return
         if tuples[1:]:
             QTimer.singleShot(0, partial(self._add_one_by_one, worker, tuples[1:], done, added))
             return
         self._show(added[-1])
+        self.tabs.setCurrentIndex(1)  # the result's table, plots and edits
         self.status.value = done
         self._drawing = None
         self.worker = None
@@ -400,7 +455,7 @@ class KQuantWidget(Container):
             self.status.value = "cancelled: nothing was added"
             return
         self.status.value = "failed: nothing was added"
-        show_error(f"K-means quantization failed: {error}")
+        show_error(message("K-means quantization failed", error))
 
     def _on_finished(self, worker):
         self._abandoned.discard(worker)
@@ -420,6 +475,19 @@ class KQuantWidget(Container):
     def save_table(self, path=None):
         """Write the shown result's table as CSV (and, for a stack, its per-plane table)."""
         return self.view.save_table(path)
+
+
+def _scope(values, layer) -> str:
+    """The scope field where it applies (a stack); a single plane is always whole."""
+    return values["scope"] if spatial_ndim(layer) > 2 else SCOPES[0]
+
+
+def _run_name(layer) -> str:
+    """A result layer's name without its " quantized" or " clusters" ending: the run's."""
+    for ending in (" quantized", " clusters"):
+        if layer.name.endswith(ending):
+            return layer.name[: -len(ending)]
+    return layer.name
 
 
 def compute(stop, bridge, layer, data, keywords, params, record, outputs):
