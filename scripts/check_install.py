@@ -2,7 +2,9 @@
 plugin works as a user meets it (run by scripts/release.sh, under a virtual X screen):
 
 - npe2 and napari discover the plugin, at the wheel's version;
-- the dock widget opens from the plugin menu's command and runs, adding its two layers;
+- the dock widget opens from the plugin menu's command and runs, adding its two layers,
+  and Suggest K draws its curve (the plots need nothing beyond the package's own
+  dependencies: what napari's plugin installer gives);
 - both sample images open from File > Open Sample's contributions;
 - the ``kquant`` console script writes a quantized PNG.
 
@@ -64,6 +66,15 @@ def main(wheel: str) -> None:
         time.sleep(0.01)
     names = [layer.name for layer in viewer.layers]
     check("astronaut k=4 clusters" in names, f"the widget's run added no layers: {names}")
+    worker = widget.k_view.suggest()
+    check(worker is not None, "Suggest K did not start")
+    deadline = time.monotonic() + 120
+    while widget.k_view.worker is not None and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.01)
+    app.processEvents()
+    check(widget.k_view.curve is not None and widget.k_view.plot is not None,
+          f"Suggest K drew no curve: {widget.k_view.status.text()}")  # fmt: skip
     viewer.close()
 
     kquant = Path(sys.prefix) / ("Scripts" if os.name == "nt" else "bin") / "kquant"
@@ -74,7 +85,8 @@ def main(wheel: str) -> None:
         check(run.returncode == 0 and out.is_file(), f"kquant failed: {run.stderr.strip()}")
     python = ".".join(map(str, sys.version_info[:3]))
     print(f"Python {python}: napari {napari.__version__} discovered napari-kquant {version}; "
-          f"the widget docked and ran; both samples opened; kquant wrote a PNG")  # fmt: skip
+          f"the widget docked and ran, Suggest K drew its curve; both samples opened; "
+          f"kquant wrote a PNG")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -93,3 +93,14 @@ def errors_since(start):
     from napari.utils.notifications import notification_manager
 
     return [r.message for r in notification_manager.records[start:] if r.severity == "error"]
+
+
+def blobs(n, seed=0, side=96):
+    """n well-separated colours in random blocks, with a little noise."""
+    rng = np.random.default_rng(seed)
+    colours = np.array([[30, 30, 30], [220, 40, 40], [40, 200, 60], [40, 60, 220],
+                        [230, 230, 60], [230, 230, 230], [160, 60, 200]])[:n]  # fmt: skip
+    which = rng.integers(0, n, (side // 8, side // 8)).repeat(8, 0).repeat(8, 1)
+    which.flat[:n] = np.arange(n)  # every colour present
+    image = colours[which] + rng.normal(0, 4, (side, side, 3))
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)

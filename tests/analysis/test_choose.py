@@ -6,7 +6,7 @@ import pytest
 from napari_kquant import k_curve, merge, quantize, split
 from napari_kquant.analysis._choose import CURVE_SAMPLE, ciede2000
 
-from conftest import expected_block_labels, make_blocks
+from conftest import blobs, expected_block_labels, make_blocks
 
 # Sharma, Wu and Dalal (2005), supplementary test data: pairs 1, 7, 8, 17, 19, 25, 34
 SHARMA = [
@@ -30,17 +30,6 @@ def test_ciede2000_matches_the_published_test_data_and_scikit_image():
     lab1 = np.column_stack([rng.uniform(0, 100, 500), rng.uniform(-80, 80, (500, 2))])
     lab2 = lab1 + rng.normal(0, 8, lab1.shape)
     np.testing.assert_allclose(ciede2000(lab1, lab2), deltaE_ciede2000(lab1, lab2), atol=1e-9)
-
-
-def blobs(n, seed=0, side=96):
-    """n well-separated colours in random blocks, with a little noise."""
-    rng = np.random.default_rng(seed)
-    colours = np.array([[30, 30, 30], [220, 40, 40], [40, 200, 60], [40, 60, 220],
-                        [230, 230, 60], [230, 230, 230], [160, 60, 200]])[:n]  # fmt: skip
-    which = rng.integers(0, n, (side // 8, side // 8)).repeat(8, 0).repeat(8, 1)
-    which.flat[:n] = np.arange(n)  # every colour present
-    image = colours[which] + rng.normal(0, 4, (side, side, 3))
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize("n", [3, 5, 7])

@@ -236,3 +236,34 @@ def test_table_to_csv_round_trips(tmp_path):
     back = pd.read_csv(tmp_path / "t.csv")
     assert back["count"].tolist() == [0, 256, 256, 256, 256]
     assert back["background"].tolist() == [False, False, False, False, True]
+
+
+def test_a_stack_table_gives_mean_areas_per_plane_and_volumes_for_space():
+    stack = np.zeros((4, 10, 10), np.uint8)
+    stack[:, :, 5:] = 200  # every plane: 50 dark and 50 light pixels
+    result = quantize(stack, k=2, seed=0)
+    summed = result.table(pixel_size=(0.5, 0.5), unit="µm")
+    assert summed["area"].tolist()[1:] == [50.0, 50.0]  # the plain sum over 4 planes x 0.25
+    z = result.table(pixel_size=(0.5, 0.5), unit="µm", plane_spacing=[2.0])
+    assert z["area"].tolist()[1:] == [12.5, 12.5]  # per plane: 50 px of 0.25 µm²
+    assert z["volume"].tolist()[1:] == [100.0, 100.0]  # 200 voxels of 0.5 µm³
+    assert z["volume_unit"][1] == "µm³"
+    t = result.table(pixel_size=(0.5, 0.5), unit="µm", plane_spacing=[None])
+    assert t["area"].tolist()[1:] == [12.5, 12.5]  # the mean over time, never the sum
+    assert "volume" not in t
+    with pytest.raises(ValueError, match="plane_spacing must hold one size or None per plane"):
+        result.table(plane_spacing=[1.0, 2.0])
+    with pytest.raises(ValueError, match="plane_spacing"):
+        result.table(plane_spacing=[-1.0])
+    with pytest.raises(TypeError, match="plane_spacing"):
+        result.table(plane_spacing="z")
+
+
+def test_a_time_and_z_stack_has_volumes_per_time_point():
+    stack = np.zeros((3, 2, 4, 4), np.uint8)  # t, z, y, x
+    stack[..., 2:] = 255
+    table = quantize(stack, k=2, seed=0).table(pixel_size=1.0, unit="µm",
+                                                plane_spacing=[None, 3.0])  # fmt: skip
+    assert table["count"].tolist()[1:] == [48, 48]  # 3 x 2 planes of 8 pixels
+    assert table["area"].tolist()[1:] == [8.0, 8.0]
+    assert table["volume"].tolist()[1:] == [48.0, 48.0]  # per time point: 16 voxels of 3 µm³

@@ -4,6 +4,7 @@ import numpy as np
 from napari.utils.notifications import notification_manager
 
 import napari_kquant
+from napari_kquant.viewer._result_view import NO_RESULT
 
 from conftest import errors_since, make_blocks, run
 
@@ -19,11 +20,16 @@ def test_clusters_layer_carries_the_table_as_features(viewer, widget, qtbot):
 
 
 def plot_lines(view, qtbot, n):
-    """The plot's lines once it shows ``n`` (it is drawn a turn of the event loop later)."""
-    qtbot.waitUntil(
-        lambda: view.plot is not None and len(view.plot.figure.axes[0].lines) == n, timeout=10_000
-    )
-    return view.plot.figure.axes[0].lines
+    """The plot's cluster lines once it shows ``n`` (it is drawn a turn of the event loop
+    later); the marker at the plane on screen is not one of them."""
+
+    def lines():
+        if view.plot is None or not view.plot.figure.axes:
+            return []
+        return [line for line in view.plot.figure.axes[0].lines if line.get_label().isdigit()]
+
+    qtbot.waitUntil(lambda: len(lines()) == n, timeout=10_000)
+    return lines()
 
 
 def _stack(viewer):
@@ -44,7 +50,7 @@ def test_stack_table_background_and_plot_follow_each_other(viewer, widget, qtbot
     # planes 0 and 3: 256 px per label; planes 1 and 2: 768 light, 256 red
     total = np.array([512, 512, 1024, 2048])
     assert [row[1:] for row in view.rows()] == [
-        (str(i + 1), f"{100 * n / 4096:.1f}%", f"{n * 0.125:.4g} µm²", False)
+        (str(i + 1), f"{100 * n / 4096:.1f}%", f"{n * 0.125 / 4:.4g} µm²", False)  # per plane
         for i, n in enumerate(total)
     ]
     colours = [clusters.colormap.color_dict[i][:3] for i in range(1, 5)]
@@ -52,7 +58,7 @@ def test_stack_table_background_and_plot_follow_each_other(viewer, widget, qtbot
     assert [row[0] for row in view.rows()] == swatches
     assert "Cluster 4 is near-white" in view.title.text()  # suggested, not marked
     lines = plot_lines(view, qtbot, 4)  # one line per cluster
-    assert view.plot.isVisibleTo(view)
+    assert view.plot_box.isVisibleTo(widget.native)
     np.testing.assert_allclose(lines[3].get_ydata(), [25, 75, 75, 25])  # the light share per t
     assert view.plot.figure.axes[0].get_xlabel() == "t"
 
@@ -149,7 +155,7 @@ def test_measuring_a_layer_that_is_removed_meanwhile_changes_nothing(viewer, wid
     viewer.layers.remove(clusters)
     viewer.layers.remove("lazy k=4 quantized")
     qtbot.waitUntil(lambda: widget.view._measuring is None, timeout=60_000)
-    assert widget.view.layer is None and widget.view.title.text() == ""
+    assert widget.view.layer is None and widget.view.title.text() == NO_RESULT
     assert clusters.metadata["napari_kquant"]["plane_counts"] is None
 
 
@@ -174,7 +180,7 @@ def test_flipped_layers_and_axis_names_that_clash_still_give_tables(
 
 
 def test_suggest_k_draws_the_curve_and_a_click_sets_k(viewer, widget, qtbot):
-    from test_choose import blobs
+    from conftest import blobs
 
     viewer.add_image(blobs(5), name="blobs", rgb=True)
     widget.form.seed.value = "0"
@@ -282,8 +288,9 @@ def test_undo_after_a_new_run_changes_nothing_and_says_so(viewer, widget, qtbot)
     view.select([1, 2])
     assert view.merge() is not None
     qtbot.waitUntil(lambda: view._editing is None, timeout=30_000)
-    run(widget, qtbot, k=4, seed="2")  # the same layers, refreshed by a new run
-    clusters = viewer.layers["b k=4 clusters"]
+    assert [layer.name for layer in viewer.layers] == ["b", "b k=3 quantized", "b k=3 clusters"]
+    run(widget, qtbot, k=3, seed="2")  # the same names: the layers refreshed by a new run
+    clusters = viewer.layers["b k=3 clusters"]
     fresh = np.array(clusters.data)
     start = len(notification_manager.records)
     view.undo()

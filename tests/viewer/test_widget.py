@@ -8,6 +8,7 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import notification_manager
 
 import napari_kquant
+from napari_kquant.viewer._result_view import NO_RESULT
 
 from conftest import BLOCK_COLOURS, errors_since, expected_block_labels, make_blocks, run
 
@@ -91,15 +92,21 @@ def test_stack_whole_and_current_slice(viewer, widget, qtbot):
     for t in range(3):
         np.testing.assert_array_equal(clusters.data[t], expected_block_labels())
 
+    whole = np.array(clusters.data)
+
     viewer.dims.set_current_step(0, 1)
     run(widget, qtbot, scope="current slice only")
-    assert len(viewer.layers) == 3  # the same names: refreshed, not piled up
-    assert clusters.data.shape == (3, 32, 32)
-    np.testing.assert_array_equal(clusters.data[[0, 2]], 0)
-    np.testing.assert_array_equal(clusters.data[1], expected_block_labels())
-    quantized = viewer.layers["stack k=4 quantized"]
+    assert len(viewer.layers) == 5  # its own layers: the whole stack's result stays
+    np.testing.assert_array_equal(clusters.data, whole)
+    plane = viewer.layers["stack plane 1 k=4 clusters"]
+    assert plane.data.shape == (3, 32, 32)
+    np.testing.assert_array_equal(plane.data[[0, 2]], 0)
+    np.testing.assert_array_equal(plane.data[1], expected_block_labels())
+    quantized = viewer.layers["stack plane 1 k=4 quantized"]
     np.testing.assert_array_equal(quantized.data[0], stack[0])  # other planes untouched
-    assert clusters.metadata["napari_kquant"]["slice"] == {0: 1}
+    assert plane.metadata["napari_kquant"]["slice"] == {0: 1}
+    assert widget.view.layer.name in (quantized.name, plane.name)  # (the dock's proxy layers)
+    qtbot.waitUntil(lambda: not widget.view.plot_box.isVisibleTo(widget.native))  # no plot
 
 
 def test_mask_layer_limits_clustering(viewer, widget, qtbot):
@@ -307,10 +314,11 @@ def test_widget_reuses_the_palette_of_a_result_layer(viewer, widget, qtbot):
     texts = [
         widget.form.palette.native.itemText(i) for i in range(widget.form.palette.native.count())
     ]
-    assert "palette of 'first k=4 clusters'" in texts
+    assert "palette of 'first k=4'" in texts  # one entry for the run's two layers
     widget.form.image.value = second
     widget.form.palette.value = clusters_a
-    assert not widget.form.k.enabled  # the fit options do not apply
+    assert not widget.form.k.native.isVisibleTo(widget.native)  # the fit options do not apply
+    assert not widget.sections["Fit"].isVisibleTo(widget.native)
     run(widget, qtbot)
     clusters_b = viewer.layers["second k=4 clusters"]
     np.testing.assert_array_equal(clusters_b.data, expected_block_labels()[::-1])
@@ -369,7 +377,7 @@ def test_palette_view_follows_the_selected_result_layer(viewer, widget, qtbot):
     assert "second k=3 clusters" in widget.view.title.text() and "k=3" in widget.view.title.text()
     viewer.layers.remove("second k=3 clusters")
     viewer.layers.remove("first k=4 clusters")
-    assert widget.view.title.text() == "" or "quantized" in widget.view.title.text()
+    assert widget.view.title.text() == NO_RESULT or "quantized" in widget.view.title.text()
 
 
 def test_quantize_layer_with_a_kept_palette(viewer, tmp_path):

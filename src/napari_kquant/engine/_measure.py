@@ -180,7 +180,8 @@ def _is_size(value) -> bool:
 
 #: The table's own columns (besides the centre's channels); plane axes may not take them.
 COLUMNS = ("label", "hex", "red", "green", "blue", "L*", "a*", "b*", "count", "share",
-           "background", "foreground_share", "area", "area_unit")  # fmt: skip
+           "background", "foreground_share", "area", "area_unit", "volume",
+           "volume_unit")  # fmt: skip
 
 
 def check_axes(axes, nlead: int, nchannels: int) -> list[str]:
@@ -204,14 +205,18 @@ def check_axes(axes, nlead: int, nchannels: int) -> list[str]:
 
 
 def cluster_table(
-    palette, counts, *, background=(), pixel_size=None, unit=None, ndim=2, axes=None
-) -> dict:
+    palette, counts, *, background=(), pixel_size=None, unit=None, ndim=2, axes=None,
+    planes=None,
+) -> dict:  # fmt: skip
     """The table's columns, one row per label (row 0: the left-out pixels).
 
     ``counts`` holds pixels per label 0..k: shape (k + 1,) for one table, or
     (*planes, k + 1) for the long per-plane table, whose leading columns are
     then the plane indices, named by ``axes`` (default ``axis_0``, ...).
-    ``ndim`` is the label image's (for the pixel size check).
+    ``ndim`` is the label image's (for the pixel size check). ``planes``: for
+    the whole-stack table of a stack, `check_planes` of its plane axes: the
+    area is then the mean per plane, and stacks with an axis in space get a
+    ``volume`` (mean per plane of the axes that are not space, e.g. per time).
     """
     counts = np.asarray(counts, np.int64)
     k = palette.k
@@ -255,6 +260,14 @@ def cluster_table(
         for c, name in enumerate(od_names(palette.nchannels)):
             table[name] = np.tile(od[:, c], nplanes)
     area_unit = "px²" if pixel_size is None else (f"{unit}²" if unit else "")
+    volume = None
+    if planes:
+        stacked = math.prod(n for _, n in planes)  # planes the whole-stack counts cover
+        space = [size for size, _ in planes if size is not None]
+        elsewhere = math.prod(n for size, n in planes if size is None)  # time points, ...
+        if space:
+            volume = rows.ravel() * (area * math.prod(space) / elsewhere)
+        area /= stacked
     table.update(
         {
             "count": rows.ravel(),
@@ -265,7 +278,30 @@ def cluster_table(
             "area_unit": [area_unit] * (nplanes * (k + 1)),
         }
     )
+    if volume is not None:
+        table["volume"] = volume
+        table["volume_unit"] = [area_unit.replace("²", "³")] * len(volume)
     return table
+
+
+def check_planes(plane_spacing, lead) -> list[tuple[float | None, int]] | None:
+    """(spacing or None, number of planes) per plane axis of a stack whose plane axes have
+    the sizes ``lead``; ``plane_spacing`` holds one entry per plane axis: a positive
+    spacing (in the unit of the pixel size) where the axis is space, None where it is not
+    (time, channel). None: no plane axes are described."""
+    if plane_spacing is None:
+        return None
+    shown = f"plane_spacing must hold one size or None per plane axis ({len(lead)}), got"
+    if isinstance(plane_spacing, str | bytes) or not hasattr(plane_spacing, "__len__"):
+        raise TypeError(f"{shown} {plane_spacing!r}")
+    if len(plane_spacing) != len(lead):
+        raise ValueError(f"{shown} {plane_spacing!r}")
+    for size in plane_spacing:
+        if size is not None and not (_is_size(size) and math.isfinite(size) and size > 0):
+            raise ValueError(f"{shown} {plane_spacing!r}")
+    return [
+        (None if s is None else float(s), int(n)) for s, n in zip(plane_spacing, lead, strict=True)
+    ]
 
 
 def share_curves(counts, background=()) -> np.ndarray:

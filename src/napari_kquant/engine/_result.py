@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._measure import cluster_table, plane_counts, totals
+from ._measure import check_planes, cluster_table, plane_counts, totals
 
 if TYPE_CHECKING:
     from ._palette import Palette
@@ -67,7 +67,7 @@ class QuantizeResult:
         what you write from the labels, and it costs no second pass."""
         return plane_counts(self.labels, self.palette.k, counts=self.counts)
 
-    def table(self, *, background=(), pixel_size=None, unit=None):
+    def table(self, *, background=(), pixel_size=None, unit=None, plane_spacing=None):
         """Numbers per cluster as a pandas DataFrame: one row per label, row 0 the left-out
         pixels (mask, alpha 0, non-finite), which are in no share.
 
@@ -88,6 +88,12 @@ class QuantizeResult:
             area of a pixel is the product over the last two. None: areas in px².
         unit : str, optional
             The unit of ``pixel_size`` (e.g. ``"µm"``): areas are in its square.
+        plane_spacing : sequence of (float or None), optional
+            For a stack: per plane axis (all but the last two), its spacing where it
+            is space (a z step, in the unit of ``pixel_size``), None where it is not
+            (time, channel). Given, ``area`` is the mean area per plane (never a sum
+            over time), and a stack with an axis in space gets ``volume`` and
+            ``volume_unit`` columns (per time point, where there is time too).
 
         Examples
         --------
@@ -101,7 +107,9 @@ class QuantizeResult:
         >>> table["share"].round(3).tolist()[1:]
         [0.667, 0.333]
         """
-        return self._frame(totals(self.plane_counts), background, pixel_size, unit, None)
+        labels = self.labels[0] if isinstance(self.labels, list) else self.labels
+        planes = check_planes(plane_spacing, tuple(labels.shape[:-2]))
+        return self._frame(totals(self.plane_counts), background, pixel_size, unit, None, planes)
 
     def plane_table(self, *, background=(), pixel_size=None, unit=None, axes=None):
         """The long per-plane table of a stack, as a pandas DataFrame: one row per
@@ -112,12 +120,12 @@ class QuantizeResult:
         """
         return self._frame(np.asarray(self.plane_counts), background, pixel_size, unit, axes)
 
-    def _frame(self, counts, background, pixel_size, unit, axes):
+    def _frame(self, counts, background, pixel_size, unit, axes, planes=None):
         import pandas as pd
 
         labels = self.labels[0] if isinstance(self.labels, list) else self.labels
         columns = cluster_table(
             self.palette, counts, background=background, pixel_size=pixel_size, unit=unit,
-            ndim=len(labels.shape), axes=axes,
+            ndim=len(labels.shape), axes=axes, planes=planes,
         )  # fmt: skip
         return pd.DataFrame(columns)

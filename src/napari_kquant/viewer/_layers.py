@@ -17,7 +17,7 @@ from napari.utils.colormaps import DirectLabelColormap
 
 from .._api import quantize
 from ..core._layout import is_lazy
-from ..engine._measure import check_axes, cluster_table, totals
+from ..engine._measure import check_axes, check_planes, cluster_table, totals
 from ..engine._palette import Palette
 from ..engine._result import QuantizeResult
 
@@ -153,6 +153,24 @@ def _pixel_size(layer) -> dict:
     return {"pixel_size": tuple(abs(float(s)) for s in layer.scale), "unit": unit}  # flips
 
 
+def plane_spacing(layer) -> list[float | None]:
+    """Per plane axis of a layer (all spatial axes but the last two): its step in the unit
+    of the last two axes where its unit is a length (z), None where it is not (time, a
+    channel, or no unit given)."""
+    units = list(getattr(layer, "units", None) or ())
+    nlead = len(spatial_shape(layer)) - 2 if isinstance(layer, Image) else layer.ndim - 2
+    spacing = []
+    for axis in range(max(nlead, 0)):
+        unit = units[axis] if axis < len(units) else None
+        try:
+            length = dict(unit.dimensionality) == {"[length]": 1}
+            factor = float((1 * unit).to(units[-1]).magnitude) if length else None
+        except Exception:  # no pint unit, or not convertible: not a length we can use
+            factor = None
+        spacing.append(None if factor is None else abs(float(layer.scale[axis])) * factor)
+    return spacing
+
+
 def output_layers(
     layer: Image, result: QuantizeResult, params: dict[str, Any], outputs=OUTPUTS
 ) -> list[tuple]:
@@ -252,12 +270,19 @@ def layer_table(layer, per_plane: bool = False, record=None):
     if record.get("plane_counts") is None:
         raise ValueError(f"{layer.name!r} is a lazy result: measure it first (one pass)")
     counts = np.asarray(record["plane_counts"], np.int64)
+    data = layer.data[0] if layer.multiscale else layer.data
+    shape = spatial_shape(layer) if isinstance(layer, Image) else tuple(data.shape)
+    planes = None
     if not per_plane:
         counts = totals(counts)
+        if len(shape) > 2 and not record.get("slice"):  # a stack: mean areas, volumes
+            size = _pixel_size(layer)
+            spacing = plane_spacing(layer) if size else [None] * (len(shape) - 2)
+            planes = check_planes(spacing, shape[:-2])
     columns = cluster_table(
         Palette.from_dict(record["palette"]), counts, background=record.get("background", ()),
-        ndim=len(spatial_shape(layer)) if isinstance(layer, Image) else layer.ndim,
-        axes=plane_axis_names(record, layer) if per_plane else None, **_pixel_size(layer),
+        ndim=len(shape), axes=plane_axis_names(record, layer) if per_plane else None,
+        planes=planes, **_pixel_size(layer),
     )  # fmt: skip
     return pd.DataFrame(columns)
 
@@ -528,15 +553,16 @@ def source_of(viewer, layer):
 def layer_state(viewer, layer) -> list[tuple]:
     """What an edit changes on a run's layers, to put back (one step of undo)."""
     return [
-        (other, other.data, dict(other.metadata), getattr(other, "colormap", None))
+        (other, other.data, dict(other.metadata), getattr(other, "colormap", None), other.name)
         for other in run_layers(viewer, layer)
     ]
 
 
 def restore_state(state) -> None:
-    for other, data, metadata, colormap in state:
+    for other, data, metadata, colormap, name in state:
         other.data = data
         other.metadata = metadata
+        other.name = name
         if isinstance(other, Labels):
             other.colormap = colormap
             record = metadata["napari_kquant"]

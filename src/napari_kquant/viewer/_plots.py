@@ -4,6 +4,7 @@ errors become notifications, and whether a widget still exists."""
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 
 from napari.utils.notifications import show_error
@@ -82,16 +83,29 @@ def notifying(callback):
     """``callback`` for a Qt signal: an exception it raises becomes an error notification
     (short first line, the rest on expanding), never an abort of the Qt event loop."""
 
+    takes = _positional(callback)
+
     @functools.wraps(callback)
-    def call(*args, **kwargs):
-        try:
-            return callback(*args, **kwargs)
+    def call(*args):
+        try:  # Qt signals may send more than the callback takes (clicked sends "checked")
+            return callback(*args[:takes])
         except Exception as e:  # shown to the user, logged with its traceback
             logging.getLogger("napari_kquant").exception("in %s", callback.__name__)
             show_error(message("K-means quantization: something went wrong", e))
             return None
 
     return call
+
+
+def _positional(callback) -> int:
+    """How many positional arguments ``callback`` takes (any number: a large one)."""
+    try:
+        parameters = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):
+        return 1 << 16
+    if any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return 1 << 16
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters)
 
 
 def message(headline: str, error) -> str:

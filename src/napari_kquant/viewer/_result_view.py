@@ -245,6 +245,12 @@ class ResultView(QWidget):
         self._filling = True
         try:
             self.table.setRowCount(palette.k)
+            header = "area"
+            if table is not None and "volume" in table:
+                header = "volume"
+            elif table is not None and _is_stack(layer):
+                header = "area / plane"
+            self.table.setHorizontalHeaderItem(COLUMNS.index("area"), QTableWidgetItem(header))
             swatches = _swatches(layer, palette)
             for row in range(palette.k):
                 label = row + 1
@@ -257,7 +263,8 @@ class ResultView(QWidget):
                 else:
                     share = table["foreground_share" if background else "share"][label]
                     shown = "bg" if label in background else f"{100 * share:.1f}%"
-                    area = f"{_number(table['area'][label])} {table['area_unit'][label]}"
+                    size = "volume" if "volume" in table else "area"
+                    area = f"{_number(table[size][label])} {table[f'{size}_unit'][label]}"
                     cells += [QTableWidgetItem(shown), QTableWidgetItem(area)]
                 mark = QTableWidgetItem("")
                 mark.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
@@ -275,7 +282,8 @@ class ResultView(QWidget):
 
     def _show_plot(self, record) -> None:
         counts = None if record is None else np.asarray(record["plane_counts"])
-        if counts is None or counts.ndim < 2 or counts.shape[0] < 2:  # no stack: no plot
+        one_plane = record is not None and bool(record.get("slice"))  # a current-slice run
+        if counts is None or counts.ndim < 2 or counts.shape[0] < 2 or one_plane:  # no plot
             self.plot_box.setVisible(False)
             self._plot_note.setText("")
             self._marker = self._plane_axis = None
@@ -635,6 +643,12 @@ class ResultView(QWidget):
             return None
         show_info(f"Palette saved to {path}")
         return path
+
+
+def _is_stack(layer) -> bool:
+    """Whether a result covers several planes (its table's areas are means per plane)."""
+    ndim = layer.ndim - bool(getattr(layer, "rgb", False))
+    return ndim > 2 and not layer.metadata["napari_kquant"].get("slice")
 
 
 def standout(rgb) -> list[float]:

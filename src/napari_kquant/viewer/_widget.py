@@ -13,6 +13,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from napari.layers import Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
@@ -158,12 +159,12 @@ class KQuantWidget(Container):
             return
         self.form.reset_choices()
         current = self.form.palette.value
-        kept, runs = [], set()
+        runs = {}  # one entry per run: its clusters layer, else its quantized layer
         for layer in self._results():
             run_id = layer.metadata["napari_kquant"].get("run", id(layer))
-            if run_id not in runs:
-                runs.add(run_id)
-                kept.append((f"palette of {_run_name(layer)!r}", layer))
+            if run_id not in runs or isinstance(layer, Labels):
+                runs[run_id] = layer
+        kept = [(f"palette of {_run_name(layer)!r}", layer) for layer in runs.values()]
         choices = [(NEW_PALETTE, NEW_PALETTE), *kept, (FILE_PALETTE, FILE_PALETTE)]
         self.form.palette.choices = choices
         if any(value is current for _, value in choices):

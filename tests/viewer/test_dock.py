@@ -1,0 +1,248 @@
+"""The dock's layout in a real viewer: it fits a laptop screen, shows only the fields that
+apply, keeps results in their own tab, shows a selected cluster, and turns errors into
+notifications."""
+
+import numpy as np
+import pytest
+from napari.utils.theme import get_theme
+from qtpy.QtWidgets import QPushButton
+
+from napari_kquant import load_photo
+from napari_kquant.viewer._plots import notifying
+from napari_kquant.viewer._result_view import TABLE_ROWS
+
+from conftest import errors_since, make_blocks, run
+
+#: A laptop screen's height, less a taskbar.
+SCREEN = 768
+
+
+def shown_fields(widget) -> list[str]:
+    """The fields a user can see: visible, and not inside a folded section."""
+    return [
+        name
+        for container in widget.form.containers
+        for name in container.asdict()
+        if getattr(widget.form, name).native.isVisible()
+        and not getattr(widget.form, name).native.visibleRegion().isEmpty()
+    ]
+
+
+def show(viewer, widget, qtbot):
+    """Show the viewer's window (tests make it hidden), as a user sees it."""
+    viewer.window._qt_window.show()
+    qtbot.waitUntil(lambda: widget.native.isVisible())
+
+
+def fits(viewer, widget):
+    """The window needs no more than the screen, and no visible field is squashed."""
+    window = viewer.window._qt_window
+    assert window.minimumSizeHint().height() <= SCREEN
+    assert widget.native.minimumSizeHint().height() <= SCREEN
+    for name in shown_fields(widget):
+        field = getattr(widget.form, name).native
+        assert field.height() >= field.minimumSizeHint().height(), name
+
+
+@pytest.fixture
+def photo(viewer):
+    return viewer.add_image(load_photo(), name="photo", rgb=True)
+
+
+def test_the_dock_opens_with_the_essentials_and_folded_sections(viewer, widget, photo, qtbot):
+    show(viewer, widget, qtbot)
+    shown = shown_fields(widget)
+    assert shown == ["image", "palette", "k"]
+    assert len(shown) <= 10
+    assert all(not section.isExpanded() for section in widget.sections.values())
+    assert widget.k_view.isVisible()  # Suggest K and live, beside K
+    assert widget.run_button.native.isDefault()
+    assert not widget.view.actions.isVisibleTo(widget.native)  # nothing to edit or save yet
+    fits(viewer, widget)
+
+
+def test_fields_show_only_where_they_apply(viewer, widget, photo):
+    def showing(name):
+        if name in widget.sections:
+            return widget.sections[name].isVisibleTo(widget.native)
+        return getattr(widget.form, name).native.isVisibleTo(widget.native)
+
+    assert showing("Colour space") and not showing("white")
+    widget.form.color_space.value = "od"
+    assert showing("white")
+    assert not showing("dither_strength")
+    widget.form.dither.value = "ordered"
+    assert showing("dither_strength")
+    assert not showing("scope")  # a single photo has no planes
+    assert showing("sample")
+    widget.form.exact.value = True
+    assert not showing("sample")
+
+    gray = viewer.add_image(make_blocks()[..., 0], name="gray")
+    widget.form.image.value = gray
+    assert not showing("Colour space")  # one channel: nothing to choose
+    stack = viewer.add_image(np.stack([make_blocks()] * 3), name="stack", rgb=True)
+    widget.form.image.value = stack
+    assert showing("scope")
+
+    widget.form.palette.value = "load a palette file"
+    assert showing("palette_file")
+    assert not showing("k") and not showing("Fit") and not showing("Colour space")
+    assert not widget.k_view.isVisibleTo(widget.native)
+
+
+def test_a_gray_image_is_fitted_in_rgb_whatever_the_hidden_colour_field_holds(
+    viewer, widget, qtbot
+):
+    widget.form.color_space.value = "lab"  # chosen for a colour image, then hidden
+    viewer.add_image(make_blocks()[..., 0], name="gray")
+    start = len(errors_since(0))
+    run(widget, qtbot, k=2, seed="1")
+    assert errors_since(start) == []
+    assert viewer.layers["gray k=2 clusters"].metadata["napari_kquant"]["color_space"] == "rgb"
+
+
+def test_results_have_their_own_tab_with_eight_table_rows(viewer, widget, photo, qtbot):
+    show(viewer, widget, qtbot)
+    run(widget, qtbot, k=12, seed="1")
+    assert widget.tabs.currentIndex() == 1  # the result is shown where it is
+    table = widget.view.table
+    assert table.rowCount() == 12
+    row = table.verticalHeader().defaultSectionSize()
+    assert table.minimumHeight() >= TABLE_ROWS * row
+    qtbot.waitUntil(lambda: table.isVisible())
+    assert table.viewport().height() >= TABLE_ROWS * row
+    assert widget.view.actions.isVisible()
+    fits(viewer, widget)
+
+
+def test_selecting_a_cluster_shows_it_and_clearing_restores_the_view(viewer, widget, photo, qtbot):
+    show(viewer, widget, qtbot)
+    run(widget, qtbot, k=8, seed="1")
+    clusters = viewer.layers["photo k=8 clusters"]
+    colours = dict(clusters.colormap.color_dict)
+    before = viewer.screenshot(canvas_only=True, flash=False)
+    widget.view.select([3])
+    shown = viewer.screenshot(canvas_only=True, flash=False)
+    changed = (shown != before).any(axis=-1).mean()
+    assert changed >= 0.01
+    assert not viewer.layers["photo k=8 quantized"].visible
+    widget.view.table.clearSelection()
+    after = viewer.screenshot(canvas_only=True, flash=False)
+    np.testing.assert_array_equal(after, before)
+    assert viewer.layers["photo k=8 quantized"].visible
+    assert all(np.array_equal(clusters.colormap.color_dict[i], colours[i]) for i in range(1, 9))
+    np.testing.assert_array_equal(photo.data, load_photo())
+
+
+def test_an_error_in_a_qt_callback_is_a_notification(viewer, qtbot):
+    def broken():
+        raise RuntimeError("the details of what went wrong")
+
+    button = QPushButton("go")
+    qtbot.addWidget(button)
+    button.clicked.connect(notifying(broken))
+    start = len(errors_since(0))
+    button.click()  # no exception escapes into Qt (which would abort a plain script)
+    (said,) = errors_since(start)
+    first, _, rest = said.partition("\n")
+    assert len(first) < 60 and "the details of what went wrong" in rest
+
+
+def test_a_refused_run_says_all_of_it_below_a_short_first_line(viewer, widget, qtbot):
+    viewer.add_image(make_blocks(), name="blocks", rgb=True)
+    start = len(errors_since(0))
+    widget.form.k.value = 1000  # more clusters than the 1,024 pixels' distinct colours
+    widget.form.sample.value = "5"
+    widget.run()
+    (said,) = errors_since(start)
+    first, _, rest = said.partition("\n")
+    assert first == "K-means quantization: not run"
+    assert "sample=5 is smaller than k=1000" in rest
+
+
+def test_the_palette_list_offers_each_run_once(viewer, widget, photo, qtbot):
+    run(widget, qtbot, k=3, seed="1")
+    run(widget, qtbot, k=4, seed="1")
+    combo = widget.form.palette.native
+    labels = [combo.itemText(i) for i in range(combo.count())]
+    assert sorted(labels) == ["fit a new palette", "load a palette file",
+                              "palette of 'photo k=3'", "palette of 'photo k=4'"]  # fmt: skip
+
+
+def test_plots_follow_the_theme_with_a_legend_and_the_plane_on_screen(viewer, widget, qtbot):
+    stack = np.stack([make_blocks(seed=s) for s in range(4)])
+    stack[1:3, :16] = 240
+    viewer.add_image(stack, name="movie", rgb=True, axis_labels=("t", "y", "x"))
+    run(widget, qtbot, k=4, seed="1")
+    view = widget.view
+    qtbot.waitUntil(lambda: view.plot_box.isVisibleTo(widget.native))
+    figure = view.plot.figure
+    (axes,) = figure.axes
+    theme = get_theme(viewer.theme)
+    assert figure.get_facecolor()[:3] == pytest.approx(
+        tuple(int(theme.background.as_hex()[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    )
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == ["1", "2", "3", "4"]
+    assert axes.get_xlabel() == "t"
+    viewer.dims.set_current_step(0, 2)
+    assert list(view._marker.get_xdata()) == [2, 2]
+    viewer.theme = "light"
+    run(widget, qtbot, k=4, seed="1")
+    qtbot.waitUntil(lambda: figure.get_facecolor()[0] > 0.5)  # redrawn light
+
+
+def test_merge_names_the_new_k_and_lazy_results_cannot_be_merged(viewer, widget, qtbot):
+    import dask.array as da
+
+    viewer.add_image(make_blocks(), name="blocks", rgb=True)
+    run(widget, qtbot, k=4, seed="1")
+    widget.view.select([1, 2])
+    worker = widget.view.merge()
+    qtbot.waitUntil(lambda: widget.view._editing is None)
+    assert worker is not None
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["blocks", "blocks k=3 quantized", "blocks k=3 clusters"]
+
+    viewer.add_image(da.from_array(make_blocks(), chunks=(16, 16, 3)), name="lazy", rgb=True)
+    widget.form.image.value = viewer.layers["lazy"]
+    run(widget, qtbot, k=4, seed="1", sample="1000")
+    widget.view.show_layer(viewer.layers["lazy k=4 clusters"])
+    widget.view.select([1, 2])
+    assert not widget.view.merge_button.isEnabled()
+    assert "lazy result" in widget.view.merge_button.toolTip()
+
+
+def test_every_control_has_a_tooltip(viewer, widget, photo):
+    for container in widget.form.containers:
+        for name in container.asdict():
+            assert getattr(widget.form, name).tooltip, name
+    buttons = [widget.run_button.native, widget.cancel_button.native, widget.k_view.button,
+               widget.k_view.live, widget.view.save_table_button, widget.view.save_palette_button,
+               widget.view.merge_button, widget.view.split_button, widget.view.recolour_button,
+               widget.view.undo_button, widget.view.measure_button]  # fmt: skip
+    for button in buttons:
+        assert button.toolTip(), button.text()
+    for title, section in widget.sections.items():
+        assert section.toolTip(), title
+
+
+def test_stacks_are_measured_as_what_they_are(viewer, widget, qtbot):
+    stack = np.stack([make_blocks(seed=s) for s in range(4)])
+    viewer.add_image(stack, name="z", rgb=True, scale=(2, 0.5, 0.5), units=("um", "um", "um"))
+    run(widget, qtbot, k=4, seed="1")
+    features = viewer.layers["z k=4 clusters"].features
+    assert features["count"].tolist()[1:] == [1024] * 4  # 256 px x 4 planes
+    np.testing.assert_allclose(features["area"][1:], 256 * 0.25)  # per plane, in µm²
+    np.testing.assert_allclose(features["volume"][1:], 1024 * 0.5)  # voxels of 0.5 µm³
+    assert features["volume_unit"][1] == "µm³"
+    header = widget.view.table.horizontalHeaderItem(3).text()
+    assert header == "volume" and widget.view.rows()[0][3] == "512 µm³"
+
+    viewer.add_image(stack, name="t", rgb=True, scale=(1, 0.5, 0.5), units=("s", "um", "um"))
+    widget.form.image.value = viewer.layers["t"]
+    run(widget, qtbot, k=4, seed="1")
+    features = viewer.layers["t k=4 clusters"].features
+    np.testing.assert_allclose(features["area"][1:], 256 * 0.25)  # the mean, not 4x
+    assert "volume" not in features
+    assert widget.view.table.horizontalHeaderItem(3).text() == "area / plane"
