@@ -19,10 +19,10 @@ import numpy as np
 
 from bench import SIZES, load_image
 from napari_kquant import quantize
-from napari_kquant.engine._apply import assigner
 from napari_kquant.core._assign import cells
-from napari_kquant.engine._fit import attempt_size, refinement
 from napari_kquant.core._options import EPSILON_FRACTION, settings
+from napari_kquant.engine._apply import assigner
+from napari_kquant.engine._fit import attempt_size, refinement
 from napari_kquant.engine._sample import sample_array
 
 

@@ -405,7 +405,7 @@ class KQuantWidget(Container):
     def _on_returned(self, worker, value):
         if worker is not self.worker or not alive(self.native):
             return  # abandoned (cancelled) or the viewer was closed: nothing reaches it
-        layer, result, record, outputs = value
+        layer, result, record, tuples = value
         if layer not in self._viewer.layers:
             self.status.value = "failed: the source layer was removed during the run"
             return
@@ -413,14 +413,6 @@ class KQuantWidget(Container):
             done = f"done: palette of {record['palette_from']}"
         else:
             done = f"done: seed {result.seed}"
-        try:
-            tuples = output_layers(layer, result, record, outputs)
-        except Exception as e:  # e.g. a layer napari accepts and we cannot describe
-            self.worker = None
-            self._idle()
-            self.status.value = "failed: nothing was added"
-            show_error(message("K-means quantization: could not make the result layers", e))
-            return
         self.status.value = "drawing the results"
         self.cancel_button.enabled = False
         self._drawing = worker  # the run ends when its layers are in the viewer
@@ -442,8 +434,16 @@ class KQuantWidget(Container):
         if tuples[1:]:
             QTimer.singleShot(0, partial(self._add_one_by_one, worker, tuples[1:], done, added))
             return
-        self._show(added[-1])
-        self.tabs.setCurrentIndex(1)  # the result's table, plots and edits
+        QTimer.singleShot(0, partial(self._show_result, worker, added[-1], done))
+
+    def _show_result(self, worker, layer, done) -> None:
+        """The new result in the Results tab (its table, plots and edits), a turn of the
+        event loop after its last layer was added; then the run is over."""
+        if worker is not self.worker or not alive(self.native):
+            return  # closed meanwhile
+        if layer in self._viewer.layers:
+            self._show(layer)
+            self.tabs.setCurrentIndex(1)
         self.status.value = done
         self._drawing = None
         self.worker = None
@@ -511,7 +511,8 @@ def compute(stop, bridge, layer, data, keywords, params, record, outputs):
     if not is_lazy(result.counts):
         np.asarray(result.plane_counts)  # counted here (cached), not while drawing
     _warm_up()  # no-op after the first time; the drawing that follows must not compile
-    return layer, result, record, outputs
+    # the layers' data, colours and features table made here, not in the GUI thread
+    return layer, result, record, output_layers(layer, result, record, outputs)
 
 
 _warm_lock = threading.Lock()
@@ -539,8 +540,27 @@ def _warm_up():
             "matplotlib.figure",
             "matplotlib.ticker",
             "matplotlib.backends.backend_qtagg",
-        )  # matplotlib: the dock's per-plane plot (optional: skipped when not installed)
+        )  # matplotlib: the dock's plots
         for module in modules:
             with contextlib.suppress(ImportError):  # only a head start: napari imports them
                 importlib.import_module(module)
+        _warm_plots()
         _warmed = True
+
+
+def _warm_plots() -> None:
+    """Draw a small off-screen figure with text and a legend: matplotlib loads its fonts
+    and builds its text caches here, not when the first curve is drawn in the dock."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(3.2, 2.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    axes.plot([2, 3], [1.0, 0.5], label="mean CIEDE2000")
+    axes.axvline(2, linestyle="--", label="knee K=2")
+    axes.set_xlabel("K", fontsize=8)
+    axes.set_ylabel("mean CIEDE2000", fontsize=8)
+    axes.tick_params(labelsize=7)
+    axes.legend(fontsize=7, title="cluster", title_fontsize=6)
+    figure.canvas.draw()
