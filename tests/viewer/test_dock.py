@@ -30,6 +30,7 @@ def shown_fields(widget) -> list[str]:
 
 def show(viewer, widget, qtbot):
     """Show the viewer's window (tests make it hidden), as a user sees it."""
+    viewer.window._qt_window.resize(1366, SCREEN - 28)  # a laptop's screen, less a taskbar
     viewer.window._qt_window.show()
     qtbot.waitUntil(lambda: widget.native.isVisible())
 
@@ -108,10 +109,11 @@ def test_results_have_their_own_tab_with_eight_table_rows(viewer, widget, photo,
     assert widget.tabs.currentIndex() == 1  # the result is shown where it is
     table = widget.view.table
     assert table.rowCount() == 12
-    row = table.verticalHeader().defaultSectionSize()
-    assert table.minimumHeight() >= TABLE_ROWS * row
     qtbot.waitUntil(lambda: table.isVisible())
-    assert table.viewport().height() >= TABLE_ROWS * row
+    row = table.rowHeight(0)
+    assert table.minimumHeight() >= TABLE_ROWS * row
+    qtbot.waitUntil(lambda: table.viewport().height() >= TABLE_ROWS * row)
+    assert widget.tabs.currentWidget().verticalScrollBar().value() == 0  # seen from the top
     assert widget.view.actions.isVisible()
     fits(viewer, widget)
 

@@ -124,8 +124,6 @@ class ResultView(QWidget):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.ExtendedSelection)
         self.table.itemSelectionChanged.connect(notifying(self._selection_changed))
-        rows = self.table.verticalHeader().defaultSectionSize()
-        self.table.setMinimumHeight(TABLE_ROWS * rows + self.table.horizontalHeader().height())
         self.actions = QWidget()  # edits and saves: shown when there is a result to act on
         actions = QVBoxLayout(self.actions)
         actions.setContentsMargins(0, 0, 0, 0)
@@ -277,8 +275,16 @@ class ResultView(QWidget):
                         item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
                     self.table.setItem(row, column, item)
             self.table.resizeColumnsToContents()
+            self._fit_rows()
         finally:
             self._filling = False
+
+    def _fit_rows(self) -> None:
+        """At least `TABLE_ROWS` rows visible (rows are as tall as napari's theme makes them)."""
+        rows = max(self.table.rowHeight(0), self.table.verticalHeader().defaultSectionSize())
+        header = self.table.horizontalHeader().sizeHint().height()
+        frame = 2 * self.table.frameWidth()
+        self.table.setMinimumHeight(TABLE_ROWS * rows + header + frame)
 
     def _show_plot(self, record) -> None:
         counts = None if record is None else np.asarray(record["plane_counts"])
@@ -319,9 +325,17 @@ class ResultView(QWidget):
         axes.set_xlabel(xlabel or plane_axis_names(record, self.layer)[0], fontsize=8)
         axes.set_ylabel("% of foreground" if background else "% of clustered pixels", fontsize=8)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # plane indices
-        axes.legend(title="cluster", fontsize=6, title_fontsize=6, ncol=2 if len(shown) > 8 else 1,
-                    facecolor=theme["background"], edgecolor=theme["foreground"],
-                    labelcolor=theme["text"], loc="best")  # fmt: skip
+        axes.legend(
+            title="cluster",
+            fontsize=6,
+            title_fontsize=6,
+            ncol=2 if len(shown) > 12 else 1,
+            facecolor=theme["background"],
+            edgecolor=theme["foreground"],
+            labelcolor=theme["text"],
+            loc="center left",
+            bbox_to_anchor=(1.0, 0.5),
+        )
         axes.get_legend().get_title().set_color(theme["text"])
         self.plot.draw_idle()
 

@@ -135,21 +135,17 @@ class KQuantWidget(Container):
             column.addWidget(section)
             self.sections[title] = section
         column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(page)
-        return scroll
+        return _scrolling(page)
 
-    def _results_page(self) -> QSplitter:
-        """The shown result's table, its per-plane plot and the K curve, resizable."""
+    def _results_page(self) -> QScrollArea:
+        """The shown result's table, its per-plane plot and the K curve, resizable, in a
+        scroll area (the window is never forced taller than the screen)."""
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setChildrenCollapsible(False)
         for part in (self.view, self.view.plot_box, self.k_view.plot_box):
             splitter.addWidget(part)
         splitter.setStretchFactor(0, 3)
-        return splitter
+        return _scrolling(splitter)
 
     def reset_choices(self, *_):
         """Refresh the layer choices, and the palettes of result layers on offer (one per
@@ -476,6 +472,16 @@ class KQuantWidget(Container):
     def save_table(self, path=None):
         """Write the shown result's table as CSV (and, for a stack, its per-plane table)."""
         return self.view.save_table(path)
+
+
+def _scrolling(page) -> QScrollArea:
+    """``page`` in a vertical scroll area that takes the dock's width."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(page)
+    return scroll
 
 
 def _scope(values, layer) -> str:
