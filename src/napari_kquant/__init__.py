@@ -41,7 +41,7 @@ __all__ = [
 
 def __getattr__(name):
     if name == "quantize_layer":
-        from .viewer._layers import quantize_layer
+        from .viewer._console import quantize_layer
 
         return quantize_layer
     if name == "clean_labels":  # numba: loaded when first asked for

@@ -2,16 +2,18 @@
 apply, keeps results in their own tab, shows a selected cluster, and turns errors into
 notifications."""
 
+import cv2
 import numpy as np
 import pytest
 from napari.utils.theme import get_theme
 from qtpy.QtWidgets import QPushButton
 
-from napari_kquant import load_photo
+from napari_kquant import fit, load_photo
+from napari_kquant.files._files import FileError
 from napari_kquant.viewer._plots import notifying
 from napari_kquant.viewer._result_view import TABLE_ROWS
 
-from conftest import errors_since, make_blocks, run
+from conftest import errors_since, make_blocks, run, snapshot, write_rgb
 
 #: A laptop screen's height, less a taskbar.
 SCREEN = 768
@@ -188,7 +190,7 @@ def test_plots_follow_the_theme_with_a_legend_and_the_plane_on_screen(viewer, wi
     assert [text.get_text() for text in axes.get_legend().get_texts()] == ["1", "2", "3", "4"]
     assert axes.get_xlabel() == "t"
     viewer.dims.set_current_step(0, 2)
-    assert list(view._marker.get_xdata()) == [2, 2]
+    assert list(view.plot_box._marker.get_xdata()) == [2, 2]
     viewer.theme = "light"
     run(widget, qtbot, k=4, seed="1")
     qtbot.waitUntil(lambda: figure.get_facecolor()[0] > 0.5)  # redrawn light
@@ -248,3 +250,34 @@ def test_stacks_are_measured_as_what_they_are(viewer, widget, qtbot):
     np.testing.assert_allclose(features["area"][1:], 256 * 0.25)  # the mean, not 4x
     assert "volume" not in features
     assert widget.view.table.horizontalHeaderItem(3).text() == "area / plane"
+
+
+def test_apply_to_many_writes_a_folder_through_the_palette_with_one_table(
+    viewer, widget, qtbot, tmp_path
+):
+    images = tmp_path / "images"
+    images.mkdir()
+    for seed in range(3):
+        write_rgb(images / f"b{seed}.png", make_blocks(seed=seed))
+    before = snapshot(images)
+    viewer.add_image(make_blocks(), name="blocks", rgb=True)
+    run(widget, qtbot, k=4, seed="1")
+    with pytest.raises(FileError, match="input"):  # it would write over the inputs
+        widget.apply_to_many(str(images), str(images))
+    assert snapshot(images) == before and widget.worker is None
+
+    out = tmp_path / "out"
+    worker = widget.apply_to_many(str(images), str(out))
+    assert worker is not None and not widget.run_button.enabled
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    table = widget.batch_view.result.table
+    assert table["file"].tolist() == [f"b{s}.png" for s in range(3) for _ in range(5)]
+    assert widget.batch_view.table.rowCount() == 15
+    palette = fit(make_blocks(), 4, channel_axis=-1, seed=1)
+    for seed in range(3):
+        direct = palette.apply(make_blocks(seed=seed), channel_axis=-1)
+        written = cv2.imread(str(out / f"b{seed}-labels.png"), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(written, direct.labels)
+    saved = widget.batch_view.save(str(tmp_path / "batch.csv"))
+    assert saved and (tmp_path / "batch.csv").read_text().startswith("file,label,hex,count")
+    assert snapshot(images) == before

@@ -111,3 +111,13 @@ def _positional(callback) -> int:
 def message(headline: str, error) -> str:
     """A notification: a short first line, then the whole error (shown on expanding)."""
     return f"{headline}\n{error}"
+
+
+def swatches(layer, palette) -> list[str]:
+    """``#rrggbb`` per cluster: the clusters layer's own colours, else the palette's."""
+    colormap = getattr(layer, "colormap", None)
+    if hasattr(colormap, "color_dict"):
+        colours = [colormap.color_dict[i][:3] for i in range(1, palette.k + 1)]
+        return ["#{:02x}{:02x}{:02x}".format(*(round(255 * float(c)) for c in rgb))
+                for rgb in colours]  # fmt: skip
+    return palette.hex or ["#808080"] * palette.k

@@ -10,17 +10,15 @@ shows it alone over the original image. matplotlib is imported when a stack is s
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
 import numpy as np
 from napari.layers import Labels
 from napari.qt.threading import create_worker
 from napari.utils.colormaps import DirectLabelColormap
-from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt, QTimer
+from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -30,8 +28,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..engine._measure import plane_counts, share_curves, suggest_background, totals
-from ..files._files import FileError, write_all
+from ..engine._measure import plane_counts, suggest_background, totals
 from ._layers import (
     MAX_KEPT_COUNTS,
     is_lazy_result,
@@ -41,7 +38,6 @@ from ._layers import (
     layer_table,
     measured,
     palette_of,
-    plane_axis_names,
     read_layer,
     restore_state,
     result_of_parts,
@@ -51,14 +47,13 @@ from ._layers import (
     source_of,
     update_record,
 )
-from ._plots import alive, message, notifying, outline, plot_canvas, themed_axes
+from ._plane_plot import PlanePlot
+from ._plots import alive, message, notifying, swatches
+from ._writing import save_palette, save_table
 
 #: The table's columns in the dock (the full table is in the clusters layer's features).
 COLUMNS = ("", "label", "share", "area", "background")
 BACKGROUND_COLUMN = COLUMNS.index("background")
-_NOTHING = object()
-#: The plot shows at most this many clusters (the largest).
-MAX_LINES = 24
 #: Table rows visible without scrolling (the Results tab fits a 768-pixel screen).
 TABLE_ROWS = 8
 NO_RESULT = "No result yet: press Run (Quantize tab), or select a result layer."
@@ -100,8 +95,14 @@ class ResultView(QWidget):
         self.save_table_button.clicked.connect(notifying(lambda: self.save_table()))
         self.save_palette_button.clicked.connect(notifying(lambda: self.save_palette()))
         self.measure_button.clicked.connect(notifying(lambda: self.measure()))
+        self.batch_button = QPushButton("Apply to many…")
+        self.batch_button.setToolTip(
+            "Apply this result's palette to a folder of image files, writing each quantized "
+            "picture and its labels into an output folder, with one table of every file's "
+            "clusters (as kquant --out-dir does: nothing is overwritten that was read)."
+        )
         buttons = QHBoxLayout()
-        for button in (self.save_table_button, self.save_palette_button):
+        for button in (self.save_table_button, self.save_palette_button, self.batch_button):
             buttons.addWidget(button)
         self.merge_button = QPushButton("Merge")
         self.merge_button.setToolTip("Merge the selected clusters into one (their weighted mean)")
@@ -135,19 +136,10 @@ class ResultView(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.measure_button)
         layout.addWidget(self.actions)
-        self.plot_box = QWidget()  # the per-plane plot's place (the dock's Results tab)
-        QVBoxLayout(self.plot_box).setContentsMargins(0, 0, 0, 0)
-        self.plot_box.setVisible(False)
-        self.plot = None  # a matplotlib canvas, made when a stack is first shown
-        self._marker = None  # the plot's line at the plane on screen
-        self._plane_axis = None  # the layer axis the plot's x is
+        self.plot_box = PlanePlot(viewer)  # the per-plane plot (the dock's Results tab)
         self._hidden = None  # (layer, visible) of the quantized layer while a cluster is shown
-        self._plot_note = QLabel("")
-        layout.addWidget(self._plot_note)
-        self._viewer.dims.events.current_step.connect(notifying(self._follow_plane))
         self._filling = False
         self._measuring = None
-        self._pending = _NOTHING  # the record whose plot is to be drawn next turn
         self._undo = None  # (layer, state) before the last edit
         self._editing = None  # the edit's worker
         self.show_layer(None)
@@ -168,7 +160,7 @@ class ResultView(QWidget):
         self.table.setVisible(has)
         if not has:
             self.title.setText(NO_RESULT)
-            self._plot_later(None)
+            self.plot_box.later(None, None)
             return
         self.refresh()
 
@@ -188,7 +180,7 @@ class ResultView(QWidget):
         except (TypeError, ValueError) as e:  # a scale or units the table cannot use
             self.title.setText(f"<b>{html.escape(layer.name)}</b>: {html.escape(str(e))}")
             self.table.setRowCount(0)
-            self._plot_later(None)
+            self.plot_box.later(None, None)
             return
         if table is None:
             summary = "lazy result: counts, shares and areas need a pass over all the data"
@@ -212,22 +204,7 @@ class ResultView(QWidget):
             )
         self.title.setText(f"<b>{html.escape(layer.name)}</b>, k={palette.k}: {summary}{hint}")
         self._fill(layer, palette, table, background)
-        self._plot_later(record if table is not None else None)
-
-    def _plot_later(self, record) -> None:
-        """Draw the plot in a later turn of the event loop (the first one costs a layout
-        and a matplotlib draw: not in the same turn as new layers); the latest wins."""
-        first = self._pending is _NOTHING
-        self._pending = record
-        if first:
-            QTimer.singleShot(0, self._plot_pending)
-
-    def _plot_pending(self) -> None:
-        if not alive(self):
-            return
-        record, self._pending = self._pending, _NOTHING
-        if record is not _NOTHING:
-            self._show_plot(record if self.layer is not None else None)
+        self.plot_box.later(layer, record if table is not None else None)
 
     def rows(self) -> list[tuple]:
         """What the table shows: (swatch, label, share, area, background ticked) per row."""
@@ -249,12 +226,12 @@ class ResultView(QWidget):
             elif table is not None and _is_stack(layer):
                 header = "area / plane"
             self.table.setHorizontalHeaderItem(COLUMNS.index("area"), QTableWidgetItem(header))
-            swatches = _swatches(layer, palette)
+            colours = swatches(layer, palette)
             for row in range(palette.k):
                 label = row + 1
                 swatch = QTableWidgetItem("")
-                swatch.setBackground(QColor(swatches[row]))
-                swatch.setToolTip(swatches[row])
+                swatch.setBackground(QColor(colours[row]))
+                swatch.setToolTip(colours[row])
                 cells = [swatch, QTableWidgetItem(str(label))]
                 if table is None:
                     cells += [QTableWidgetItem("—"), QTableWidgetItem("—")]
@@ -286,74 +263,19 @@ class ResultView(QWidget):
         frame = 2 * self.table.frameWidth()
         self.table.setMinimumHeight(TABLE_ROWS * rows + header + frame)
 
-    def _show_plot(self, record) -> None:
-        counts = None if record is None else np.asarray(record["plane_counts"])
-        one_plane = record is not None and bool(record.get("slice"))  # a current-slice run
-        if counts is None or counts.ndim < 2 or counts.shape[0] < 2 or one_plane:  # no plot
-            self.plot_box.setVisible(False)
-            self._plot_note.setText("")
-            self._marker = self._plane_axis = None
-            return
-        from matplotlib.ticker import MaxNLocator
+    @property
+    def plot(self):
+        """The per-plane plot's matplotlib canvas (None until a stack is shown)."""
+        return self.plot_box.plot
 
-        self._plot_note.setText("")
-        if self.plot is None:
-            self.plot = plot_canvas()
-            self.plot_box.layout().addWidget(self.plot)
-        self.plot_box.setVisible(True)
-        background = record.get("background", ())
-        shares = share_curves(counts, background)
-        swatches = _swatches(self.layer, palette_of(self.layer))
-        axes, theme = themed_axes(self.plot, self._viewer)
-        shown = [label for label in range(1, shares.shape[1] + 1) if label not in background]
-        if len(shown) > MAX_LINES:  # the largest clusters only: a readable plot, drawn fast
-            total = np.nansum(shares, axis=0)
-            shown = sorted(sorted(shown, key=lambda label: -total[label - 1])[:MAX_LINES])
-            axes.set_title(f"the {MAX_LINES} largest clusters", fontsize=8)
-        for label in shown:
-            colour = swatches[label - 1]
-            axes.plot(100 * shares[:, label - 1], color=colour, label=str(label),
-                      marker="." if len(shares) < 30 else None,
-                      path_effects=outline(colour, theme))  # fmt: skip
-        self._plane_axis = self._first_plane_axis()
-        step = (
-            self._viewer.dims.current_step[self._plane_axis] if self._plane_axis is not None else 0
-        )
-        self._marker = axes.axvline(step, color=theme["text"], linestyle=":", linewidth=1)
-        axis = self._plane_axis  # named as napari's dims slider names it
-        xlabel = self._viewer.dims.axis_labels[axis] if axis is not None else None
-        axes.set_xlabel(xlabel or plane_axis_names(record, self.layer)[0], fontsize=8)
-        axes.set_ylabel("% of foreground" if background else "% of clustered pixels", fontsize=8)
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # plane indices
-        axes.legend(
-            title="cluster",
-            fontsize=6,
-            title_fontsize=6,
-            ncol=2 if len(shown) > 12 else 1,
-            facecolor=theme["background"],
-            edgecolor=theme["foreground"],
-            labelcolor=theme["text"],
-            loc="center left",
-            bbox_to_anchor=(1.0, 0.5),
-        )
-        axes.get_legend().get_title().set_color(theme["text"])
-        self.plot.draw_idle()
+    def save_table(self, path=None):
+        """Write the shown result's table as CSV; for a stack, the per-plane table beside
+        it as ``<name>-planes.csv``. Asks where when no path. Returns the paths written."""
+        return save_table(self, self.layer, path)
 
-    def _first_plane_axis(self):
-        """The viewer axis of the plot's x: the result layer's first plane axis."""
-        if self.layer is None:
-            return None
-        offset = self._viewer.dims.ndim - self.layer.ndim  # napari aligns axes at the end
-        return offset if offset >= 0 else None
-
-    def _follow_plane(self, event=None) -> None:
-        """Move the plot's marker to the plane on screen."""
-        if self._marker is None or self._plane_axis is None or not alive(self):
-            return
-        step = self._viewer.dims.current_step
-        if self._plane_axis < len(step):
-            self._marker.set_xdata([step[self._plane_axis]] * 2)
-            self.plot.draw_idle()
+    def save_palette(self, path=None):
+        """Write the shown result's palette (.json, .gpl or .csv); ask where when no path."""
+        return save_palette(self, self.layer, path)
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -601,63 +523,6 @@ class ResultView(QWidget):
             self.show_layer(layer)
         self._selection_changed()
 
-    def save_table(self, path=None):
-        """Write the shown result's table as CSV; for a stack, the per-plane table beside
-        it as ``<name>-planes.csv``. Asks where when no path. Returns the paths written."""
-        layer = self.layer
-        if layer is None or not measured(layer):
-            show_error("No measured result to save: run, or measure the lazy result first.")
-            return None
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Save table", f"{layer.name}.csv", "CSV (*.csv)"
-            )
-            if not path:
-                return None
-        if not isinstance(path, str | Path) or "\0" in str(path):
-            show_error(f"Save the table to a file path, not {path!r}.")
-            return None
-        path = Path(path)
-        if path.suffix.lower() != ".csv":
-            show_error(f"Save the table as a .csv file, not {path.name!r}.")
-            return None
-        texts = [(str(path), layer_table(layer).to_csv(index=False))]
-        if np.asarray(layer.metadata["napari_kquant"]["plane_counts"]).ndim > 1:
-            planes = path.with_name(f"{path.stem}-planes.csv")
-            text = layer_table(layer, per_plane=True).to_csv(index=False)
-            if not _ours_or_new(planes, text):
-                show_error(f"Not saved: {planes.name} exists and is not a table of napari-kquant.")
-                return None
-            texts.append((str(planes), text))
-        try:
-            write_all([], [], texts=texts)
-        except (FileError, OSError) as e:
-            show_error(f"Could not save the table: {e}")
-            return None
-        written = [p for p, _ in texts]
-        show_info(f"Table saved to {', '.join(written)}")
-        return written
-
-    def save_palette(self, path=None):
-        """Write the shown result's palette (.json, .gpl or .csv); ask where when no path."""
-        if self.layer is None:
-            show_error("No result to save: run the quantization or select a result layer.")
-            return None
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(
-                self, "Save palette", f"{self.layer.name}.json",
-                "Palette (*.json);;GIMP palette (*.gpl);;CSV (*.csv)",
-            )  # fmt: skip
-            if not path:
-                return None
-        try:
-            palette_of(self.layer).save(path)
-        except (TypeError, ValueError, OSError) as e:
-            show_error(str(e))
-            return None
-        show_info(f"Palette saved to {path}")
-        return path
-
 
 def _is_stack(layer) -> bool:
     """Whether a result covers several planes (its table's areas are means per plane)."""
@@ -676,18 +541,6 @@ def standout(rgb) -> list[float]:
 def _number(value: float) -> str:
     """An area for the dock: 12,345 or 0.1234."""
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-
-
-def _ours_or_new(path: Path, text: str) -> bool:
-    """Whether a file beside the one the user chose may be written: it does not exist,
-    or it is a per-plane table like ours (the same header), from an earlier save."""
-    if not path.exists():
-        return True
-    try:
-        with open(path, encoding="utf-8") as f:
-            return path.is_file() and f.readline() == text.partition("\n")[0] + "\n"
-    except (OSError, UnicodeDecodeError):
-        return False
 
 
 def _apply_edit(kind, parts, labels, n, image, colour):
@@ -709,13 +562,3 @@ def _apply_edit(kind, parts, labels, n, image, colour):
 def _count(data, k):
     """Worker thread: the per-plane counts of a lazy label image (one pass)."""
     return np.asarray(plane_counts(data, k))
-
-
-def _swatches(layer, palette) -> list[str]:
-    """``#rrggbb`` per cluster: the clusters layer's own colours, else the palette's."""
-    colormap = getattr(layer, "colormap", None)
-    if hasattr(colormap, "color_dict"):
-        colours = [colormap.color_dict[i][:3] for i in range(1, palette.k + 1)]
-        return ["#{:02x}{:02x}{:02x}".format(*(round(255 * float(c)) for c in rgb))
-                for rgb in colours]  # fmt: skip
-    return palette.hex or ["#808080"] * palette.k

@@ -5,7 +5,7 @@ napari injects the viewer by the annotation of ``KQuantWidget.__init__``: a real
 so no ``from __future__ import annotations``.
 """
 
-import contextlib
+import os
 import threading
 from functools import partial
 from pathlib import Path
@@ -17,15 +17,23 @@ from napari.layers import Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
-from qtpy.QtWidgets import QFrame, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 from superqt import QCollapsible
 
-from ..core._colorspace import to_lab
 from ..core._layout import is_lazy
 from ..core._options import (
     settings,
 )
 from ..engine._palette import Palette
+from ..files._batch import images_in, plan_batch
 from ._form import (
     FILE_PALETTE,
     NEW_PALETTE,
@@ -49,18 +57,15 @@ from ._layers import (
     palette_of,
     read_layer,
     run,
-    warm_label_colormaps,
 )
 from ._plots import alive, message, notifying
 from ._preview import preview
 from ._result_view import ResultView
+from ._warm import warm_up
+from ._writing import BatchView, Cancelled, batch_job
 
 #: The metadata key of the live preview layer (not a result: no palette to keep).
 PREVIEW = "napari_kquant_preview"
-
-
-class Cancelled(Exception):
-    """Raised from the progress hook to stop a run."""
 
 
 class _Bridge(QObject):
@@ -110,8 +115,10 @@ class KQuantWidget(Container):
         self._bridge = _Bridge()
         # the first run of a session would compile numba code (ours, and napari's label
         # colormaps) in the GUI thread: do it now in the background, while nobody waits
-        threading.Thread(target=_warm_up, name="kquant-warm-up", daemon=True).start()
+        threading.Thread(target=warm_up, name="kquant-warm-up", daemon=True).start()
         self._bridge.progressed.connect(self._on_progress)
+        self.view.batch_button.clicked.connect(notifying(self._apply_to_many_clicked))
+        self.batch_view = None  # the last batch's table
         self.run_button.changed.connect(notifying(self.run))
         self.cancel_button.changed.connect(notifying(self.cancel))
         viewer.layers.selection.events.active.connect(self._follow_active)
@@ -210,15 +217,7 @@ class KQuantWidget(Container):
         worker = create_worker(
             compute, stop, self._bridge, *job, _start_thread=False, _ignore_errors=True
         )  # errors arrive at _on_errored
-        worker.returned.connect(partial(self._on_returned, worker))
-        worker.errored.connect(partial(self._on_errored, worker))
-        worker.finished.connect(partial(self._on_finished, worker))
-        self.worker = worker
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
-        self.progress.value = 0
-        self.status.value = "starting"
-        worker.start()
+        self._start(worker, partial(self._on_returned, worker), "starting")
 
     def cancel(self):
         """Stop the current run now: control comes back at once, and nothing is added.
@@ -445,6 +444,71 @@ class KQuantWidget(Container):
         self.worker = None
         self._idle()
 
+    # --- many files -----------------------------------------------------------------------------
+
+    def apply_to_many(self, images=None, out_dir=None):
+        """Apply the shown result's palette to image files (a folder, or a list of paths;
+        asked for when None) and write them into ``out_dir`` (asked for when None), in a
+        worker with progress and Cancel; then show the combined table."""
+        if self.worker is not None:
+            return None
+        layer = self.view.layer
+        if layer is None:
+            raise ValueError("Run first, or select a result layer: its palette is applied.")
+        palette = palette_of(layer)
+        if images is None:
+            images = QFileDialog.getExistingDirectory(self.native, "Images to apply it to")
+            if not images:
+                return None
+        if out_dir is None:
+            out_dir = QFileDialog.getExistingDirectory(self.native, "Write the results into")
+            if not out_dir:
+                return None
+        paths = images_in(images) if isinstance(images, str | os.PathLike) else list(images)
+        batch = plan_batch(paths, out_dir, palette.k)  # every check before any work
+        self._stop = stop = threading.Event()
+        worker = create_worker(
+            batch_job, batch, palette, stop, self._bridge, _start_thread=False,
+            _ignore_errors=True,
+        )  # fmt: skip
+        said = f"applying the palette to {len(batch.images)} images"
+        self._start(worker, partial(self._batch_done, worker, batch), said)
+        return worker
+
+    def _start(self, worker, returned, status: str) -> None:
+        """Start a run's worker (Run, or a batch): Cancel enabled, progress from 0."""
+        worker.returned.connect(returned)
+        worker.errored.connect(partial(self._on_errored, worker))
+        worker.finished.connect(partial(self._on_finished, worker))
+        self.worker = worker
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.progress.value = 0
+        self.status.value = status
+        worker.start()
+
+    def _apply_to_many_clicked(self) -> None:
+        try:
+            self.apply_to_many()
+        except (TypeError, ValueError) as e:  # a refused batch: said, nothing written
+            show_error(message("Apply to many: not run", e))
+
+    def _batch_done(self, worker, batch, result) -> None:
+        if worker is not self.worker or not alive(self.native):
+            return
+        self.worker = None
+        self._idle()
+        self.status.value = (
+            f"batch done: {len(batch.images) - len(result.failed)} of {len(batch.images)} "
+            f"images written into {batch.out_dir}"
+        )
+        if result.failed:
+            show_error(message(f"{len(result.failed)} of {len(batch.images)} images failed",
+                               "; ".join(f"{os.path.basename(p)}: {why}"
+                                         for p, why in result.failed.items())))  # fmt: skip
+        self.batch_view = BatchView(result, batch.out_dir, parent=self.native)
+        self.batch_view.show()
+
     def _on_errored(self, worker, error):
         if worker is not self.worker or not alive(self.native):
             return
@@ -516,57 +580,6 @@ def compute(stop, bridge, layer, data, keywords, params, record, outputs):
     result = run(data, {**params, **keywords}, report)
     if not is_lazy(result.counts):
         np.asarray(result.plane_counts)  # counted here (cached), not while drawing
-    _warm_up()  # no-op after the first time; the drawing that follows must not compile
+    warm_up()  # no-op after the first time; the drawing that follows must not compile
     # the layers' data, colours and features table made here, not in the GUI thread
     return layer, result, record, output_layers(layer, result, record, outputs)
-
-
-_warm_lock = threading.Lock()
-_warmed = False
-
-
-def _warm_up():
-    """Once per session, off the GUI thread: load our compiled kernels, compile napari's
-    label colormaps, and import what napari imports when it first builds a Labels layer
-    (pandas for its features table, the vispy layer visuals) and the plot's matplotlib."""
-    global _warmed
-    with _warm_lock:
-        if _warmed:
-            return
-        import importlib
-
-        from ..core import _assign  # noqa: F401  (numba: loads the cached kernels)
-
-        warm_label_colormaps()
-        to_lab(np.zeros((1, 3)), 255.0)  # OpenCV builds its colour tables on first use
-        modules = (
-            "pandas",
-            "napari._vispy.layers.labels",
-            "napari._vispy.layers.image",
-            "matplotlib.figure",
-            "matplotlib.ticker",
-            "matplotlib.backends.backend_qtagg",
-        )  # matplotlib: the dock's plots
-        for module in modules:
-            with contextlib.suppress(ImportError):  # only a head start: napari imports them
-                importlib.import_module(module)
-        _warm_plots()
-        _warmed = True
-
-
-def _warm_plots() -> None:
-    """Draw a small off-screen figure with text and a legend: matplotlib loads its fonts
-    and builds its text caches here, not when the first curve is drawn in the dock."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(3.2, 2.2), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots()
-    axes.plot([2, 3], [1.0, 0.5], label="mean CIEDE2000")
-    axes.axvline(2, linestyle="--", label="knee K=2")
-    axes.set_xlabel("K", fontsize=8)
-    axes.set_ylabel("mean CIEDE2000", fontsize=8)
-    axes.tick_params(labelsize=7)
-    axes.legend(fontsize=7, title="cluster", title_fontsize=6)
-    figure.canvas.draw()

@@ -1,0 +1,62 @@
+"""Once per session, off the GUI thread: what the first run would otherwise compile or load
+while the viewer waits (numba kernels, napari's label colormaps, matplotlib's fonts)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from ..core._colorspace import to_lab
+from ._layers import warm_label_colormaps
+
+_warm_lock = threading.Lock()
+_warmed = False
+
+
+def warm_up():
+    """Once per session, off the GUI thread: load our compiled kernels, compile napari's
+    label colormaps, and import what napari imports when it first builds a Labels layer
+    (pandas for its features table, the vispy layer visuals) and the plot's matplotlib."""
+    global _warmed
+    with _warm_lock:
+        if _warmed:
+            return
+        import importlib
+
+        from ..core import _assign  # noqa: F401  (numba: loads the cached kernels)
+
+        warm_label_colormaps()
+        to_lab(np.zeros((1, 3)), 255.0)  # OpenCV builds its colour tables on first use
+        modules = (
+            "pandas",
+            "napari._vispy.layers.labels",
+            "napari._vispy.layers.image",
+            "matplotlib.figure",
+            "matplotlib.ticker",
+            "matplotlib.backends.backend_qtagg",
+        )  # matplotlib: the dock's plots
+        for module in modules:
+            with contextlib.suppress(ImportError):  # only a head start: napari imports them
+                importlib.import_module(module)
+        warm_plots()
+        _warmed = True
+
+
+def warm_plots() -> None:
+    """Draw a small off-screen figure with text and a legend: matplotlib loads its fonts
+    and builds its text caches here, not when the first curve is drawn in the dock."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(3.2, 2.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    axes.plot([2, 3], [1.0, 0.5], label="mean CIEDE2000")
+    axes.axvline(2, linestyle="--", label="knee K=2")
+    axes.set_xlabel("K", fontsize=8)
+    axes.set_ylabel("mean CIEDE2000", fontsize=8)
+    axes.tick_params(labelsize=7)
+    axes.legend(fontsize=7, title="cluster", title_fontsize=6)
+    figure.canvas.draw()
