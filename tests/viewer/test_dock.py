@@ -281,3 +281,20 @@ def test_apply_to_many_writes_a_folder_through_the_palette_with_one_table(
     saved = widget.batch_view.save(str(tmp_path / "batch.csv"))
     assert saved and (tmp_path / "batch.csv").read_text().startswith("file,label,hex,count")
     assert snapshot(images) == before
+
+
+def test_undo_after_an_edit_of_a_shown_cluster_restores_its_own_colours(viewer, widget, qtbot):
+    viewer.add_image(make_blocks(), name="blocks", rgb=True)
+    run(widget, qtbot, k=4, seed="1")
+    clusters = viewer.layers["blocks k=4 clusters"]
+    colours = {i: np.array(clusters.colormap.color_dict[i]) for i in range(1, 5)}
+    opacity = clusters.opacity
+    widget.view.select([2])  # shown alone, in a highlight colour
+    assert widget.view.split() is not None
+    qtbot.waitUntil(lambda: widget.view._editing is None, timeout=30_000)
+    assert clusters.name == "blocks k=5 clusters" and clusters.opacity == opacity
+    widget.view.undo()
+    assert clusters.name == "blocks k=4 clusters"
+    for i in range(1, 5):
+        np.testing.assert_array_equal(clusters.colormap.color_dict[i], colours[i])
+    assert viewer.layers["blocks k=4 quantized"].visible

@@ -410,10 +410,10 @@ class ResultView(QWidget):
             return
         hidden, self._hidden = self._hidden, None
         clusters = hidden["clusters"]
-        if clusters in self._viewer.layers and clusters.colormap is hidden.get("shown"):
-            clusters.colormap = hidden["colormap"]  # unless an edit gave it new colours
-            clusters.opacity = hidden["opacity"]
         if clusters in self._viewer.layers:
+            if clusters.colormap is hidden.get("shown"):  # unless an edit gave it new colours
+                clusters.colormap = hidden["colormap"]
+            clusters.opacity = hidden["opacity"]
             clusters.show_selected_label = False
         for other in hidden["quantized"]:
             if other in self._viewer.layers:
@@ -498,6 +498,7 @@ class ResultView(QWidget):
         if not alive(self) or layer not in self._viewer.layers:
             return
         run_id = layer.metadata["napari_kquant"].get("run")
+        self._unshow_cluster()  # undo keeps the layers' own colours, not the highlight
         self._undo = (layer, run_id, layer_state(self._viewer, layer))
         what = f"merge {labels}" if kind == "merge" else f"{kind} {labels[0]}"
         show_edit(self._viewer, layer, edited, what)
