@@ -4,7 +4,8 @@ Run under a virtual display at least 1920 x 1080:
 ``xvfb-run -a -s "-screen 0 1920x1080x24" python scripts/screenshot.py``. For each window
 size (1366 x 768 and 1920 x 1080) it writes ``docs/screens/<size>-<stage>.png``: the dock
 as it opens, after a run (the Results tab), Suggest K's curve, a cluster selected (shown
-alone over the photo), and a time-lapse with its per-plane plot. It also writes the
+alone over the photo), Apply to many (the batch's table), and a time-lapse with its
+per-plane plot. It also writes the
 README's pictures: ``docs/screenshot.png`` (after a run), ``docs/measurements.png`` (a
 stained slide cut into tiles: the table with the glass marked, the per-tile plot) and
 ``docs/choose-k.png`` (Suggest K on the coffee photo). Needs scikit-image for the slide
@@ -15,8 +16,10 @@ shows in the log.
 
 import os
 import sys
+import tempfile
 import time
 
+import cv2
 import napari
 import numpy as np
 from qtpy.QtWidgets import QApplication
@@ -79,6 +82,17 @@ def stages(size, folder):
     widget.view.show_layer(viewer.layers["astronaut k=8 clusters"])
     widget.view.select([6])
     shoot(viewer, widget, os.path.join(folder, f"{tag}-cluster.png"))
+    widget.view.table.clearSelection()
+    with tempfile.TemporaryDirectory() as work:  # Apply to many: four frames of a folder
+        from napari_kquant.files._photos import make_timelapse
+
+        for t, frame in enumerate(make_timelapse(4)):
+            cv2.imwrite(os.path.join(work, f"frame{t}.png"), frame[..., ::-1])
+        widget.apply_to_many(work, os.path.join(work, "out"))
+        wait(app, lambda: widget.worker is not None)
+        shoot(viewer, widget, os.path.join(folder, f"{tag}-batch.png"))
+        widget.batch_view.grab().save(os.path.join(folder, f"{tag}-batch-table.png"))
+        widget.batch_view.close()
     viewer.close()
 
     viewer, widget = viewer_with_dock(size)

@@ -71,6 +71,12 @@ class KView(QWidget):
         self._stop = threading.Event()
         self._bridge = _Bridge()
         self._bridge.said.connect(self._progressed)
+        if viewer is not None:  # the curve is redrawn in the new theme
+            viewer.events.theme.connect(notifying(self._theme_changed))
+
+    def _theme_changed(self, event=None) -> None:
+        if alive(self) and self.curve is not None:
+            self._draw(self.curve, switch=False)
 
     def suggest(self):
         """Fit the curve in a worker thread; pressed again while it runs: stop it."""
@@ -113,7 +119,7 @@ class KView(QWidget):
         if alive(self):
             self.button.setText("Suggest K")
 
-    def _draw(self, curve):
+    def _draw(self, curve, switch=True):
         if not alive(self):
             return
         self.curve = curve
@@ -145,7 +151,8 @@ class KView(QWidget):
         self.plot_box.setVisible(True)
         self.plot.draw_idle()
         self.status.setText("; ".join(marks) + ". Click a point (Results tab) to use its K.")
-        self.drawn.emit()
+        if switch:
+            self.drawn.emit()
 
     def _picked(self, event):
         if self.curve is None or not len(getattr(event, "ind", [])):

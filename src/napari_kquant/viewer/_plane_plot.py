@@ -30,7 +30,13 @@ class PlanePlot(QWidget):
         self._marker = None  # the line at the plane on screen
         self._plane_axis = None  # the viewer axis the plot's x is
         self._pending = _NOTHING  # the record whose plot is to be drawn next turn
+        self._record = None  # the record drawn last (redrawn when napari's theme changes)
         viewer.dims.events.current_step.connect(notifying(self._follow_plane))
+        viewer.events.theme.connect(notifying(self._theme_changed))
+
+    def _theme_changed(self, event=None) -> None:
+        if alive(self) and self.plot is not None and self._record is not None:
+            self.later(self.layer, self._record)
 
     def later(self, layer, record) -> None:
         """Plot ``layer``'s ``record`` (None: nothing) in a later turn of the event loop
@@ -47,7 +53,8 @@ class PlanePlot(QWidget):
             return
         record, self._pending = self._pending, _NOTHING
         if record is not _NOTHING:
-            self._draw(record if self.layer is not None else None)
+            self._record = record if self.layer is not None else None
+            self._draw(self._record)
 
     def _draw(self, record) -> None:
         counts = None if record is None else np.asarray(record["plane_counts"])
