@@ -50,9 +50,13 @@ class BatchView(QDialog):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         for row, values in enumerate(table.itertuples(index=False)):
             for column, value in enumerate(values):
-                shown = f"{100 * value:.1f}%" if table.columns[column] == "share" else value
-                if isinstance(shown, float):
-                    shown = f"{shown:.4g}"
+                shown = value
+                if isinstance(value, float) and value != value:  # NaN: label 0 has no share
+                    shown = ""
+                elif table.columns[column] == "share":
+                    shown = f"{100 * value:.1f}%"
+                elif isinstance(value, float):
+                    shown = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
                 self.table.setItem(row, column, QTableWidgetItem(str(shown)))
         self.table.resizeColumnsToContents()
         self.save_button = QPushButton("Save CSV…")
