@@ -92,9 +92,9 @@ class KView(QWidget):
         worker = create_worker(
             _curve, data, keywords, stop, self._bridge, _start_thread=False, _ignore_errors=True
         )
-        worker.returned.connect(self._draw)
-        worker.errored.connect(self._failed)
-        worker.finished.connect(self._finished)
+        worker.returned.connect(notifying(self._draw))
+        worker.errored.connect(notifying(self._failed))
+        worker.finished.connect(notifying(self._finished))
         self.worker = worker
         self.button.setText("Stop")
         self.status.setText("fitting K = 2..32 on a sample")

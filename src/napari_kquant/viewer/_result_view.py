@@ -76,7 +76,7 @@ class ResultView(QWidget):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.itemChanged.connect(self._item_changed)
+        self.table.itemChanged.connect(notifying(self._item_changed))
         self.table.setToolTip(
             "Select a cluster to see it alone over the original; tick background clusters "
             "(glass, an empty slide) to leave them out of the foreground shares."
@@ -319,11 +319,11 @@ class ResultView(QWidget):
         k = palette_of(layer).k
         data = list(labels.data) if labels.multiscale else labels.data
         worker = create_worker(_count, data, k, _start_thread=False, _ignore_errors=True)
-        worker.returned.connect(lambda counts: self._measured(layer, counts))
+        worker.returned.connect(notifying(lambda counts: self._measured(layer, counts)))
         worker.errored.connect(
             lambda e: show_error(message(f"Measuring {layer.name!r} failed", e))
         )
-        worker.finished.connect(self._measure_finished)
+        worker.finished.connect(notifying(self._measure_finished))
         self._measuring = worker
         self.measure_button.setEnabled(False)
         self.measure_button.setText("Measuring…")
@@ -480,9 +480,11 @@ class ResultView(QWidget):
             _apply_edit, kind, parts, labels, n, image, colour, _start_thread=False,
             _ignore_errors=True,
         )  # fmt: skip
-        worker.returned.connect(lambda edited: self._edited(layer, edited, kind, labels))
+        worker.returned.connect(
+            notifying(lambda edited: self._edited(layer, edited, kind, labels))
+        )
         worker.errored.connect(lambda e: show_error(message(f"The {kind} failed", e)))
-        worker.finished.connect(self._edit_finished)
+        worker.finished.connect(notifying(self._edit_finished))
         self._editing = worker
         self._selection_changed()
         self.title.setText(f"{self.title.text()}<br>{kind} in progress…")

@@ -105,9 +105,9 @@ class KQuantWidget(Container):
         self._preview_worker = None  # the live preview's run
         self._preview_again = False  # settings changed while it ran: run once more after
         self.previews = 0  # live previews computed (coalesced: fewer than the changes)
-        self.form.changed.connect(self._settings_changed)
-        self.form.changed.connect(self._show_fields)
-        self.k_view.live.toggled.connect(self._live_toggled)
+        self.form.changed.connect(notifying(self._settings_changed))
+        self.form.changed.connect(notifying(self._show_fields))
+        self.k_view.live.toggled.connect(notifying(self._live_toggled))
         self.worker = None  # the current run's worker; None when idle or cancelled
         self._drawing = None  # the worker whose result layers are being added
         self._abandoned = set()  # cancelled workers still running: kept alive until done
@@ -121,7 +121,7 @@ class KQuantWidget(Container):
         self.batch_view = None  # the last batch's table
         self.run_button.changed.connect(notifying(self.run))
         self.cancel_button.changed.connect(notifying(self.cancel))
-        viewer.layers.selection.events.active.connect(self._follow_active)
+        viewer.layers.selection.events.active.connect(notifying(self._follow_active))
         self.reset_choices()
         self._follow_active()
         self._show_fields()
@@ -268,9 +268,9 @@ class KQuantWidget(Container):
             preview, data, bool(layer.rgb), fixed, params, _start_thread=False,
             _ignore_errors=True,
         )  # fmt: skip
-        worker.returned.connect(partial(self._show_preview, layer))
-        worker.errored.connect(self._preview_failed)
-        worker.finished.connect(self._preview_finished)
+        worker.returned.connect(notifying(partial(self._show_preview, layer)))
+        worker.errored.connect(notifying(self._preview_failed))
+        worker.finished.connect(notifying(self._preview_finished))
         self._preview_worker = worker
         worker.start()
 
@@ -427,9 +427,10 @@ class KQuantWidget(Container):
             show_error(message("K-means quantization: could not add the result layers", e))
             return
         if tuples[1:]:
-            QTimer.singleShot(0, partial(self._add_one_by_one, worker, tuples[1:], done, added))
+            more = partial(self._add_one_by_one, worker, tuples[1:], done, added)
+            QTimer.singleShot(0, notifying(more))
             return
-        QTimer.singleShot(0, partial(self._show_result, worker, added[-1], done))
+        QTimer.singleShot(0, notifying(partial(self._show_result, worker, added[-1], done)))
 
     def _show_result(self, worker, layer, done) -> None:
         """The new result in the Results tab (its table, plots and edits), a turn of the
@@ -477,9 +478,9 @@ class KQuantWidget(Container):
 
     def _start(self, worker, returned, status: str) -> None:
         """Start a run's worker (Run, or a batch): Cancel enabled, progress from 0."""
-        worker.returned.connect(returned)
-        worker.errored.connect(partial(self._on_errored, worker))
-        worker.finished.connect(partial(self._on_finished, worker))
+        worker.returned.connect(notifying(returned))
+        worker.errored.connect(notifying(partial(self._on_errored, worker)))
+        worker.finished.connect(notifying(partial(self._on_finished, worker)))
         self.worker = worker
         self.run_button.enabled = False
         self.cancel_button.enabled = True
