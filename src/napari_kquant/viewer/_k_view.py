@@ -16,7 +16,7 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..analysis._choose import DEFAULT_KS, DEFAULT_TARGET, k_curve
-from ._plots import alive, message, notifying, plot_canvas, themed_axes
+from ._plots import alive, message, notifying, plot_canvas, start, themed_axes
 from ._preview import PREVIEW_PIXELS, PREVIEW_SAMPLE
 
 #: The curve's colours: visible on napari's dark and light themes alike.
@@ -98,7 +98,7 @@ class KView(QWidget):
         self.worker = worker
         self.button.setText("Stop")
         self.status.setText("fitting K = 2..32 on a sample")
-        worker.start()
+        start(worker)
         return worker
 
     def _progressed(self, message):

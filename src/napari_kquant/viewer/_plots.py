@@ -69,6 +69,18 @@ def outline(colour: str, colours: dict[str, str]) -> list:
     return [patheffects.Stroke(linewidth=3, foreground=colours["text"]), patheffects.Normal()]
 
 
+#: Workers still running, kept referenced until they finish: a dock (or viewer) closed
+#: mid-run must not let Python delete a worker whose thread still reports to it.
+_RUNNING: set = set()
+
+
+def start(worker) -> None:
+    """Start a napari worker, and keep it alive until its thread is done."""
+    _RUNNING.add(worker)
+    worker.finished.connect(lambda: _RUNNING.discard(worker))
+    worker.start()
+
+
 def alive(widget) -> bool:
     """False once a Qt widget was deleted (its dock or viewer closed): late signals from
     worker threads must then touch nothing."""

@@ -48,7 +48,7 @@ from ._layers import (
     update_record,
 )
 from ._plane_plot import PlanePlot
-from ._plots import alive, message, notifying, swatches
+from ._plots import alive, message, notifying, start, swatches
 from ._writing import save_palette, save_table
 
 #: The table's columns in the dock (the full table is in the clusters layer's features).
@@ -327,7 +327,7 @@ class ResultView(QWidget):
         self._measuring = worker
         self.measure_button.setEnabled(False)
         self.measure_button.setText("Measuring…")
-        worker.start()
+        start(worker)
         return worker
 
     def _measure_finished(self):
@@ -488,7 +488,7 @@ class ResultView(QWidget):
         self._editing = worker
         self._selection_changed()
         self.title.setText(f"{self.title.text()}<br>{kind} in progress…")
-        worker.start()
+        start(worker)
         return worker
 
     def _edit_finished(self):

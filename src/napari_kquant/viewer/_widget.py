@@ -58,7 +58,7 @@ from ._layers import (
     read_layer,
     run,
 )
-from ._plots import alive, message, notifying
+from ._plots import alive, message, notifying, start
 from ._preview import preview
 from ._result_view import ResultView
 from ._warm import warm_up
@@ -272,7 +272,7 @@ class KQuantWidget(Container):
         worker.errored.connect(notifying(self._preview_failed))
         worker.finished.connect(notifying(self._preview_finished))
         self._preview_worker = worker
-        worker.start()
+        start(worker)
 
     def _preview_job(self):
         values = self.form.asdict()
@@ -486,7 +486,7 @@ class KQuantWidget(Container):
         self.cancel_button.enabled = True
         self.progress.value = 0
         self.status.value = status
-        worker.start()
+        start(worker)
 
     def _apply_to_many_clicked(self) -> None:
         try:
