@@ -299,8 +299,8 @@ def _fit(image, k, target, opts, channel_axis, alpha, mask, progress) -> tuple[F
         return fit_image(image, channel_axis, alpha, mask, progress, opts)
     search = None
     if progress is not None:  # the search is the first half of the fit's progress
-        search = lambda done, message: progress(0.5 * done, message)  # noqa: E731
         hook = progress
+        search = lambda done, message: hook(0.5 * done, message)  # noqa: E731
         progress = lambda done, message: hook(0.5 + 0.5 * done, message)  # noqa: E731
     k, auto = auto_k(image, channel_axis, alpha, mask, target, opts, search)
     opts = replace(opts.with_k(k), seed=auto["seed"])  # the seed drawn for the choice

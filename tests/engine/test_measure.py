@@ -251,12 +251,16 @@ def test_a_stack_table_gives_mean_areas_per_plane_and_volumes_for_space():
     t = result.table(pixel_size=(0.5, 0.5), unit="µm", plane_spacing=[None])
     assert t["area"].tolist()[1:] == [12.5, 12.5]  # the mean over time, never the sum
     assert "volume" not in t
-    with pytest.raises(ValueError, match="plane_spacing must hold one size or None per plane"):
+    with pytest.raises(ValueError, match="one size or None per plane axis"):
         result.table(plane_spacing=[1.0, 2.0])
-    with pytest.raises(ValueError, match="plane_spacing"):
-        result.table(plane_spacing=[-1.0])
-    with pytest.raises(TypeError, match="plane_spacing"):
-        result.table(plane_spacing="z")
+    for bad in ([-1.0], [0], [float("nan")], [float("inf")], [10**400]):
+        with pytest.raises(ValueError, match="positive, finite sizes"):
+            result.table(plane_spacing=bad)
+    for bad in ("z", {1: 2}, np.array(2.0), ["2"], [True], [2 + 0j]):
+        with pytest.raises(TypeError, match="plane_spacing must be a list"):
+            result.table(plane_spacing=bad)
+    with pytest.raises(ValueError, match="voxel volume"):
+        result.table(pixel_size=1e150, plane_spacing=[1e300])
 
 
 def test_a_time_and_z_stack_has_volumes_per_time_point():

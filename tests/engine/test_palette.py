@@ -371,3 +371,11 @@ def test_given_colours_outside_their_dtype_are_refused(tmp_path):
     with pytest.raises(ValueError, match="dtype must be an integer, float32 or float64 dtype"):
         Palette.from_colors(["#ffffff"], dtype="float16")
     assert Palette.from_colors(["#ffffff"], dtype="uint16").centers.tolist() == [[65535] * 3]
+
+
+def test_fit_pooled_takes_a_list_of_images_that_shrink():
+    from napari_kquant import fit_pooled
+
+    big = make_blocks()
+    palette = fit_pooled([big, big[:16, :16]], 4, channel_axis=-1, seed=0)
+    assert palette.k == 4

@@ -1,3 +1,5 @@
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -495,3 +497,11 @@ def test_groups_of_equal_centres_are_left_as_they_are():
         result = quantize(image, GROUPED_MIN_K + 1, channel_axis=-1, seed=3)
     np.testing.assert_array_equal(result.centers, 77.0)
     assert (result.labels > 0).all() and result.counts.sum() == 120 * 120
+
+
+def test_progress_of_k_auto_runs_forward_from_zero():
+    seen = []
+    quantize(make_blocks(), "auto", channel_axis=-1, seed=1, target=8.0,
+             progress=lambda done, message: seen.append(done))  # fmt: skip
+    assert seen[0] < 0.1 and seen[-1] == 1.0
+    assert all(b >= a for a, b in itertools.pairwise(seen)), seen

@@ -90,3 +90,16 @@ def test_a_stopped_batch_leaves_no_folder_it_made(folder, tmp_path):
         "b1-labels.png",
         "b1.png",
     ]  # fmt: skip  (the files written before the stop stay, whole)
+
+
+def test_a_batch_never_replaces_a_file_in_the_output_folder(folder, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b1.png").write_bytes(b"the user's own file")
+    with pytest.raises(FileError, match="exists: choose an empty or new output folder"):
+        plan_batch(images_in(folder), out, 4)
+    (out / "b1.png").unlink()
+    (out / "b1.tif").write_bytes(b"also theirs")  # where a float image would be written
+    with pytest.raises(FileError, match=r"b1\.tif"):
+        plan_batch(images_in(folder), out, 4)
+    assert (out / "b1.tif").read_bytes() == b"also theirs"

@@ -261,7 +261,7 @@ def test_apply_to_many_writes_a_folder_through_the_palette_with_one_table(
     before = snapshot(images)
     viewer.add_image(make_blocks(), name="blocks", rgb=True)
     run(widget, qtbot, k=4, seed="1")
-    with pytest.raises(FileError, match="input"):  # it would write over the inputs
+    with pytest.raises(FileError, match="exists"):  # it would write over the inputs
         widget.apply_to_many(str(images), str(images))
     assert snapshot(images) == before and widget.worker is None
 
@@ -271,7 +271,7 @@ def test_apply_to_many_writes_a_folder_through_the_palette_with_one_table(
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     table = widget.batch_view.result.table
     assert table["file"].tolist() == [f"b{s}.png" for s in range(3) for _ in range(5)]
-    assert widget.batch_view.table.rowCount() == 15
+    assert widget.batch_view.table.model().rowCount() == 15
     palette = fit(make_blocks(), 4, channel_axis=-1, seed=1)
     for seed in range(3):
         direct = palette.apply(make_blocks(seed=seed), channel_axis=-1)
@@ -297,3 +297,34 @@ def test_undo_after_an_edit_of_a_shown_cluster_restores_its_own_colours(viewer, 
     for i in range(1, 5):
         np.testing.assert_array_equal(clusters.colormap.color_dict[i], colours[i])
     assert viewer.layers["blocks k=4 quantized"].visible
+
+
+def test_a_new_run_while_a_cluster_is_shown_keeps_the_table_in_the_clusters_colours(
+    viewer, widget, qtbot
+):
+    viewer.add_image(make_blocks(), name="blocks", rgb=True)
+    run(widget, qtbot, k=4, seed="1")
+    widget.view.select([2])
+    run(widget, qtbot, k=4, seed="9")  # refreshes the same layers
+    clusters = viewer.layers["blocks k=4 clusters"]
+    own = [
+        "#{:02x}{:02x}{:02x}".format(
+            *(round(255 * c) for c in clusters.colormap.color_dict[i][:3])
+        )
+        for i in range(1, 5)
+    ]
+    assert [row[0] for row in widget.view.rows()] == own
+    assert not clusters.show_selected_label and viewer.layers["blocks k=4 quantized"].visible
+
+
+def test_an_edit_overtaken_by_a_new_run_is_not_applied(viewer, widget, qtbot):
+    viewer.add_image(make_blocks(), name="blocks", rgb=True)
+    run(widget, qtbot, k=4, seed="1")
+    widget.view.select([1])
+    worker = widget.view.split()
+    assert worker is not None
+    run(widget, qtbot, k=4, seed="7")
+    qtbot.waitUntil(lambda: widget.view._editing is None, timeout=30_000)
+    clusters = viewer.layers["blocks k=4 clusters"]
+    assert clusters.metadata["napari_kquant"]["seed"] == 7
+    assert "edited" not in clusters.metadata["napari_kquant"]

@@ -6,13 +6,23 @@ are written this way; nothing is removed that a transaction did not create or re
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
+import threading
 
-#: The process's umask, read once (setting it to read it is not thread-safe).
-UMASK = os.umask(0o022)
-os.umask(UMASK)
+_UMASK_LOCK = threading.Lock()
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once (reading it means setting it: not at the package's
+    import; `files._files` reads it when it is imported, in the main thread)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 class FileError(ValueError):
@@ -112,7 +122,7 @@ class Transaction:
 
 def _usual_mode(path: str, mode: int) -> None:
     """Give a temporary file or folder the permissions a plain create would have."""
-    os.chmod(path, mode & ~UMASK)
+    os.chmod(path, mode & ~_umask())
 
 
 def os_error(e: OSError) -> FileError:

@@ -105,7 +105,7 @@ def fit_pooled(
         palette.
     """
     check_names("fit_pooled", options)
-    if isinstance(images, np.ndarray) or hasattr(images, "chunks") or is_multiscale(images):
+    if isinstance(images, np.ndarray) or hasattr(images, "chunks"):
         raise TypeError(
             "images must be a sequence of images (a list, a generator, ...), got a single "
             f"{type(images).__name__}; use fit() for one image"

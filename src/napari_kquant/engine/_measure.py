@@ -266,7 +266,13 @@ def cluster_table(
         space = [size for size, _ in planes if size is not None]
         elsewhere = math.prod(n for size, n in planes if size is None)  # time points, ...
         if space:
-            volume = rows.ravel() * (area * math.prod(space) / elsewhere)
+            voxel = area * math.prod(space) / elsewhere
+            if not (math.isfinite(voxel) and voxel > 0):
+                raise ValueError(
+                    f"plane_spacing {[s for s, _ in planes]!r} with a pixel area of {area} gives "
+                    f"a voxel volume of {voxel}: not a positive number a float can hold"
+                )
+            volume = rows.ravel() * voxel
         area /= stacked
     table.update(
         {
@@ -286,22 +292,29 @@ def cluster_table(
 
 def check_planes(plane_spacing, lead) -> list[tuple[float | None, int]] | None:
     """(spacing or None, number of planes) per plane axis of a stack whose plane axes have
-    the sizes ``lead``; ``plane_spacing`` holds one entry per plane axis: a positive
+    the sizes ``lead``; ``plane_spacing`` holds one entry per plane axis: a positive, finite
     spacing (in the unit of the pixel size) where the axis is space, None where it is not
     (time, channel). None: no plane axes are described."""
     if plane_spacing is None:
         return None
-    shown = f"plane_spacing must hold one size or None per plane axis ({len(lead)}), got"
-    if isinstance(plane_spacing, str | bytes) or not hasattr(plane_spacing, "__len__"):
-        raise TypeError(f"{shown} {plane_spacing!r}")
-    if len(plane_spacing) != len(lead):
-        raise ValueError(f"{shown} {plane_spacing!r}")
-    for size in plane_spacing:
-        if size is not None and not (_is_size(size) and math.isfinite(size) and size > 0):
-            raise ValueError(f"{shown} {plane_spacing!r}")
-    return [
-        (None if s is None else float(s), int(n)) for s, n in zip(plane_spacing, lead, strict=True)
-    ]
+    shown = f"plane_spacing must be a list of one size or None per plane axis ({len(lead)})"
+    if isinstance(plane_spacing, str | bytes | dict | set) or np.ndim(plane_spacing) != 1:
+        raise TypeError(f"{shown}, got {plane_spacing!r}")
+    spacing = list(plane_spacing)
+    if len(spacing) != len(lead):
+        raise ValueError(f"{shown}, got {plane_spacing!r}")
+    checked = []
+    for size in spacing:
+        if size is not None and not _is_size(size):
+            raise TypeError(f"{shown}, got {plane_spacing!r}")
+        try:
+            value = None if size is None else float(size)
+        except OverflowError:
+            value = math.inf
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"plane_spacing must hold positive, finite sizes, got {size!r}")
+        checked.append(value)
+    return [(s, int(n)) for s, n in zip(checked, lead, strict=True)]
 
 
 def share_curves(counts, background=()) -> np.ndarray:

@@ -3,8 +3,9 @@ the palette applied, the quantized picture (and its labels) written into an outp
 and one table of every file's clusters.
 
 The rules are `kquant --out-dir`'s, through the same `plan` and `write_all`: every output
-is checked before any work (no input overwritten, no two files written to one name); each
-file's outputs land whole or not at all; an output folder is made only once the checks
+is checked before any work (no input overwritten, no two files written to one name), and
+more strictly, no existing file is replaced at all; each file's outputs land whole or not
+at all; an output folder is made only once the checks
 have passed, and removed again if nothing landed in it. A file that fails is reported and
 the others go on.
 """
@@ -93,9 +94,17 @@ def plan_batch(images, out_dir, k: int, write_labels: bool = True) -> Batch:
             wanted.append((os.path.join(out_dir, f"{stem}-labels.png"), "labels"))
         outputs[path] = wanted
     label_dtype = np.uint8 if k <= 255 else np.uint16
+    every = [(p, what) for wanted in outputs.values() for p, what in wanted]
+    every += [(_tif(p), what) for p, what in every if what == "output"]  # float/signed images
+    for target, _ in every:
+        if os.path.lexists(target):
+            raise FileError(
+                f"{target!r} exists: choose an empty or new output folder (a batch from the "
+                "dock never replaces a file)"
+            )
     plan(
         [(p, what, np.uint8 if what == "output" else label_dtype, 3 if what == "output" else 1)
-         for wanted in outputs.values() for p, what in wanted],
+         for p, what in every],
         images,
         new_folder,
     )  # fmt: skip
@@ -109,7 +118,10 @@ def run_batch(batch: Batch, palette, progress=None, stop=None, **finishing) -> B
     import pandas as pd
 
     if batch.new_folder is not None:
-        os.makedirs(batch.new_folder, exist_ok=True)
+        try:
+            os.makedirs(batch.new_folder, exist_ok=True)
+        except OSError as e:
+            raise FileError(f"cannot make the output folder {batch.new_folder!r}: {e}") from None
     written, failed, frames = [], {}, []
     label_dtype = np.uint8 if palette.k <= 255 else np.uint16
     try:
@@ -127,6 +139,9 @@ def run_batch(batch: Batch, palette, progress=None, stop=None, **finishing) -> B
                      for p, what in batch.outputs[path]],
                     batch.images,
                 )  # fmt: skip
+                there = [o.path for o in planned if os.path.lexists(o.path)]
+                if there:  # made by someone else since the batch was checked
+                    raise FileError(f"{there[0]!r} exists now: not replaced")
                 result = palette.apply(image, channel_axis=channel_axis, **finishing)
                 arrays = {"output": result.quantized, "labels": result.labels}
                 write_all(

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..core._staged import FileError, Transaction, os_error, stage_texts
+from ..core._staged import FileError, Transaction, _umask, os_error, stage_texts
 from ..finish._indexed import INDEXED_FORMATS
 
 __all__ = ["FileError"]  # re-exported: the CLI and the dock catch it from here
+_umask()  # read while this module is imported (the main thread), not by a writing worker
 
 
 #: extension: (dtypes it holds exactly, channel counts, lossless)

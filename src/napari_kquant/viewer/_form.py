@@ -291,12 +291,15 @@ def fit_params(values) -> dict:
 
 
 def run_params(values, layer) -> dict:
-    """`fit_params` of the fields that apply to ``layer`` (the colour space of a gray image
-    is "rgb", whatever the hidden field holds)."""
-    params = fit_params(values)
+    """`fit_params` of the fields that apply to ``layer``: a hidden field is not read (the
+    colour space of a gray image is "rgb", epsilon does not matter to max_iter alone, the
+    white level only to od), so what it holds cannot block a run."""
+    values = dict(values)
     if layer is not None and colour_channels(layer) != 3:
-        params.update(color_space="rgb", white=None)
-    return params
+        values.update(color_space="rgb")
+    if values["criteria"] == "max_iter":
+        values.update(epsilon="auto")
+    return fit_params(values)
 
 
 def parse_white(text: str):

@@ -166,7 +166,8 @@ def plane_spacing(layer) -> list[float | None]:
             factor = float((1 * unit).to(units[-1]).magnitude) if length else None
         except Exception:  # no pint unit, or not convertible: not a length we can use
             factor = None
-        spacing.append(None if factor is None else abs(float(layer.scale[axis])) * factor)
+        size = None if factor is None else abs(float(layer.scale[axis])) * factor
+        spacing.append(size if size is not None and 0 < size < float("inf") else None)
     return spacing
 
 
@@ -499,3 +500,11 @@ def _hex_colours(palette) -> DirectLabelColormap:
     for i, hexa in enumerate(palette.hex or ["#808080"] * palette.k, start=1):
         colours[i] = np.array([*_rgb(hexa), 1.0], np.float32)
     return DirectLabelColormap(color_dict=colours)
+
+
+def run_name(layer) -> str:
+    """A result layer's name without its " quantized" or " clusters" ending: the run's."""
+    for ending in (" quantized", " clusters"):
+        if layer.name.endswith(ending):
+            return layer.name[: -len(ending)]
+    return layer.name

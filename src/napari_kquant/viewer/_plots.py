@@ -8,6 +8,8 @@ import inspect
 import logging
 
 from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QFrame, QScrollArea
 
 #: Lines whose colour is closer than this to the plot's background (0-1 RGB distance)
 #: get an outline in the foreground colour, so that a near-white cluster shows on white.
@@ -133,3 +135,13 @@ def swatches(layer, palette) -> list[str]:
         return ["#{:02x}{:02x}{:02x}".format(*(round(255 * float(c)) for c in rgb))
                 for rgb in colours]  # fmt: skip
     return palette.hex or ["#808080"] * palette.k
+
+
+def scrolling(page) -> QScrollArea:
+    """``page`` in a vertical scroll area that takes the dock's width."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(page)
+    return scroll

@@ -148,8 +148,8 @@ class ResultView(QWidget):
 
     def show_layer(self, layer) -> None:
         """Show ``layer``'s result (None: nothing)."""
-        if layer is not self.layer:
-            self._unshow_cluster()
+        self._unshow_cluster()  # the layer's own colours back before anything reads them
+        self.table.clearSelection()
         self.layer = layer if layer is not None and is_result(layer) else None
         has = self.layer is not None
         self.actions.setVisible(has)
@@ -453,10 +453,15 @@ class ResultView(QWidget):
             colour = picked.name()
         return self._edit("recolour", chosen, colour=colour)
 
+    def put_away(self) -> None:
+        """Before the shown run's layers change (a new run): every cluster in its colours."""
+        self._unshow_cluster()
+
     def _edit(self, kind, labels, n=2, colour=None):
         layer = self.layer
         if layer is None or self._editing is not None:
             return None
+        started = layer.metadata["napari_kquant"].get("run")
         try:
             parts = run_parts(self._viewer, layer)
             image = None
@@ -481,7 +486,7 @@ class ResultView(QWidget):
             _ignore_errors=True,
         )  # fmt: skip
         worker.returned.connect(
-            notifying(lambda edited: self._edited(layer, edited, kind, labels))
+            notifying(lambda edited: self._edited(layer, edited, kind, labels, started))
         )
         worker.errored.connect(lambda e: show_error(message(f"The {kind} failed", e)))
         worker.finished.connect(notifying(self._edit_finished))
@@ -496,10 +501,13 @@ class ResultView(QWidget):
         if alive(self):
             self._selection_changed()
 
-    def _edited(self, layer, edited, kind, labels):
+    def _edited(self, layer, edited, kind, labels, started=None):
         if not alive(self) or layer not in self._viewer.layers:
             return
         run_id = layer.metadata["napari_kquant"].get("run")
+        if started is not None and run_id != started:  # a new run replaced what was edited
+            show_error(f"The {kind} was not applied: a new run replaced {layer.name!r} since.")
+            return
         self._unshow_cluster()  # undo keeps the layers' own colours, not the highlight
         self._undo = (layer, run_id, layer_state(self._viewer, layer))
         what = f"merge {labels}" if kind == "merge" else f"{kind} {labels[0]}"

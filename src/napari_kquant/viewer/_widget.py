@@ -19,7 +19,6 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QFileDialog,
-    QFrame,
     QScrollArea,
     QSplitter,
     QTabWidget,
@@ -57,8 +56,9 @@ from ._layers import (
     palette_of,
     read_layer,
     run,
+    run_name,
 )
-from ._plots import alive, message, notifying, start
+from ._plots import alive, message, notifying, scrolling, start
 from ._preview import preview
 from ._result_view import ResultView
 from ._warm import warm_up
@@ -90,6 +90,8 @@ class KQuantWidget(Container):
         self.cancel_button.tooltip = "Stop the run: control comes back at once, nothing is added."
         self.progress = ProgressBar(min=0, max=1000, value=0)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)  # a long path never widens the window
+        self.status.native.setMinimumWidth(1)
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal")
         buttons.margins = (0, 0, 0, 0)
         super().__init__(widgets=[buttons, self.progress, self.status], labels=False)
@@ -119,6 +121,7 @@ class KQuantWidget(Container):
         self._bridge.progressed.connect(self._on_progress)
         self.view.batch_button.clicked.connect(notifying(self._apply_to_many_clicked))
         self.batch_view = None  # the last batch's table
+        self._batch_out = None  # the running batch's output folder
         self.run_button.changed.connect(notifying(self.run))
         self.cancel_button.changed.connect(notifying(self.cancel))
         viewer.layers.selection.events.active.connect(notifying(self._follow_active))
@@ -142,7 +145,7 @@ class KQuantWidget(Container):
             column.addWidget(section)
             self.sections[title] = section
         column.addStretch(1)
-        return _scrolling(page)
+        return scrolling(page)
 
     def _results_page(self) -> QScrollArea:
         """The shown result's table, its per-plane plot and the K curve, resizable, in a
@@ -152,7 +155,7 @@ class KQuantWidget(Container):
         for part in (self.view, self.view.plot_box, self.k_view.plot_box):
             splitter.addWidget(part)
         splitter.setStretchFactor(0, 3)
-        return _scrolling(splitter)
+        return scrolling(splitter)
 
     def reset_choices(self, *_):
         """Refresh the layer choices, and the palettes of result layers on offer (one per
@@ -167,7 +170,7 @@ class KQuantWidget(Container):
             run_id = layer.metadata["napari_kquant"].get("run", id(layer))
             if run_id not in runs or isinstance(layer, Labels):
                 runs[run_id] = layer
-        kept = [(f"palette of {_run_name(layer)!r}", layer) for layer in runs.values()]
+        kept = [(f"palette of {run_name(layer)!r}", layer) for layer in runs.values()]
         choices = [(NEW_PALETTE, NEW_PALETTE), *kept, (FILE_PALETTE, FILE_PALETTE)]
         self.form.palette.choices = choices
         if any(value is current for _, value in choices):
@@ -231,6 +234,11 @@ class KQuantWidget(Container):
         self._abandoned.add(self.worker)  # referenced until its thread ends
         self.worker = None
         self._idle()
+        if self._batch_out is not None:  # a batch: the files it wrote stay, each one whole
+            self.status.value = f"cancelled: files already written stay in {self._batch_out}"
+            show_info("Apply to many cancelled; the files already written stay, each whole.")
+            self._batch_out = None
+            return
         self.status.value = "cancelled: nothing was added"
         show_info("K-means quantization cancelled; no layer was changed.")
 
@@ -401,6 +409,7 @@ class KQuantWidget(Container):
         if worker is not self.worker or not alive(self.native):
             return  # abandoned (cancelled) or the viewer was closed: nothing reaches it
         layer, result, record, tuples = value
+        self.view.put_away()  # no cluster highlighted while the layers are refreshed
         if layer not in self._viewer.layers:
             self.status.value = "failed: the source layer was removed during the run"
             return
@@ -473,11 +482,14 @@ class KQuantWidget(Container):
             _ignore_errors=True,
         )  # fmt: skip
         said = f"applying the palette to {len(batch.images)} images"
+        self._batch_out = batch.out_dir
         self._start(worker, partial(self._batch_done, worker, batch), said)
         return worker
 
     def _start(self, worker, returned, status: str) -> None:
-        """Start a run's worker (Run, or a batch): Cancel enabled, progress from 0."""
+        """Start a run's worker (Run, or a batch): Cancel enabled, progress from 0; closing
+        the dock (or the viewer) stops it as Cancel does."""
+        self.native.destroyed.connect(notifying(self._stop.set))
         worker.returned.connect(notifying(returned))
         worker.errored.connect(notifying(partial(self._on_errored, worker)))
         worker.finished.connect(notifying(partial(self._on_finished, worker)))
@@ -498,6 +510,7 @@ class KQuantWidget(Container):
         if worker is not self.worker or not alive(self.native):
             return
         self.worker = None
+        self._batch_out = None
         self._idle()
         self.status.value = (
             f"batch done: {len(batch.images) - len(result.failed)} of {len(batch.images)} "
@@ -515,6 +528,11 @@ class KQuantWidget(Container):
             return
         if isinstance(error, Cancelled):
             self.status.value = "cancelled: nothing was added"
+            return
+        if self._batch_out is not None:
+            self._batch_out = None
+            self.status.value = "Apply to many failed: see the notification"
+            show_error(message("Apply to many failed", error))
             return
         self.status.value = "failed: nothing was added"
         show_error(message("K-means quantization failed", error))
@@ -539,27 +557,9 @@ class KQuantWidget(Container):
         return self.view.save_table(path)
 
 
-def _scrolling(page) -> QScrollArea:
-    """``page`` in a vertical scroll area that takes the dock's width."""
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.Shape.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setWidget(page)
-    return scroll
-
-
 def _scope(values, layer) -> str:
     """The scope field where it applies (a stack); a single plane is always whole."""
     return values["scope"] if spatial_ndim(layer) > 2 else SCOPES[0]
-
-
-def _run_name(layer) -> str:
-    """A result layer's name without its " quantized" or " clusters" ending: the run's."""
-    for ending in (" quantized", " clusters"):
-        if layer.name.endswith(ending):
-            return layer.name[: -len(ending)]
-    return layer.name
 
 
 def compute(stop, bridge, layer, data, keywords, params, record, outputs):

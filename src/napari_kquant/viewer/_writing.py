@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QAbstractTableModel, Qt
 from qtpy.QtWidgets import (
     QDialog,
     QFileDialog,
     QLabel,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
 )
 
@@ -27,6 +27,38 @@ from ._plots import message, notifying
 
 class Cancelled(Exception):
     """Raised from a run's progress hook (or between a batch's files) to stop it."""
+
+
+class _FrameModel(QAbstractTableModel):
+    """A pandas DataFrame shown read-only: cells are formatted when they are drawn."""
+
+    def __init__(self, frame, parent=None):
+        super().__init__(parent)
+        self._frame = frame
+        self._columns = [str(c) for c in frame.columns]
+
+    def rowCount(self, parent=None):
+        return len(self._frame)
+
+    def columnCount(self, parent=None):
+        return len(self._columns)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self._columns[section]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if role != Qt.ItemDataRole.DisplayRole or not index.isValid():
+            return None
+        value = self._frame.iat[index.row(), index.column()]
+        if isinstance(value, float) and value != value:  # NaN: label 0 has no share
+            return ""
+        if self._columns[index.column()] == "share":
+            return f"{100 * value:.1f}%"
+        if isinstance(value, float):
+            return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+        return str(value)
 
 
 class BatchView(QDialog):
@@ -44,21 +76,9 @@ class BatchView(QDialog):
             )
         self.summary = QLabel(said)
         self.summary.setWordWrap(True)
-        self.table = QTableWidget(len(table), len(table.columns))
-        self.table.setHorizontalHeaderLabels([str(c) for c in table.columns])
+        self.table = QTableView()  # a model over the frame: any number of rows, drawn lazily
+        self.table.setModel(_FrameModel(table, self.table))
         self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        for row, values in enumerate(table.itertuples(index=False)):
-            for column, value in enumerate(values):
-                shown = value
-                if isinstance(value, float) and value != value:  # NaN: label 0 has no share
-                    shown = ""
-                elif table.columns[column] == "share":
-                    shown = f"{100 * value:.1f}%"
-                elif isinstance(value, float):
-                    shown = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-                self.table.setItem(row, column, QTableWidgetItem(str(shown)))
-        self.table.resizeColumnsToContents()
         self.save_button = QPushButton("Save CSV…")
         self.save_button.setToolTip("Write this table as CSV (every file's clusters).")
         self.save_button.clicked.connect(notifying(lambda: self.save()))
