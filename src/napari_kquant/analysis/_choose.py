@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..core._colorspace import resolve_white, rgb_scale, to_lab, to_od
-from ..core._layout import is_lazy, is_multiscale
+from ..core._layout import is_multiscale
 from ..core._options import MAX_AUTO_K, MAX_K, callback, settings
 from ..engine._fit import cluster
-from ..engine._sample import fit_level, sample_array, sample_lazy
+from ..engine._sample import fit_level, sample_pixels
 
 #: The range of K a curve covers by default.
 DEFAULT_KS = range(2, 33)
@@ -169,12 +169,7 @@ def _draw(image, channel_axis, alpha, mask, opts):
     if is_multiscale(image):
         image = fit_level(list(image), channel_axis, alpha, mask, opts)
         mask = None
-    if is_lazy(image):
-        dtype, ncolour, pixels, _ = sample_lazy(image, channel_axis, alpha, mask, opts)
-    else:
-        image = image if isinstance(image, np.ndarray) else np.asarray(image)
-        drawn = sample_array(image, channel_axis, alpha, mask, opts)
-        dtype, ncolour, pixels = drawn.pixels.dtype, drawn.layout.ncolour, drawn.sample
+    dtype, ncolour, pixels, _ = sample_pixels(image, channel_axis, alpha, mask, opts)
     pixels = np.asarray(pixels)[:, :ncolour]
     if len(pixels) == 0:
         raise ValueError("the image has no usable pixel (all masked, transparent or non-finite)")

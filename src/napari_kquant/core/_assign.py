@@ -1,6 +1,6 @@
 """Compiled kernels that turn centres into labels and a quantized image.
 
-Numba is imported here and only here; `_quantize` imports this module the first
+Numba is imported here and only here; `engine._apply` imports this module the first
 time it needs it, so ``import napari_kquant`` stays numpy + cv2.
 
 All kernels work on flat pixel arrays of shape (n, channels). Label 0 means

@@ -36,7 +36,7 @@ from ..core._options import (
     settings,
 )
 from ._palette import Palette
-from ._sample import fit_level, pool, sample_array, sample_lazy
+from ._sample import fit_level, pool, sample_array, sample_lazy, sample_pixels
 
 _LUMA = np.array([0.299, 0.587, 0.114])  # Rec. 601 weights for dark-to-light order
 #: How often a run that waits on cv2.kmeans calls its progress hook (so Cancel is heard).
@@ -118,13 +118,7 @@ def fit_pooled(
     for i, item in enumerate(images):
         image = item() if callable(item) else item
         own = replace(opts, seed=image_seed(opts.seed, i))
-        if is_lazy(image):
-            dtype, ncolour, part, n = sample_lazy(image, channel_axis, alpha, None, own)
-        else:
-            image = image if isinstance(image, np.ndarray) else np.asarray(image)
-            drawn = sample_array(image, channel_axis, alpha, None, own)
-            dtype, ncolour, n = drawn.pixels.dtype, drawn.layout.ncolour, drawn.n_usable
-            part = np.array(drawn.sample)  # a copy: the image itself is not kept
+        dtype, ncolour, part, n = sample_pixels(image, channel_axis, alpha, None, own)
         kinds.append((np.dtype(dtype), ncolour))
         if kinds[-1] != kinds[0]:
             raise ValueError(

@@ -107,8 +107,7 @@ class QuantizeResult:
         >>> table["share"].round(3).tolist()[1:]
         [0.667, 0.333]
         """
-        labels = self.labels[0] if isinstance(self.labels, list) else self.labels
-        planes = check_planes(plane_spacing, tuple(labels.shape[:-2]))
+        planes = check_planes(plane_spacing, tuple(self._finest_labels.shape[:-2]))
         return self._frame(totals(self.plane_counts), background, pixel_size, unit, None, planes)
 
     def plane_table(self, *, background=(), pixel_size=None, unit=None, axes=None):
@@ -120,12 +119,16 @@ class QuantizeResult:
         """
         return self._frame(np.asarray(self.plane_counts), background, pixel_size, unit, axes)
 
+    @property
+    def _finest_labels(self):
+        """The labels, or a multiscale result's finest level."""
+        return self.labels[0] if isinstance(self.labels, list) else self.labels
+
     def _frame(self, counts, background, pixel_size, unit, axes, planes=None):
         import pandas as pd
 
-        labels = self.labels[0] if isinstance(self.labels, list) else self.labels
         columns = cluster_table(
             self.palette, counts, background=background, pixel_size=pixel_size, unit=unit,
-            ndim=len(labels.shape), axes=axes, planes=planes,
+            ndim=len(self._finest_labels.shape), axes=axes, planes=planes,
         )  # fmt: skip
         return pd.DataFrame(columns)

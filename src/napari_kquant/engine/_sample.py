@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core._layout import Layout, check_dtype, layout, pixels, unmask, usable
+from ..core._layout import Layout, check_dtype, is_lazy, layout, pixels, unmask, usable
 
 #: The first round of a lazy sample reads at most this many chunks, picked at random;
 #: later rounds (when too few usable pixels were found) read twice as many each.
@@ -237,3 +237,14 @@ def fit_level(levels, channel_axis, alpha, mask, opts):
     sizes = [math.prod(level.shape) // lay.nchan for level, lay in zip(levels, lays, strict=True)]
     big_enough = [i for i, n in enumerate(sizes) if n >= opts.sample]
     return levels[big_enough[-1] if big_enough else 0]
+
+
+def sample_pixels(image, channel_axis, alpha, mask, opts):
+    """A seeded sample of any one image's usable pixels, numpy or lazy: (dtype, colour
+    channels, sample (n, channels), usable pixels). A numpy image's sample is a copy, so
+    the image itself is not kept."""
+    if is_lazy(image):
+        return sample_lazy(image, channel_axis, alpha, mask, opts)
+    image = image if isinstance(image, np.ndarray) else np.asarray(image)
+    drawn = sample_array(image, channel_axis, alpha, mask, opts)
+    return drawn.pixels.dtype, drawn.layout.ncolour, np.array(drawn.sample), drawn.n_usable
