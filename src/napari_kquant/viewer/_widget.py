@@ -20,6 +20,7 @@ from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QFileDialog,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -91,7 +92,7 @@ class KQuantWidget(Container):
         self.progress = ProgressBar(min=0, max=1000, value=0)
         self.status = Label(value="")
         self.status.native.setWordWrap(True)  # a long path never widens the window
-        self.status.native.setMinimumWidth(1)
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         buttons = Container(widgets=[self.run_button, self.cancel_button], layout="horizontal")
         buttons.margins = (0, 0, 0, 0)
         super().__init__(widgets=[buttons, self.progress, self.status], labels=False)
