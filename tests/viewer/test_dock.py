@@ -2,6 +2,8 @@
 apply, keeps results in their own tab, shows a selected cluster, and turns errors into
 notifications."""
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -328,3 +330,36 @@ def test_an_edit_overtaken_by_a_new_run_is_not_applied(viewer, widget, qtbot):
     clusters = viewer.layers["blocks k=4 clusters"]
     assert clusters.metadata["napari_kquant"]["seed"] == 7
     assert "edited" not in clusters.metadata["napari_kquant"]
+
+
+def test_apply_to_many_refuses_a_second_start_and_stops_when_the_viewer_closes(
+    make_napari_viewer, qtbot, tmp_path
+):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(120):  # far more work than the close takes to reach the worker
+        write_rgb(images / f"b{i:03d}.png", np.tile(make_blocks(seed=i), (4, 4, 1)))
+    before = snapshot(images)
+    viewer.add_image(make_blocks(), name="blocks", rgb=True)
+    run(widget, qtbot, k=4, seed="1")
+    out = tmp_path / "out"
+    worker = widget.apply_to_many(str(images), str(out))
+    assert worker is not None
+    assert widget.apply_to_many(str(images), str(tmp_path / "other")) is None  # one at a time
+    widget.run()  # ignored while the batch runs
+    assert widget.worker is worker
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    stop = widget._stop
+    viewer.close()
+    qtbot.waitUntil(stop.is_set, timeout=10_000)  # the dock's end stops the batch
+    qtbot.waitUntil(lambda: finished == [True], timeout=120_000)
+    written = sorted(os.listdir(out)) if out.exists() else []
+    assert len(written) < 240  # stopped before the end
+    assert not [name for name in written if ".part" in name or name.startswith(".")]
+    for name in written:  # every file that landed is whole
+        assert cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED) is not None, name
+    assert snapshot(images) == before
+    assert not (tmp_path / "other").exists()
