@@ -45,17 +45,35 @@ def test_the_knee_of_the_curve_is_the_number_of_colour_blobs(n):
 def test_auto_k_meets_its_target_and_no_smaller_k_does(name):
     from skimage import data
 
+    from napari_kquant.analysis._choose import _draw, _measurer
+    from napari_kquant.core._options import settings
+
     photo = getattr(data, name)()
     result = quantize(photo, "auto", channel_axis=-1, seed=3)
     auto = result.palette.fit["auto"]
     k = result.palette.k
     assert auto["chosen"] == k and auto["target"] == 3.0 and auto["delta_e2000"] <= 3.0
-    # the same sample and fits, measured point by point: K meets it, no smaller K does
-    curve = k_curve(photo, range(2, k + 1), channel_axis=-1, seed=3, target=3.0)
-    assert curve.sample == CURVE_SAMPLE and curve.meets_target == k
-    assert np.all(curve.delta_e[:-1] > 3.0) and curve.delta_e[-1] <= 3.0
+    # the same sample and fits, every K in turn (a linear search): K meets it, none below
+    opts = settings(256, seed=3, sample=CURVE_SAMPLE, attempts=1)
+    dtype, ncolour, pixels = _draw(photo, -1, None, None, opts)
+    error = _measurer(pixels, dtype, ncolour, opts)
+    errors = [error(j) for j in range(1, k + 1)]
+    assert all(e > 3.0 for e in errors[:-1]) and errors[-1] == auto["delta_e2000"]
     looser = quantize(photo, "auto", channel_axis=-1, seed=3, target=6.0)
     assert looser.palette.k < k
+
+
+def test_auto_k_bisects_in_few_fits_where_no_k_meets_the_target():
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), np.uint8)
+    calls = []
+    with pytest.warns(UserWarning, match="no K up to 256 meets a mean CIEDE2000 of 0.5"):
+        result = quantize(noise, "auto", channel_axis=-1, seed=1, target=0.5,
+                          progress=lambda done, message: calls.append((done, message)))  # fmt: skip
+    assert result.palette.k == 256
+    fits = [m for _, m in calls if m.endswith("fitted")]
+    assert fits == [f"K = {2**i} fitted" for i in range(9)]  # doubling only: 9 fits
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and 0 <= done[0] and done[-1] <= 1
 
 
 def test_auto_k_and_curve_refuse_what_they_cannot_measure():
@@ -203,7 +221,7 @@ def test_auto_k_reports_progress_can_be_stopped_and_checks_options_first():
 
     with pytest.raises(Stop):
         quantize(photo, "auto", channel_axis=-1, target=0.5, progress=hook)
-    assert calls == ["K = 2 fitted", "K = 3 fitted", "K = 4 fitted"]  # stopped at once
+    assert calls == ["K = 1 fitted", "K = 2 fitted", "K = 4 fitted"]  # stopped at once
     with pytest.raises(ValueError, match="max_iter must be between 2 and 100, got 1"):
         quantize(photo, "auto", channel_axis=-1, max_iter=1, progress=hook)
     assert len(calls) == 3  # refused before any fit

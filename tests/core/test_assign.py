@@ -1,4 +1,5 @@
-"""The 8-bit RGB search grid (`_assign.cells`): every pixel still gets its nearest centre.
+"""The search grid (`_assign.cells`): every pixel still gets its nearest centre, whatever
+its dtype or space (8-bit, 16-bit, float, L*a*b*, optical density).
 
 Images here have at least `CELL_MIN_PIXELS` pixels, so the grid is used; the expected
 labels come from a search of every centre in float64, the lowest index among equals.
@@ -84,7 +85,7 @@ def test_lazy_chunks_share_one_grid_and_match_the_eager_result(monkeypatch):
                                   dtype="uint8")  # fmt: skip
     eager = check(palette, image)
     built = []
-    monkeypatch.setattr(_assign, "cells", lambda centers: built.append(1) or cells(centers))
+    monkeypatch.setattr(_assign, "cells", lambda *a: built.append(1) or cells(*a))
     lazy = palette.apply(da.from_array(image, chunks=(480, 600, 3)), channel_axis=-1)
     np.testing.assert_array_equal(np.asarray(lazy.labels), eager.labels)
     np.testing.assert_array_equal(np.asarray(lazy.quantized), eager.quantized)
@@ -93,7 +94,7 @@ def test_lazy_chunks_share_one_grid_and_match_the_eager_result(monkeypatch):
 
 def test_the_grid_lists_every_centre_that_can_be_nearest():
     centers = np.random.default_rng(6).random((50, 3)) * 255
-    starts, rows, nears = cells(centers)
+    _, _, starts, rows, nears = cells(centers)
     cube = np.stack(np.meshgrid(*[np.arange(0, 256, 3)] * 3, indexing="ij"), -1).reshape(-1, 3)
     nearest = nearest_by_search(cube, centers) - 1
     code = (cube[:, 0] >> 3) << 10 | (cube[:, 1] >> 3) << 5 | (cube[:, 2] >> 3)
@@ -123,11 +124,14 @@ def test_no_grid_for_a_palette_that_would_not_fit(monkeypatch):
     check(palette, random_image(7))  # a search of every centre instead
 
 
-@pytest.mark.parametrize("k", [1, 5, 40, 300])
-def test_initial_labels_are_the_nearest_centre_by_either_path(monkeypatch, k):
+@pytest.mark.parametrize("k, n", [(1, 50_000), (5, 50_000), (40, 50_000), (300, 300_000)])
+def test_initial_labels_are_the_nearest_centre_by_either_path(monkeypatch, k, n):
+    """Numpy for few pairs, else the kernel: through a grid from GRID_MIN_K centres and
+    CELL_MIN_PIXELS rows (the last case), rows beyond the centres' box included."""
     from napari_kquant.core import _assign
 
-    rows = np.random.default_rng(k).random((50_000, 3)).astype(np.float32) * 255
+    rows = np.random.default_rng(k).random((n, 3)).astype(np.float32) * 255
+    rows[:1000] *= 3  # beyond the grid's box
     centers = np.random.default_rng(k + 1).random((k, 3)) * 255
     centers[k // 2] = centers[0]  # equal centres: the lower index
     expected = nearest_by_search(rows, centers) - 1
@@ -135,5 +139,81 @@ def test_initial_labels_are_the_nearest_centre_by_either_path(monkeypatch, k):
     monkeypatch.setattr(_assign, "NUMPY_PAIRS", 0)
     by_kernel = _assign.nearest_labels(rows, centers)
     for labels in (by_numpy, by_kernel):
-        assert labels.dtype == np.int32 and labels.shape == (50_000, 1)
+        assert labels.dtype == np.int32 and labels.shape == (n, 1)
         np.testing.assert_array_equal(labels.ravel(), expected)
+
+
+def check_in_space(palette, image, every=7):
+    """Every ``every``-th pixel has the label of its nearest centre, measured where the
+    palette measures (the whole image goes through the grid)."""
+    from napari_kquant.engine._apply import assigner
+
+    labels = palette.apply(image, channel_axis=-1).labels.ravel()
+    asg = assigner(palette, image.dtype)
+    pix = image.reshape(-1, image.shape[-1])[::every, :3]
+    features = pix if asg.to_features is None else asg.to_features(pix)
+    expected = nearest_by_search(np.asarray(features, np.float64), asg.centers)
+    np.testing.assert_array_equal(labels[::every], expected)
+
+
+def photo_like(seed, side=512):
+    """Smooth colour fields with noise: values spread over the whole range, as in a photo."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side] / side
+    base = np.stack([np.sin(3 * x + c) * np.cos(2 * y - c) for c in (0, 1, 2)], -1) * 0.5 + 0.5
+    return np.clip(base + rng.normal(0, 0.08, base.shape), 0, 1)
+
+
+@pytest.mark.parametrize(
+    "kind", ["uint16", "uint16 12-bit", "int16", "float32", "float64 wide", "lab", "od"]
+)
+@pytest.mark.parametrize("k", [5, 256])
+def test_every_three_channel_space_gets_the_nearest_centre(kind, k):
+    unit = photo_like(k)
+    options = {}
+    if kind == "uint16":
+        image = (unit * 65535).astype(np.uint16)
+    elif kind == "uint16 12-bit":
+        image = (unit * 4095).astype(np.uint16)
+    elif kind == "int16":
+        image = (unit * 2000 - 1000).astype(np.int16)
+    elif kind == "float32":
+        image = unit.astype(np.float32)
+    elif kind == "float64 wide":
+        image = unit * 1e6 - 3e5
+    else:
+        image = (unit * 255).astype(np.uint8)
+        options["color_space"] = kind
+    if options:  # centres fitted in that space
+        from napari_kquant import fit
+
+        palette = fit(image, k, channel_axis=-1, seed=1, **options)
+    else:  # centres on pixels, and the fitted range
+        pick = np.random.default_rng(k).choice(512 * 512, k, replace=False)
+        palette = Palette.from_colors(image.reshape(-1, 3)[pick], dtype=str(image.dtype))
+    check_in_space(palette, image)
+
+
+def test_pixels_beyond_the_grid_and_on_cell_edges():
+    from napari_kquant.core import _assign
+
+    centers = np.random.default_rng(9).random((40, 3))
+    palette = Palette(centers=centers, dtype="float64", value_range=(0.0, 1.0))
+    lo, width = _assign.box(centers, np.array([[0.0] * 3, [1.0] * 3]), False)
+    rng = np.random.default_rng(10)
+    edges = lo + width * rng.integers(0, 33, (300_000, 3))  # exactly on cell boundaries
+    beyond = rng.normal(0.5, 2.0, (300_000, 3))  # far outside the box (and the fitted range)
+    image = np.concatenate([edges, beyond]).reshape(600, 1000, 3)
+    check_in_space(palette, image, every=1)
+
+
+def test_integer_grids_start_on_whole_numbers_and_cover_the_dtype_when_as_fine():
+    from napari_kquant.core import _assign
+
+    limits8 = np.array([[0.0] * 3, [255.0] * 3])
+    lo, width = _assign.box(np.array([[30.0, 40, 50], [200, 210, 220]]), limits8, True)
+    assert lo.tolist() == [0, 0, 0] and width.tolist() == [8, 8, 8]  # the 8-bit cube
+    limits16 = np.array([[0.0] * 3, [65535.0] * 3])
+    lo, width = _assign.box(np.array([[100.0, 100, 100], [4000, 4000, 3000]]), limits16, True)
+    assert (width == 2 ** np.round(np.log2(width))).all() and (lo % width == 0).all()
+    assert (lo <= 100).all() and (lo + 32 * width > 4000).all() and width.max() <= 256

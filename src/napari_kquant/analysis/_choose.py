@@ -127,10 +127,17 @@ def k_curve(
 
 def auto_k(image, channel_axis, alpha, mask, target, opts, progress=None) -> tuple[int, dict]:
     """The smallest K (up to `MAX_AUTO_K`) whose fit of a `CURVE_SAMPLE`-pixel sample has a
-    mean CIEDE2000 of at most ``target``: K = 1, then 2, 3, ... in turn, fitted exactly as the
-    points of `k_curve` are, so no smaller K meets the target on that sample. Returns K
-    and what to record of the choice. ``opts``: the fit's options, whose seed, colour
-    space and white level the search uses."""
+    mean CIEDE2000 of at most ``target``. Returns K and what to record of the choice.
+
+    Each K is fitted on its own (one seeded k-means++ attempt on the same sample),
+    so its error does not depend on which K were tried before. K = 1, 2, 4, 8, ...
+    until one meets the target, then bisection between the last K that did not
+    and the first that did: at most 2 log2(256) + 1 = 17 fits (under 10 s on
+    300 x 300 noise, where no K meets it), against 256 for a search of every K.
+    Where the error falls as K grows (a fit rarely gets worse with more
+    clusters) this is the K a search of every K finds (tested). ``opts``: the
+    fit's options, whose seed, colour space and white level the search uses.
+    """
     target = DEFAULT_TARGET if target is None else _check_target(target)
     opts = settings(
         MAX_AUTO_K, seed=opts.seed, sample=CURVE_SAMPLE, attempts=1,
@@ -143,15 +150,25 @@ def auto_k(image, channel_axis, alpha, mask, target, opts, progress=None) -> tup
             f"the image has {ncolour}; give k as a number"
         )
     top = min(MAX_AUTO_K, len(pixels))
-    found, delta_e = None, None
-    _, _, flat = _fits(pixels, dtype, ncolour, [1], opts, None)
-    if flat[0] <= target:  # one colour is enough (a flat image)
-        found, delta_e = 1, float(flat[0])
-    elif top >= 2:  # then K = 2, 3, ... exactly as `k_curve` fits them
-        ks = list(range(2, top + 1))
-        _, _, delta = _fits(pixels, dtype, ncolour, ks, opts, progress, stop_below=target)
-        if delta[-1] <= target:
-            found, delta_e = ks[len(delta) - 1], float(delta[-1])
+    measure = _measurer(pixels, dtype, ncolour, opts)
+    most = 2 * max(1, math.ceil(math.log2(top))) + 1  # fits at most, for the progress
+    errors = {}
+
+    def error(k):
+        if k not in errors:
+            errors[k] = measure(k)
+            if progress is not None:
+                progress(min(1.0, len(errors) / most), f"K = {k} fitted")
+        return errors[k]
+
+    below, k = 0, 1  # below: the largest K known to miss the target
+    while error(k) > target and k < top:
+        below, k = k, min(2 * k, top)
+    found = k if errors[k] <= target else None
+    if found is not None:
+        while found - below > 1:
+            middle = (below + found) // 2
+            below, found = (below, middle) if error(middle) <= target else (middle, found)
     if found is None:
         warnings.warn(
             f"k='auto': no K up to {top} meets a mean CIEDE2000 of {target}; using K={top}",
@@ -159,9 +176,29 @@ def auto_k(image, channel_axis, alpha, mask, target, opts, progress=None) -> tup
             stacklevel=4,
         )
         found = top
+    delta_e = errors[found] if errors.get(found, math.inf) <= target else None
     record = {"k": "auto", "target": target, "chosen": found, "delta_e2000": delta_e,
               "sample": len(pixels), "seed": opts.seed}  # fmt: skip
     return found, record
+
+
+def _measurer(pixels, dtype, ncolour, opts) -> Callable[[int], float]:
+    """``error(k)``: the mean CIEDE2000 of one seeded fit of K to ``pixels`` (a fit of its
+    own, whatever K were fitted before)."""
+    white = rgb_scale(dtype)
+    lab = to_lab(pixels, white).astype(np.float64)
+    if opts.od:  # one white level for every K
+        level = resolve_white(opts.white, pixels, dtype, ncolour)
+        opts = replace(opts, white=tuple(level.tolist()))
+
+    def error(k):
+        with warnings.catch_warnings():  # more K than colours is a finding here, not a fault
+            warnings.simplefilter("ignore", UserWarning)
+            fitted = cluster(pixels, dtype, ncolour, _with_k(opts, k))
+        centre_lab = to_lab(fitted.palette.centers, white).astype(np.float64)
+        return float(ciede2000(lab, centre_lab[fitted.labels - 1]).mean())
+
+    return error
 
 
 def _draw(image, channel_axis, alpha, mask, opts):
@@ -176,9 +213,9 @@ def _draw(image, channel_axis, alpha, mask, opts):
     return dtype, ncolour, pixels
 
 
-def _fits(pixels, dtype, ncolour, ks, opts, progress, stop_below=None):
+def _fits(pixels, dtype, ncolour, ks, opts, progress):
     """Compactness, mean squared error and mean CIEDE2000 (None unless 3 colours) of one
-    fit per K; with ``stop_below``, stop at the first K whose CIEDE2000 is that low."""
+    fit per K."""
     values = pixels.astype(np.float64)
     white = rgb_scale(dtype)
     lab = to_lab(pixels, white).astype(np.float64) if ncolour == 3 else None
@@ -205,8 +242,6 @@ def _fits(pixels, dtype, ncolour, ks, opts, progress, stop_below=None):
             delta_e.append(float(ciede2000(lab, centre_lab[fitted.labels - 1]).mean()))
         if progress is not None:
             progress((i + 1) / len(ks), f"K = {k} fitted")
-        if stop_below is not None and delta_e and delta_e[-1] <= stop_below:
-            break
     delta = np.array(delta_e) if lab is not None else None
     return np.array(compactness), np.array(mse), delta
 

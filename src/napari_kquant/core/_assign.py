@@ -14,20 +14,24 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
 _BLOCK = 16384  # pixels per parallel work item
-#: 8-bit RGB is searched through a grid of 32 x 32 x 32 cells (8 levels a side): each
-#: cell lists the centres that can be nearest somewhere in it (see `cells`).
+#: Three-channel pixels (8-bit RGB, 16-bit, floats, L*a*b*, optical density) are searched
+#: through a grid of 32 x 32 x 32 cells over a box of the distance space (see `grid`):
+#: each cell lists the centres that can be nearest somewhere in it (see `cells`).
 _CELL_BITS = 5
-_CELL_SHIFT = 8 - _CELL_BITS
+_SIDE = 1 << _CELL_BITS
 _NCELLS = 1 << (3 * _CELL_BITS)
 #: Below this many pixels a search of every centre costs less than building the grid
 #: (which measures each of the 32,768 cells against every centre, in numpy: 0.08 s at
 #: K=256, where 16.7 MP are then assigned in 0.2 s).
 CELL_MIN_PIXELS = 1 << 18
+#: `nearest_labels` (the fit's refinement) searches through a grid from this many centres.
+GRID_MIN_K = 64
 #: A grid of more entries than this (a palette crowded far from most cells) is not built.
 CELL_MAX_ENTRIES = 1 << 22
 #: Cell-centre pairs measured at once while building the grid (bounds its memory at any K).
@@ -103,30 +107,84 @@ def in_threads(nblocks, call):
         future.result()
 
 
-def cells(centers):
-    """The search grid of (k, 3) 8-bit RGB centres: (starts, rows, nears), or None when
-    it would hold more than `CELL_MAX_ENTRIES` entries.
+class Grid(NamedTuple):
+    """A search grid: cell ``c`` lists ``rows[starts[c]:starts[c + 1]]``, ordered by
+    ``nears``; ``lo`` and ``inv`` map a value to its cell along each channel."""
 
-    Cell ``c`` lists ``rows[starts[c]:starts[c + 1]]``: every centre that can be
-    the nearest to some value of the cell (its nearest point of the cell is no
-    farther than the farthest point of the cell from the centre closest to it),
-    ordered by that nearest-point distance ``nears``, ties in index order. A
-    search stops at the first entry whose ``nears`` exceeds the best distance
-    found, so it visits a few centres whatever k is, and finds exactly what a
-    search of all would. Built with numpy (no compile on first use): squared
-    distances are sums of one term per channel, each a (32, k) table.
+    lo: np.ndarray  # (3,) float64: where cell 0 starts
+    inv: np.ndarray  # (3,) float64: cells per unit (1 / a cell's width)
+    starts: np.ndarray
+    rows: np.ndarray
+    nears: np.ndarray
+
+
+#: The box a grid covers, per channel, is the centres' range widened by this share of it
+#: on each side (and kept inside the space's own limits): pixels outside it, more extreme
+#: than every centre, are measured against every centre instead.
+BOX_MARGIN = 0.125
+
+
+def box(centers, limits, integer):
+    """(lo, width) per channel of a grid around ``centers`` (k, 3).
+
+    ``limits`` (2, 3): the values the space can hold (-inf/inf: no limit).
+    ``integer``: the pixels are whole numbers; cells are then a power of two
+    wide and start on a whole number, so that a pixel's cell is found exactly.
+    """
+    centers = np.asarray(centers, np.float64)
+    low, high = centers.min(axis=0), centers.max(axis=0)
+    spread = high - low
+    low = np.maximum(limits[0], low - BOX_MARGIN * spread)
+    high = np.minimum(limits[1], high + BOX_MARGIN * spread)
+    width = (high - low) / _SIDE
+    if integer:  # the whole range of the dtype when its cells are no wider
+        whole = _power_of_two((limits[1] - limits[0] + 1) / _SIDE)
+        width = _power_of_two((np.floor(high) - np.floor(low) + 1) / _SIDE)
+        width = np.where(width >= whole, whole, width)
+        low = np.where(width >= whole, limits[0], low)
+        return np.floor(low / width) * width, width
+    width = np.where(width > 0, width, np.maximum(np.abs(high), 1.0) / _SIDE)
+    return low, width * (1 + 2.0**-20)  # the highest value lands in the last cell
+
+
+def _power_of_two(x):
+    return 2.0 ** np.ceil(np.log2(np.maximum(x, 1.0)))
+
+
+def cells(centers, lo=(0.0,) * 3, width=(8.0,) * 3, integer=True):
+    """The search `Grid` of (k, 3) centres over the box of ``_SIDE`` cells a side from
+    ``lo``, ``width`` wide (by default the 8-bit cube), or None when it would hold
+    more than `CELL_MAX_ENTRIES` entries.
+
+    Every centre that can be the nearest to some value of a cell is listed (its
+    nearest point of the cell is no farther than the farthest point of the cell
+    from the centre closest to it), ordered by that nearest-point distance
+    ``nears``, ties in index order. A search stops at the first entry whose
+    ``nears`` exceeds the best distance found, so it visits a few centres
+    whatever k is, and finds exactly what a search of all would. ``integer``
+    cells hold whole numbers ``lo + i * width`` to ``lo + (i + 1) * width - 1``;
+    other cells are closed and widened by a millionth of their width, so that
+    a value rounded into a neighbouring cell still lies in its box. Built with
+    numpy (no compile on first use): squared distances are sums of one term
+    per channel, each a (32, k) table.
     """
     centers = np.ascontiguousarray(centers, np.float64)
-    side = 1 << _CELL_BITS
-    lo = (np.arange(side, dtype=np.float64) * (1 << _CELL_SHIFT))[:, None]
-    hi = lo + ((1 << _CELL_SHIFT) - 1)
-    near = [np.maximum(0.0, np.maximum(lo - c, c - hi)) ** 2 for c in centers.T]  # (32, k)
-    far = [np.maximum(np.abs(c - lo), np.abs(c - hi)) ** 2 for c in centers.T]
+    lo, width = np.asarray(lo, np.float64), np.asarray(width, np.float64)
+    index = np.arange(_SIDE, dtype=np.float64)[:, None, None]
+    start = lo + index * width  # (32, 1, 3)
+    if integer:
+        first, last = start, start + (width - 1)
+    else:
+        first, last = start - width * 1e-6, start + width * (1 + 1e-6)
+    gap = np.maximum(0.0, np.maximum(first - centers[None], centers[None] - last))
+    reach = np.maximum(np.abs(centers[None] - first), np.abs(centers[None] - last))
+    near = [(gap[..., ch] ** 2) for ch in range(3)]  # (32, k) per channel
+    far = [(reach[..., ch] ** 2) for ch in range(3)]
     cell, row, dist, entries = [], [], [], 0
-    step = max(1, _CELL_BATCH // (side * len(centers)))  # rows of cells at a time
-    for r in range(side):
-        for g0 in range(0, side, step):
-            g1 = min(side, g0 + step)
+    step = max(1, _CELL_BATCH // (_SIDE * len(centers)))  # rows of cells at a time
+    for r in range(_SIDE):
+        for g0 in range(0, _SIDE, step):
+            g1 = min(_SIDE, g0 + step)
             part_near = near[0][r] + near[1][g0:g1, None, :] + near[2][None, :, :]
             part_far = far[0][r] + far[1][g0:g1, None, :] + far[2][None, :, :]
             bound = part_far.min(axis=2, keepdims=True)
@@ -141,23 +199,36 @@ def cells(centers):
     order = np.lexsort((dist, cell))  # stable: equal distances keep the index order
     starts = np.zeros(_NCELLS + 1, np.int64)
     np.cumsum(np.bincount(cell, minlength=_NCELLS), out=starts[1:])
-    return starts, row[order].astype(np.int64), dist[order]
+    return Grid(lo, 1.0 / width, starts, row[order].astype(np.int64), dist[order])
+
+
+@numba.njit(inline="always")
+def _cell(features, i, lo, inv):
+    """The grid cell of row ``i``, or -1 when it lies outside the grid's box."""
+    code = 0
+    for ch in range(3):
+        t = (np.float64(features[i, ch]) - lo[ch]) * inv[ch]
+        if not (t >= 0.0 and t < _SIDE):
+            return -1
+        code = (code << _CELL_BITS) | np.int64(t)
+    return code
 
 
 @_serial
 def _assign_kernel(
-    b0, b1, features, nfeat, pixels, ncolour, valid, centers, palette, starts, rows, nears,
-    labels, out, counts, sse,
+    b0, b1, features, nfeat, pixels, ncolour, valid, centers, palette, lo, inv, starts, rows,
+    nears, labels, out, counts, sse,
 ):  # fmt: skip
     """Label every pixel with its nearest centre; write labels and quantized pixels.
 
     Distances are measured on the first ``nfeat`` columns of ``features`` (the
     pixels themselves, or their L*a*b* values); ``pixels`` (n, c) is the source,
     copied through where a pixel is left out and for channels past ``ncolour``.
-    ``starts``, ``rows`` and ``nears`` are empty, or the `cells` grid of 8-bit
-    RGB centres: that path spells out its 3 channels so that the compiler
-    unrolls them, and keeps the lowest index among equally near centres, as
-    the search of all does.
+    ``lo``, ``inv``, ``starts``, ``rows`` and ``nears`` are empty, or the
+    `cells` grid of three-channel centres: that path spells out its 3 channels
+    so that the compiler unrolls them, keeps the lowest index among equally
+    near centres, as the search of all does, and searches every centre for a
+    pixel outside the grid's box.
     Works on the work items (blocks of `_BLOCK` pixels) ``b0`` to ``b1``, and
     adds each one's per-label pixel counts (index 0 = left out) to row b
     of ``counts`` and the squared distances of its labelled pixels to their
@@ -173,10 +244,8 @@ def _assign_kernel(
                 _emit(i, 0, pixels, 0, palette, labels, out)
                 counts[b, 0] += 1
                 continue
-            if use_cells:
-                code = (np.int64(features[i, 0]) >> _CELL_SHIFT) << (2 * _CELL_BITS)
-                code |= (np.int64(features[i, 1]) >> _CELL_SHIFT) << _CELL_BITS
-                code |= np.int64(features[i, 2]) >> _CELL_SHIFT
+            code = _cell(features, i, lo, inv) if use_cells else -1
+            if code >= 0:
                 j, d = 0, np.inf
                 for t in range(starts[code], starts[code + 1]):
                     if nears[t] > d:
@@ -185,7 +254,7 @@ def _assign_kernel(
                     e = _sqdist(features, i, 3, centers, row)
                     if e < d or (e == d and row < j):
                         j, d = row, e
-                _emit(i, j + 1, pixels, 3, palette, labels, out)
+                _emit(i, j + 1, pixels, ncolour, palette, labels, out)
             else:
                 j, d = _nearest(features, i, nfeat, centers)
                 _emit(i, j + 1, pixels, ncolour, palette, labels, out)
@@ -195,14 +264,27 @@ def _assign_kernel(
 
 
 @_serial
-def _nearest_kernel(b0, b1, features, centers, labels):
+def _nearest_kernel(b0, b1, features, centers, lo, inv, starts, rows, nears, labels):
     """The index of each row's nearest centre (the lowest among equals), rows of blocks
-    ``b0`` to ``b1``."""
+    ``b0`` to ``b1``; through the `cells` grid (``lo`` ... ``nears``) unless it is empty."""
     n = features.shape[0]
     nfeat = features.shape[1]
+    use_cells = starts.size > 0
     for b in range(b0, b1):
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            labels[i, 0] = _nearest(features, i, nfeat, centers)[0]
+            code = _cell(features, i, lo, inv) if use_cells else -1
+            if code < 0:
+                labels[i, 0] = _nearest(features, i, nfeat, centers)[0]
+                continue
+            j, d = 0, np.inf
+            for t in range(starts[code], starts[code + 1]):
+                if nears[t] > d:
+                    break
+                row = rows[t]
+                e = _sqdist(features, i, 3, centers, row)
+                if e < d or (e == d and row < j):
+                    j, d = row, e
+            labels[i, 0] = j
 
 
 #: Up to this many row-centre pairs, `nearest_labels` measures with numpy: the first fit
@@ -223,10 +305,19 @@ def nearest_labels(features, centers):
                 d += (rows[:, ch, None] - centers[None, :, ch]) ** 2
             labels[s : s + len(rows), 0] = d.argmin(axis=1)
         return labels
+    found = None
+    if uses_cells(features.shape[1], len(features), False) and len(centers) >= GRID_MIN_K:
+        found = grid(centers, np.array([[-np.inf] * 3, [np.inf] * 3]), False)
+    found = found or _no_grid()
     nblocks = (len(features) + _BLOCK - 1) // _BLOCK
     in_threads(nblocks, partial(_nearest_kernel, features=features, centers=centers,
-                                labels=labels))  # fmt: skip
+                                lo=found.lo, inv=found.inv, starts=found.starts,
+                                rows=found.rows, nears=found.nears, labels=labels))  # fmt: skip
     return labels
+
+
+def _no_grid() -> Grid:
+    return Grid(_empty(float), _empty(float), _empty(np.int64), _empty(np.int64), _empty(float))
 
 
 @_compiled
@@ -249,11 +340,16 @@ def _empty(dtype):
     return np.empty(0, dtype)
 
 
-def uses_cells(pixels, ncolour, to_features, built) -> bool:
-    """Whether 8-bit RGB pixels are searched through the `cells` grid: where building
-    it pays (enough pixels), or it is already ``built``."""
-    rgb8 = to_features is None and pixels.dtype == np.uint8 and ncolour == 3
-    return rgb8 and (built or len(pixels) >= CELL_MIN_PIXELS)
+def uses_cells(nfeat, npixels, built) -> bool:
+    """Whether pixels of ``nfeat`` channels in the distance space are searched through
+    a `cells` grid: three channels, where building it pays (enough pixels) or it is
+    already ``built``."""
+    return nfeat == 3 and (built or npixels >= CELL_MIN_PIXELS)
+
+
+def grid(centers, limits, integer) -> Grid | None:
+    """The `cells` grid of (k, 3) centres over their `box`."""
+    return cells(centers, *box(centers, limits, integer), integer)
 
 
 def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, report, lock,
@@ -262,12 +358,13 @@ def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, r
 
     ``to_features`` maps a block of colour channels to the space the centres
     live in (None: the colour channels themselves). ``grid`` is None or the
-    centres' `cells` (8-bit RGB only). ``report(fraction)`` is
+    centres' `cells` (three channels). ``report(fraction)`` is
     called after each block, outside ``lock``, which is held around each kernel
     call. Returns (counts, sse), ``counts`` indexed by label.
     """
     centers = np.ascontiguousarray(centers, np.float64)
-    starts, rows, nears = grid if grid is not None else (_empty(np.int64),) * 2 + (_empty(float),)
+    if grid is None:
+        grid = _no_grid()
     # blocks keep a run stoppable and bound the L*a*b* buffer (12 MB a block)
     step = 1 << 22 if to_features is None else 1 << 20
     n = len(pixels)
@@ -295,9 +392,11 @@ def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, r
                     valid=_empty(np.bool_) if valid is None else valid[s:e],
                     centers=centers,
                     palette=palette,
-                    starts=starts,
-                    rows=rows,
-                    nears=nears,
+                    lo=grid.lo,
+                    inv=grid.inv,
+                    starts=grid.starts,
+                    rows=grid.rows,
+                    nears=grid.nears,
                     labels=labels[s:e],
                     out=out[s:e],
                     counts=block_counts,

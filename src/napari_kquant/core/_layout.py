@@ -113,10 +113,11 @@ def usable(pix, ncolour, spatial, mask):
     if pix.shape[1] > ncolour:  # alpha: transparent pixels are left out
         opaque = pix[:, -1] != 0
         valid = opaque if valid is None else valid & opaque
-    if pix.dtype.kind == "f":
-        finite = np.isfinite(pix[:, :ncolour]).all(axis=1)
-        if not finite.all():
-            valid = finite if valid is None else valid & finite
+    colours = pix[:, :ncolour]
+    # min and max are NaN or infinite when any value is (and cost far less than isfinite)
+    if pix.dtype.kind == "f" and len(pix) and not np.isfinite([colours.min(), colours.max()]).all():
+        finite = np.isfinite(colours).all(axis=1)
+        valid = finite if valid is None else valid & finite
     if valid is not None and valid.all():
         return None
     return valid

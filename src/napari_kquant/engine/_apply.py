@@ -13,7 +13,7 @@ from functools import partial
 
 import numpy as np
 
-from ..core._colorspace import rgb_scale, safe_scale, to_lab, to_od
+from ..core._colorspace import OD_MAX, rgb_scale, safe_scale, to_lab, to_od
 from ..core._layout import Layout, layout, pixels, restore, unmask, usable
 from ..core._options import Finish
 from ._result import QuantizeResult
@@ -63,7 +63,10 @@ class Assigner:
     colours: np.ndarray  # (k + 1, ncolour) in the image dtype
     to_features: Callable | None  # colour channels -> distance space; None: the values
     sse_factor: float  # squared distances back to the palette's clustering units
-    #: what is built once per palette and dtype: "grid", the 8-bit RGB search `cells`
+    #: (2, features) the values the distance space can hold (-inf/inf: any)
+    limits: np.ndarray
+    integer: bool  # the distance space holds whole numbers (the pixels themselves)
+    #: what is built once per palette and dtype: "grid", the `cells` search of 3 channels
     cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -77,10 +80,10 @@ class Assigner:
         labels = np.empty(len(pix), self.label_dtype)
         out = np.empty_like(pix)
         grid = None
-        if _assign.uses_cells(pix, self.ncolour, self.to_features, "grid" in self.cache):
+        if _assign.uses_cells(self.centers.shape[1], len(pix), "grid" in self.cache):
             with _GRID_LOCK:  # built once (numpy), for every chunk of a lazy image
                 if "grid" not in self.cache:
-                    self.cache["grid"] = _assign.cells(self.centers)
+                    self.cache["grid"] = _assign.grid(self.centers, self.limits, self.integer)
             grid = self.cache["grid"]
         counts, sse = _assign.assign(
             pix, self.ncolour, self.centers, self.colours, valid, labels, out,
@@ -142,15 +145,26 @@ def assigner(palette, dtype) -> Assigner:
     ncolour = palette.nchannels
     if palette.color_space == "lab":
         to_features = partial(to_lab, scale=rgb_scale(dtype))
-        return Assigner(ncolour, palette.lab_centers, colours, to_features, 1.0)
+        limits = np.array([[0.0, -np.inf, -np.inf], [100.0, np.inf, np.inf]])
+        return Assigner(ncolour, palette.lab_centers, colours, to_features, 1.0, limits, False)
     if palette.color_space == "od":
         to_features = partial(to_od, white=palette.white_for(dtype))
-        return Assigner(ncolour, palette.od_centers, colours, to_features, 1.0)
+        limits = np.array([[0.0] * ncolour, [OD_MAX] * ncolour])
+        return Assigner(ncolour, palette.od_centers, colours, to_features, 1.0, limits, False)
     scale = safe_scale(float(np.abs(centers).max()), up=False)  # float64 distances
     if scale == 1.0:
-        return Assigner(ncolour, np.ascontiguousarray(centers), colours, None, 1.0)
+        integer = dtype.kind in "ui"
+        lo, hi = -np.inf, np.inf  # the dtype's range, or the values the palette was fitted on
+        if integer:
+            lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+        elif palette.value_range is not None and palette.dtype == str(dtype):
+            lo, hi = palette.value_range
+        limits = np.array([[lo] * ncolour, [hi] * ncolour], np.float64)
+        return Assigner(ncolour, np.ascontiguousarray(centers), colours, None, 1.0, limits,
+                        integer)  # fmt: skip
     to_features = partial(_scaled, ncolour=ncolour, scale=scale)
-    return Assigner(ncolour, centers / scale, colours, to_features, scale * scale)
+    limits = np.array([[-np.inf] * ncolour, [np.inf] * ncolour])
+    return Assigner(ncolour, centers / scale, colours, to_features, scale * scale, limits, False)
 
 
 def check_channels(palette, lay: Layout) -> None:
