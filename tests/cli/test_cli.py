@@ -548,3 +548,41 @@ def test_cli_output_options_that_cannot_work_exit_2_before_work(tmp_path, capsys
     assert main([a.replace("{d}", str(tmp_path)) for a in argv]) == 2
     assert message in capsys.readouterr().err
     assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)} == before
+
+
+def _cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+def test_a_signal_during_a_long_fit_ends_kquant_at_once_and_leaves_nothing(tmp_path, how):
+    """An exact fit of 500 clusters on 1 MP runs for minutes; a signal once it has begun
+    (the process has used CPU past reading the input) ends it with the signal's status,
+    long before the fit could finish, and no file is left in the output folder."""
+    import signal
+
+    src, out = tmp_path / "in.png", tmp_path / "out"
+    out.mkdir()
+    write_rgb(src, np.random.default_rng(0).integers(0, 256, (1000, 1000, 3), np.uint8))
+    exe = os.path.join(os.path.dirname(sys.executable), "kquant")
+    argv = [exe, str(src), "-k", "500", "--sample", "all", "--max-iter", "100",
+            "--epsilon", "0", "--attempts", "5", "-o", str(out / "o.png"),
+            "--labels", str(out / "l.tif")]  # fmt: skip
+    with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            while process.poll() is None and _cpu_seconds(process.pid) < 3.0:
+                try:
+                    process.wait(timeout=0.05)
+                except subprocess.TimeoutExpired:
+                    pass
+            assert process.poll() is None, process.stderr.read()
+            process.send_signal(getattr(signal, how))
+            status = process.wait(timeout=60)  # the fit alone would take minutes
+        finally:
+            process.kill()
+        said = process.stderr.read()
+    assert status == {"SIGTERM": 143, "SIGINT": 130}[how]
+    assert "nothing more was written" in said and "Aborted" not in said
+    assert list(out.iterdir()) == []

@@ -114,8 +114,20 @@ def main(argv: list[str] | None = None) -> int:
         return USAGE
     except KeyboardInterrupt:
         print("kquant: interrupted; nothing more was written", file=sys.stderr)
-        return 130
+        return _leave(130)
     except _Terminated:
         print("kquant: terminated; nothing more was written", file=sys.stderr)
-        return 143
+        return _leave(143)
     return 0
+
+
+def _leave(status: int) -> int:
+    """``status``, or, while an abandoned fit still runs cv2.kmeans in its helper thread,
+    the process ends at once with it: finishing the interpreter under a running OpenCV
+    thread aborts ("terminate called without an active exception"). Every output is
+    already staged away or removed by then."""
+    if any(t.name == "kquant-kmeans" and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status

@@ -70,6 +70,12 @@ def colour_axis(image) -> int | None:
     return -1 if image.ndim == 3 and image.shape[-1] in (3, 4) else None
 
 
+def heard(done, message):
+    """The CLI's progress hook, which hears nothing: given one, the fit runs cv2.kmeans in
+    a helper thread while the main thread waits in short steps, where SIGTERM and Ctrl-C
+    reach it (the helper is abandoned; a bare call would finish first, for minutes)."""
+
+
 def _fit_options(args) -> dict:
     return {name: getattr(args, name) for name in FIT_OPTIONS}
 
@@ -239,7 +245,7 @@ def run(args: argparse.Namespace, parser=None) -> str:
 
         result = quantize(
             image, args.k, channel_axis=channel_axis, mask=mask, **_fit_options(args),
-            **finishing,
+            progress=heard, **finishing,
         )  # fmt: skip
         fit = "all pixels" if args.sample is None else f"sample {result.palette.fit['sample']} px"
         how = f"{fit}, seed {result.seed}"
@@ -463,6 +469,7 @@ def _pooled_palette(args, failed, tqdm):
         yield from images
 
     try:
-        return fit_pooled(chain(), args.k, channel_axis=colour_axis(first), **_fit_options(args))
+        return fit_pooled(chain(), args.k, channel_axis=colour_axis(first), progress=heard,
+                          **_fit_options(args))  # fmt: skip
     except (ValueError, TypeError) as e:
         raise CLIError(str(e)) from None
