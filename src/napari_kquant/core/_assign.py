@@ -67,19 +67,15 @@ def _emit(i, label, pixels, ncolour, palette, labels, out):
             out[i, ch] = pixels[i, ch]
 
 
-def _compiled(function, parallel=True):
-    """``numba.njit`` with the compiled code cached on disk, or, where numba finds no
-    writable cache folder (a read-only install and home), compiled once per session."""
+def compiled(function):
+    """``numba.njit`` of a kernel without numba's parallel loops (which compile in three
+    times the time: the first use after install), run on parts of its range by
+    `in_threads`; the compiled code is cached on disk, or, where numba finds no writable
+    cache folder (a read-only install and home), kept for the session."""
     try:
-        return numba.njit(parallel=parallel, nogil=True, cache=True)(function)
+        return numba.njit(nogil=True, cache=True)(function)
     except RuntimeError:  # "cannot cache function ...: no locator available"
-        return numba.njit(parallel=parallel, nogil=True)(function)
-
-
-def _serial(function):
-    """A kernel without numba's parallel loops, run on parts of its range by `in_threads`:
-    it compiles in a third of the time (the default call's first run after install)."""
-    return _compiled(function, parallel=False)
+        return numba.njit(nogil=True)(function)
 
 
 _POOL = None
@@ -214,7 +210,7 @@ def _cell(features, i, lo, inv):
     return code
 
 
-@_serial
+@compiled
 def _assign_kernel(
     b0, b1, features, nfeat, pixels, ncolour, valid, centers, palette, lo, inv, starts, rows,
     nears, labels, out, counts, sse,
@@ -263,7 +259,7 @@ def _assign_kernel(
         sse[b] = total
 
 
-@_serial
+@compiled
 def _nearest_kernel(b0, b1, features, centers, lo, inv, starts, rows, nears, labels):
     """The index of each row's nearest centre (the lowest among equals), rows of blocks
     ``b0`` to ``b1``; through the `cells` grid (``lo`` ... ``nears``) unless it is empty."""
@@ -320,13 +316,13 @@ def _no_grid() -> Grid:
     return Grid(_empty(float), _empty(float), _empty(np.int64), _empty(np.int64), _empty(float))
 
 
-@_compiled
-def _paint_kernel(labels, pixels, ncolour, palette, out):
-    """Write ``palette[label]`` for labelled pixels, the source pixel elsewhere."""
+@compiled
+def _paint_kernel(b0, b1, labels, pixels, ncolour, palette, out):
+    """Write ``palette[label]`` for labelled pixels, the source pixel elsewhere (blocks
+    ``b0`` to ``b1``)."""
     n = labels.shape[0]
     nchan = pixels.shape[1]
-    nblocks = (n + _BLOCK - 1) // _BLOCK
-    for b in numba.prange(nblocks):
+    for b in range(b0, b1):
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             label = labels[i]
             first = ncolour if label > 0 else 0
@@ -411,15 +407,17 @@ def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, r
 
 def paint(labels, pixels, ncolour, palette, out):
     """Fill ``out`` from given labels: the palette colour, or the source where 0."""
-    _paint_kernel(labels, pixels, ncolour, palette, out)
+    nblocks = (len(labels) + _BLOCK - 1) // _BLOCK
+    in_threads(nblocks, partial(_paint_kernel, labels=labels, pixels=pixels, ncolour=ncolour,
+                                palette=palette, out=out))  # fmt: skip
 
 
-@_compiled
-def _sse_kernel(features, nfeat, labels, centers, sse):
-    """Squared distances of labelled pixels to their labels' centres, summed per work item."""
+@compiled
+def _sse_kernel(b0, b1, features, nfeat, labels, centers, sse):
+    """Squared distances of labelled pixels to their labels' centres, summed per work item
+    (blocks ``b0`` to ``b1``)."""
     n = features.shape[0]
-    nblocks = (n + _BLOCK - 1) // _BLOCK
-    for b in numba.prange(nblocks):
+    for b in range(b0, b1):
         total = 0.0
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
             label = labels[i]
@@ -439,6 +437,8 @@ def sse(pixels, ncolour, centers, labels, to_features, lock):
         nfeat = ncolour if to_features is None else features.shape[1]
         sums = np.zeros((len(block) + _BLOCK - 1) // _BLOCK)
         with lock:
-            _sse_kernel(features, nfeat, labels[s : s + step], centers, sums)
+            in_threads(len(sums), partial(_sse_kernel, features=features, nfeat=nfeat,
+                                          labels=labels[s : s + step], centers=centers,
+                                          sse=sums))  # fmt: skip
         total += float(sums.sum())
     return total

@@ -26,7 +26,8 @@ import numba
 import numpy as np
 
 from ..core._options import finish
-from ._regions import _in_threads, _merge_small, _serial
+from ..core._assign import compiled
+from ._regions import _in_threads, _merge_small
 
 LABEL_DTYPES = (np.uint8, np.uint16)
 
@@ -290,7 +291,7 @@ def _unvote(hist, freq, v, top):
     return top
 
 
-@_serial
+@compiled
 def _smooth_kernel(src, r, nbins, out, start, stop):
     """Huang's sliding histogram along each row: two columns of the window change per
     pixel. ``freq[c]`` counts the labels with c votes, so the highest count is known

@@ -20,10 +20,12 @@ Numba is imported here; `_apply` imports this module the first time it dithers.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numba
 import numpy as np
 
-from ..core._assign import _compiled
+from ..core._assign import compiled, in_threads
 from ..core._colorspace import safe_scale
 
 _LUT_EMPTY = 255  # the uint8 cache's "not yet looked up": k <= 254 fits beside it
@@ -119,14 +121,15 @@ def _pick(v, nc, colours, lut, cands):
     return best
 
 
-@_compiled
-def _floyd_steinberg(pix, nc, valid, colours, out_colours, lo, hi, strength, inv, lut, cands,
-                     out):  # fmt: skip
-    """Serpentine Floyd-Steinberg on (planes, rows, columns, channels); writes ``out``'s
-    colour channels where ``valid`` (or everywhere when it is empty)."""
-    nplanes, height, width = pix.shape[0], pix.shape[1], pix.shape[2]
+@compiled
+def _floyd_steinberg(p0, p1, pix, nc, valid, colours, out_colours, lo, hi, strength, inv, lut,
+                     cands, out):  # fmt: skip
+    """Serpentine Floyd-Steinberg on planes ``p0`` to ``p1`` of (planes, rows, columns,
+    channels); writes ``out``'s colour channels where ``valid`` (or everywhere when it is
+    empty)."""
+    height, width = pix.shape[1], pix.shape[2]
     use_valid = valid.size > 0
-    for p in numba.prange(nplanes):
+    for p in range(p0, p1):
         err = np.zeros((2, width + 2, nc))
         v = np.empty(nc)
         for y in range(height):
@@ -150,14 +153,15 @@ def _floyd_steinberg(pix, nc, valid, colours, out_colours, lo, hi, strength, inv
                     nxt[x + 1 + step, ch] += e * (1.0 / 16.0)
 
 
-@_compiled
-def _ordered(pix, nc, valid, colours, out_colours, lo, hi, offsets, y0, x0, inv, lut, cands,
-             out):  # fmt: skip
-    """Bayer-ordered dither: ``offsets`` (8, 8) is added to every channel of the pixel at
-    plane position (y0 + y, x0 + x)."""
-    nplanes, height, width = pix.shape[0], pix.shape[1], pix.shape[2]
+@compiled
+def _ordered(r0, r1, pix, nc, valid, colours, out_colours, lo, hi, offsets, y0, x0, inv, lut,
+             cands, out):  # fmt: skip
+    """Bayer-ordered dither of rows ``r0`` to ``r1`` (counted over every plane):
+    ``offsets`` (8, 8) is added to every channel of the pixel at plane position
+    (y0 + y, x0 + x)."""
+    height, width = pix.shape[1], pix.shape[2]
     use_valid = valid.size > 0
-    for row in numba.prange(nplanes * height):
+    for row in range(r0, r1):
         p, y = row // height, row % height
         v = np.empty(nc)
         for x in range(width):
@@ -216,10 +220,18 @@ def dither(pix, valid, spatial, ncolour, out_colours, method, strength, out, ori
     cells = 1 << (3 * _BITS) if rgb8 else 0
     lut = np.full(cells, _LUT_EMPTY, np.uint8)
     cands = np.zeros((cells, _CANDIDATES + 1), np.uint8)
+    # the kernels run on parts of their planes or rows in threads (`in_threads`): serial
+    # kernels compile in a fraction of the time of numba's parallel loops (first use)
     if method == "floyd-steinberg":
-        _floyd_steinberg(pix4, ncolour, valid3, colours, out_colours, lo, hi, strength, inv,
-                         lut, cands, out4)  # fmt: skip
+        in_threads(pix4.shape[0], partial(
+            _floyd_steinberg, pix=pix4, nc=ncolour, valid=valid3, colours=colours,
+            out_colours=out_colours, lo=lo, hi=hi, strength=strength, inv=inv, lut=lut,
+            cands=cands, out=out4,
+        ))  # fmt: skip
     else:
         offsets = THRESHOLDS * (spacing(body) * strength)
-        _ordered(pix4, ncolour, valid3, colours, out_colours, lo, hi, offsets,
-                 int(origin[0]), int(origin[1]), inv, lut, cands, out4)  # fmt: skip
+        in_threads(pix4.shape[0] * pix4.shape[1], partial(
+            _ordered, pix=pix4, nc=ncolour, valid=valid3, colours=colours,
+            out_colours=out_colours, lo=lo, hi=hi, offsets=offsets, y0=int(origin[0]),
+            x0=int(origin[1]), inv=inv, lut=lut, cands=cands, out=out4,
+        ))  # fmt: skip

@@ -12,21 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from ..core._assign import compiled
 from ..core._options import MAX_MIN_SIZE
 
 _STRIP = 256  # rows per parallel strip of the connected-component labelling
 _NO_KEY = np.iinfo(np.int64).max
 _SURE, _GROUP, _LABEL = 0, 1, 2  # how a pick may differ from the whole plane's
-
-
-def _serial(function):
-    """``numba.njit`` cached on disk like `_assign._compiled`; the kernels release the GIL
-    and `_in_threads` runs slices of their work side by side, which takes a third of
-    the compile time of ``numba.prange``."""
-    try:
-        return numba.njit(nogil=True, cache=True)(function)
-    except RuntimeError:  # no writable cache folder
-        return numba.njit(nogil=True)(function)
 
 
 def _in_threads(kernel, nitems, *args):
@@ -115,7 +106,7 @@ def _union(parent, a, b):
         parent[a] = b
 
 
-@_serial
+@compiled
 def _components_kernel(lab, parent, rows, start, stop):
     """Union-find over the pixels of strips ``start:stop`` of ``rows`` rows of a plane,
     8-connected, same label >= 1; `_seams_kernel` then joins the strips. Every set's
@@ -145,7 +136,7 @@ def _components_kernel(lab, parent, rows, start, stop):
                     _union(parent, i, i - nx + 1)
 
 
-@_serial
+@compiled
 def _seams_kernel(lab, parent, rows):
     ny, nx = lab.shape
     for s in range(1, (ny + rows - 1) // rows):
@@ -160,7 +151,7 @@ def _seams_kernel(lab, parent, rows):
                     _union(parent, i, i - nx + dx)
 
 
-@_serial
+@compiled
 def _regions_kernel(parent):
     """Turn the union-find forest into region numbers in place (-1 stays for label 0),
     in raster order of the regions' first pixels; returns their sizes and first pixels.
@@ -186,7 +177,7 @@ def _regions_kernel(parent):
     return size, first
 
 
-@_serial
+@compiled
 def _adjacency_kernel(region, small):
     """Neighbours of every small region: CSR ``indptr``, and per neighbour its region,
     the border (4-neighbour pixel pairs) and the first pair's raster key 2 * i + d
@@ -275,7 +266,7 @@ def _better(b1, s1, l1, k1, b2, s2, l2, k2):
     return k1 < k2
 
 
-@_serial
+@compiled
 def _merge_kernel(
     size,
     label,
