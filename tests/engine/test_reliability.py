@@ -146,11 +146,12 @@ def test_unknown_options_are_named():
 # --- lazy input ------------------------------------------------------------------------------
 
 
-def test_ten_thousand_tiny_chunks_are_merged_and_labelled_right():
+@pytest.mark.parametrize("side", [3, 30])
+def test_many_tiny_chunks_are_merged_and_labelled_right(side):
     image = np.tile(make_blocks(), (10, 10, 1))[:300, :300]  # 300 x 300
-    lazy = da.from_array(image, chunks=(3, 3, 3))  # 10,000 chunks
+    lazy = da.from_array(image, chunks=(side, side, 3))  # 10,000 or 100 chunks
     result = quantize(lazy, 4, channel_axis=-1, seed=0, sample=2000)
-    assert result.labels.numblocks[0] * result.labels.numblocks[1] < 10_000
+    assert result.labels.numblocks == (1, 1)  # 90,000 pixels: one task
     expected = np.tile(expected_block_labels(), (10, 10))[:300, :300]
     np.testing.assert_array_equal(result.labels.compute(), expected)
 

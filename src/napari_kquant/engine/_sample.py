@@ -20,7 +20,7 @@ SAMPLE_CHUNKS = 64
 OVERDRAW = 1.25
 #: Lazy images of more than MANY_CHUNKS chunks smaller than MIN_CHUNK_PIXELS pixels are
 #: rechunked: a graph of tens of thousands of tiny tasks costs more to build than to run.
-MANY_CHUNKS = 1024
+MANY_CHUNKS = 64
 MIN_CHUNK_PIXELS = 1 << 16
 
 
