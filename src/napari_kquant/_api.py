@@ -215,6 +215,7 @@ def quantize(
         "white": white,
     }  # fmt: skip
     opts = _settings(k, target, options)
+    image = _as_image(image)
     if is_lazy(image) and not is_multiscale(image):
         largest = MAX_AUTO_K if isinstance(k, str) else opts.k  # the most K can be
         eager = small_lazy(image, opts.sample_for(largest), channel_axis, alpha)
@@ -280,7 +281,21 @@ def fit(
     check_names("fit", options)
     opts = _settings(k, target, options)
     callback("progress", progress)
+    image = _as_image(image)
     return _fit(image, k, target, opts, channel_axis, alpha, mask, progress)[0].palette
+
+
+def _as_image(image):
+    """A nested list (or tuple) that is not a pyramid as an array, or a clear error."""
+    if isinstance(image, list | tuple) and not is_multiscale(image):
+        try:
+            return np.asarray(image)
+        except ValueError as e:  # ragged rows
+            raise ValueError(
+                "image must be an array: a list of rows of equal length, or a multiscale "
+                f"list of arrays, finest first ({e})"
+            ) from None
+    return image
 
 
 def _settings(k, target, options) -> Settings:

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import re
 import subprocess
@@ -573,10 +574,8 @@ def test_a_signal_during_a_long_fit_ends_kquant_at_once_and_leaves_nothing(tmp_p
     with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) as process:
         try:
             while process.poll() is None and _cpu_seconds(process.pid) < 3.0:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=0.05)
-                except subprocess.TimeoutExpired:
-                    pass
             assert process.poll() is None, process.stderr.read()
             process.send_signal(getattr(signal, how))
             status = process.wait(timeout=60)  # the fit alone would take minutes
@@ -586,3 +585,33 @@ def test_a_signal_during_a_long_fit_ends_kquant_at_once_and_leaves_nothing(tmp_p
     assert status == {"SIGTERM": 143, "SIGINT": 130}[how]
     assert "nothing more was written" in said and "Aborted" not in said
     assert list(out.iterdir()) == []
+
+
+def test_batch_outputs_that_collide_name_both_images_and_what_each_would_write(tmp_path):
+    for name in ("x.png", "x-labels.png"):
+        write_rgb(tmp_path / name, make_blocks())
+    before = snapshot(tmp_path)
+    done = kquant("x.png", "x-labels.png", "-k", "4", "--out-dir", "out", "--write-labels",
+                  cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "kquant: error: 'x.png' (its labels) and 'x-labels.png' (its quantized picture) "
+        "would both be written to 'out/x-labels.png': rename one of them"
+    )
+    assert snapshot(tmp_path) == before
+    # alone, an image named like a labels file is a picture like any other
+    done = kquant("x-labels.png", "-k", "4", "--out-dir", "out", "--write-labels", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert read_rgb(tmp_path / "out" / "x-labels.png").shape == (32, 32, 3)
+    labels = cv2.imread(str(tmp_path / "out" / "x-labels-labels.png"), cv2.IMREAD_UNCHANGED)
+    assert labels.shape == (32, 32) and set(np.unique(labels)) == {1, 2, 3, 4}
+
+
+def test_indexed_with_nothing_it_could_write_is_refused(tmp_path):
+    write_rgb(tmp_path / "in.png", make_blocks())
+    done = kquant("in.png", "-k", "4", "--table", "t.csv", "--indexed", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "kquant: error: --indexed writes -o, --labels or --out-dir as palette files: give one"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]

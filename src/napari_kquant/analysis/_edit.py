@@ -196,6 +196,16 @@ def recolour(result: QuantizeResult, label: int, colour) -> QuantizeResult:
             f"colour has {shown.nchannels} channels, the palette {palette.nchannels}: {colour!r}"
         )
     values = shown.centers_for(palette.dtype or "float64")[0]
+    target = np.dtype(palette.dtype or "float64")
+    if result.quantized is not None:
+        target = np.asarray(result.quantized[:0]).dtype
+    if target.kind in "ui" and not isinstance(colour, str):
+        low, high = _limits(target)
+        if not all(float(v).is_integer() and low <= v <= high for v in values):
+            raise ValueError(
+                f"colour must be whole numbers from {low} to {high} for a {target} image "
+                f"(or '#rrggbb'), got {colour!r}"
+            )
     fit = dict(palette.fit or {})
     hexa = shown.hex[0] if shown.hex else None
     fit["display"] = {**fit.get("display", {}), str(label): hexa or values.tolist()}

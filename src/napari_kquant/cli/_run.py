@@ -21,6 +21,7 @@ from ..core._options import (
     settings,
 )
 from ..engine._apply import output_colours
+from ..files._batch import batch_outputs
 from ..files._files import FileError, is_zarr, plan, read_image, write_all
 from ..files._photos import photo_path
 from ._args import SOME_FAILED, CLIError, build_parser
@@ -316,22 +317,14 @@ def run_batch(args: argparse.Namespace, parser) -> int:
     k = palette.k if palette else args.k
     _check_table_options(args, k)
     label_dtype = np.uint8 if k <= 255 else np.uint16
-    names = {}
-    for path in args.images:  # names before any work: two inputs must not share an output
-        stem = os.path.splitext(os.path.basename(path))[0]
-        if stem in names:
-            raise CLIError(f"{names[stem]!r} and {path!r} would both be written as {stem}.png")
-        names[stem] = path
-    outputs = {}
-    for stem, path in names.items():
-        wanted = [(os.path.join(args.out_dir, f"{stem}.png"), "output")]
-        if args.write_labels:
-            wanted.append((os.path.join(args.out_dir, f"{stem}-labels.png"), "labels"))
-        outputs[path] = wanted
-    every = [p for wanted in outputs.values() for p, _ in wanted]
+    # names before any work: two inputs must not share an output
+    outputs = batch_outputs(args.images, args.out_dir, args.write_labels)
+    every = [(p, what) for wanted in outputs.values() for p, what in wanted]
     plan(
-        [(p, "output", np.uint8, 3) for p in every if not p.endswith("-labels.png")]
-        + [(p, "labels", label_dtype, 1) for p in every if p.endswith("-labels.png")],
+        [
+            (p, what, *((np.uint8, 3) if what == "output" else (label_dtype, 1)))
+            for p, what in every
+        ],
         inputs,
         new_folder,
         texts=_texts(args),

@@ -115,7 +115,8 @@ def usable(pix, ncolour, spatial, mask):
         valid = opaque if valid is None else valid & opaque
     colours = pix[:, :ncolour]
     # min and max are NaN or infinite when any value is (and cost far less than isfinite)
-    if pix.dtype.kind == "f" and len(pix) and not np.isfinite([colours.min(), colours.max()]).all():
+    floats = pix.dtype.kind == "f" and len(pix)
+    if floats and not np.isfinite([colours.min(), colours.max()]).all():
         finite = np.isfinite(colours).all(axis=1)
         valid = finite if valid is None else valid & finite
     if valid is not None and valid.all():

@@ -89,15 +89,21 @@ class Transaction:
                     os.replace(target, step[1])
                 os.replace(tmp, target)
                 step[2] = True
-        except BaseException:
+        except BaseException as e:
             for target, aside, renamed in reversed(done):
-                if renamed:  # ours: take it back out
-                    if os.path.isdir(target) and not os.path.islink(target):
-                        shutil.rmtree(target, ignore_errors=True)
-                    else:
-                        os.remove(target)
-                if aside is not None:
-                    os.replace(aside, target)
+                with contextlib.suppress(OSError):  # another writer may have moved it
+                    if renamed:  # ours: take it back out
+                        if os.path.isdir(target) and not os.path.islink(target):
+                            shutil.rmtree(target, ignore_errors=True)
+                        else:
+                            os.remove(target)
+                    if aside is not None:
+                        os.replace(aside, target)
+            if isinstance(e, OSError):  # named by the target, not by a temporary path
+                raise FileError(
+                    f"cannot write {done[-1][0]!r}: {e.strerror or e} (is another program "
+                    "writing it at the same time?)"
+                ) from None
             raise
         self._staged = []
         old = [aside for _, aside, _ in done if aside is not None]

@@ -176,7 +176,11 @@ def check_channels(palette, lay: Layout) -> None:
         )
 
 
-def result(palette, shape, channel_axis, labels, out, counts, sse) -> QuantizeResult:
+def result(palette, shape, channel_axis, labels, out, counts, sse, dtype) -> QuantizeResult:
+    """The result of flat ``labels`` and ``out``; ``dtype``: the input's (its byte order,
+    where the work was done in the native one)."""
+    if out.dtype != dtype:
+        out = out.astype(dtype)
     return QuantizeResult(
         quantized=restore(out, shape, channel_axis),
         labels=labels,
@@ -206,5 +210,6 @@ def apply_array(palette, image, channel_axis, alpha, mask, progress, done) -> Qu
     if progress is not None:
         progress(1.0, "done")
     return result(
-        palette, image.shape, lay.channel_axis, labels.reshape(spatial), out, counts, sse
-    )
+        palette, image.shape, lay.channel_axis, labels.reshape(spatial), out, counts, sse,
+        image.dtype,
+    )  # fmt: skip

@@ -36,7 +36,7 @@ def apply_lazy(palette, image, channel_axis, alpha, mask, progress, done) -> Qua
     image = as_dask(image)
     lay = layout(image.shape, image.dtype, channel_axis, alpha)
     check_channels(palette, lay)
-    cl = channels_last(image, lay)
+    cl = channels_last(image, lay, merge=True)
     mask = lazy_mask(mask, cl.shape[:-1], cl.chunks[:-1])
     labels, quantized, counts, compactness = assign_lazy(cl, mask, lay, palette, done)
     if progress is not None:
@@ -61,13 +61,13 @@ def apply_levels(palette, levels, channel_axis, alpha, mask, progress, done) -> 
     numpy results, computed here. ``min_size`` and ``smooth`` are scaled to each
     level (by its area and its width), so every level shows the same clean-up.
     """
-    check_levels(levels, mask)
+    check_levels(levels, mask, channel_axis, alpha)
     quantized, labels, stats = [], [], []
     width = None
     for level in levels:
         lay = layout(level.shape, level.dtype, channel_axis, alpha)
         check_channels(palette, lay)
-        cl = channels_last(as_dask(level), lay)
+        cl = channels_last(as_dask(level), lay, merge=True)
         width = width or cl.shape[-2]  # the finest level's columns
         shrink = cl.shape[-2] / width
         lab, q, *level_stats = assign_lazy(cl, None, lay, palette, _scaled(done, shrink))

@@ -106,6 +106,12 @@ def suggest_background(palette) -> int | None:
     """The label of the lightest cluster when it is near-white (glass around a tissue
     section, an empty slide): L* >= 85 and chroma <= 12. None otherwise, and for
     palettes that are not 3-channel colour. A suggestion only: nothing is marked."""
+    from ._palette import Palette
+
+    if not isinstance(palette, Palette):
+        palette = getattr(palette, "palette", palette)  # a result: its palette
+    if not isinstance(palette, Palette):
+        raise TypeError(f"suggest_background takes a Palette (or a result), got {palette!r}")
     lab = lab_of(palette)
     if lab is None:
         return None
@@ -226,6 +232,8 @@ def cluster_table(
     area = pixel_area(pixel_size, ndim)
     if unit is not None and not isinstance(unit, str):
         raise TypeError(f"unit must be a string such as 'µm', got {unit!r}")
+    if unit is not None and pixel_size is None:
+        raise ValueError(f"unit={unit!r} is the unit of pixel_size: give pixel_size too")
     lead = counts.shape[:-1]
     axes = check_axes(axes, len(lead), palette.nchannels)
     rows = counts.reshape(-1, k + 1)  # one block of k + 1 rows per plane

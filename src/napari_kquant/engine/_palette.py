@@ -186,10 +186,9 @@ class Palette:
                 raise ValueError(
                     f"fit must be a dict of the fit options or None, got {self.fit!r}"
                 )
-            try:  # a private, JSON-ready copy: nobody can change it from outside
-                set_(
-                    self, "fit", json.loads(json.dumps(self.fit, allow_nan=False, default=_plain))
-                )
+            try:  # a private, JSON-ready, read-only copy: nobody can change it from outside
+                record = json.loads(json.dumps(self.fit, allow_nan=False, default=_plain))
+                set_(self, "fit", _read_only(record))
             except (TypeError, ValueError):
                 raise ValueError(f"fit must hold JSON values, got {self.fit!r}") from None
 
@@ -449,6 +448,42 @@ def _palette_dtype(dtype) -> str:
         raise ValueError(
             f"dtype must be an integer, float32 or float64 dtype, got {dtype!r}"
         ) from None
+
+
+def _refuse(self, *args, **kwargs):
+    raise TypeError(
+        "a palette's fit record is read-only (palettes are immutable); "
+        "make a changed copy with dataclasses.replace(palette, fit={...})"
+    )
+
+
+class Record(dict):
+    """A read-only dict of a palette's fit record (equal to a plain dict of the same items)."""
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
+
+    def __reduce__(self):
+        return Record, (dict(self),)
+
+
+class RecordList(list):
+    """A read-only list inside a fit record (equal to a plain list of the same items)."""
+
+    __setitem__ = __delitem__ = append = extend = insert = pop = remove = clear = _refuse
+    sort = reverse = __iadd__ = __imul__ = _refuse
+
+    def __reduce__(self):
+        return RecordList, (list(self),)
+
+
+def _read_only(value):
+    """JSON values with every dict and list read-only."""
+    if isinstance(value, dict):
+        return Record({key: _read_only(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return RecordList(_read_only(item) for item in value)
+    return value
 
 
 def _plain(value):

@@ -146,6 +146,18 @@ def _from_gpl(text, cls):
     return cls(np.array(colours, np.float64), "rgb", dtype="uint8", name=name)
 
 
+def _hex_only(rows, header, cls):
+    """A CSV of ``#rrggbb`` colours only (and perhaps their labels): an 8-bit RGB palette."""
+    if "label" in header:
+        labels = [row[header.index("label")].strip() for row in rows[1:]]
+        if labels != [str(i) for i in range(1, len(labels) + 1)]:
+            raise ValueError("the label column must run 1, 2, ... in order")
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ValueError(f"row {number} has {len(row)} fields, the header has {len(header)}")
+    return cls.from_colors([row[header.index("hex")].strip() for row in rows[1:]])
+
+
 def _from_csv(text, cls):
     rows = list(csv.reader(io.StringIO(text)))
     rows = [row for row in rows if any(cell.strip() for cell in row)]
@@ -160,6 +172,8 @@ def _from_csv(text, cls):
     ]
     if lab:
         value_columns = value_columns[:-3]
+    if not value_columns and "hex" in header and not (lab or white_columns):
+        return _hex_only(rows, header, cls)
     if not value_columns:
         raise ValueError(f"no colour columns in the header {header}")
     centers, lab_centers = [], []

@@ -44,7 +44,7 @@ def quantize_fitted(
         progress(1.0, "done")
     return result(
         palette, drawn.image.shape, drawn.layout.channel_axis,
-        labels.reshape(drawn.spatial), out, counts, compactness,
+        labels.reshape(drawn.spatial), out, counts, compactness, drawn.image.dtype,
     )  # fmt: skip
 
 

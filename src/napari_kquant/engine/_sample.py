@@ -111,12 +111,15 @@ def as_dask(image):
     return image
 
 
-def channels_last(image, lay: Layout):
-    """(..., channels), one chunk along channels (an axis of 1 for gray); tiny chunks merged."""
+def channels_last(image, lay: Layout, merge=False):
+    """(..., channels), one chunk along channels (an axis of 1 for gray); with ``merge``,
+    many tiny chunks merged (for a pass over every chunk; a sample reads few)."""
     import dask.array as da
 
     cl = image[..., None] if lay.channel_axis is None else da.moveaxis(image, lay.channel_axis, -1)
     cl = cl.rechunk({cl.ndim - 1: -1})
+    if not merge:
+        return cl
     spatial_blocks = math.prod(cl.numblocks[:-1])
     small = math.prod(cl.shape[:-1]) / spatial_blocks < MIN_CHUNK_PIXELS
     if spatial_blocks > MANY_CHUNKS and small:
@@ -220,17 +223,24 @@ def _usable_at(block, mask_block, picks, lay):
     return colour if valid is None else colour[valid]
 
 
-def check_levels(levels, mask):
-    """Multiscale input takes no mask, and no masked arrays (whose masks would be lost)."""
+def check_levels(levels, mask, channel_axis=None, alpha=None):
+    """Multiscale input takes no mask, and no masked arrays (whose masks would be lost);
+    every level has the same channels."""
     if mask is not None:
         raise ValueError("mask is not supported with multiscale input")
     if any(isinstance(level, np.ma.MaskedArray) for level in levels):
         raise ValueError("masked arrays are not supported as multiscale levels")
+    lays = [layout(level.shape, level.dtype, channel_axis, alpha) for level in levels]
+    if len({(lay.nchan, lay.has_alpha) for lay in lays}) > 1:
+        shapes = ", ".join(str(tuple(level.shape)) for level in levels)
+        raise ValueError(
+            f"every multiscale level must have the same channels, got levels of shape {shapes}"
+        )
 
 
 def fit_level(levels, channel_axis, alpha, mask, opts):
     """The multiscale level to fit on: the coarsest that still has ``opts.sample`` pixels."""
-    check_levels(levels, mask)
+    check_levels(levels, mask, channel_axis, alpha)
     if opts.sample is None:
         raise ValueError("sample=None (an exact fit) is not supported with multiscale input")
     lays = [layout(level.shape, level.dtype, channel_axis, alpha) for level in levels]

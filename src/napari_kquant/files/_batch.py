@@ -65,6 +65,31 @@ def images_in(folder) -> list[str]:
     return paths
 
 
+def batch_outputs(images, out_dir, write_labels) -> dict[str, list[tuple[str, str]]]:
+    """Per image, its outputs in ``out_dir`` as (path, "output" or "labels"):
+    ``<name>.png`` and ``<name>-labels.png``. A FileError when two images would write
+    one path (``a.png`` and ``a.tif``; ``a.png``'s labels and ``a-labels.png``)."""
+    outputs, written = {}, {}
+    for path in images:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        wanted = [(os.path.join(out_dir, f"{stem}.png"), "output")]
+        if write_labels:
+            wanted.append((os.path.join(out_dir, f"{stem}-labels.png"), "labels"))
+        for target, what in wanted:
+            if target in written:
+                other, other_what = written[target]
+                raise FileError(
+                    f"{other!r} ({_NAMED[other_what]}) and {path!r} ({_NAMED[what]}) would "
+                    f"both be written to {target!r}: rename one of them"
+                )
+            written[target] = (path, what)
+        outputs[path] = wanted
+    return outputs
+
+
+_NAMED = {"output": "its quantized picture", "labels": "its labels"}
+
+
 def plan_batch(images, out_dir, k: int, write_labels: bool = True) -> Batch:
     """Check the whole batch before any work; a FileError names the problem."""
     images = [os.fspath(p) for p in images]
@@ -83,16 +108,7 @@ def plan_batch(images, out_dir, k: int, write_labels: bool = True) -> Batch:
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
             raise FileError(f"cannot make the output folder {out_dir!r} in {parent!r}")
         new_folder = out_dir
-    names, outputs = {}, {}
-    for path in images:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        if stem in names:
-            raise FileError(f"{names[stem]!r} and {path!r} would both be written as {stem}.png")
-        names[stem] = path
-        wanted = [(os.path.join(out_dir, f"{stem}.png"), "output")]
-        if write_labels:
-            wanted.append((os.path.join(out_dir, f"{stem}-labels.png"), "labels"))
-        outputs[path] = wanted
+    outputs = batch_outputs(images, out_dir, write_labels)
     label_dtype = np.uint8 if k <= 255 else np.uint16
     every = [(p, what) for wanted in outputs.values() for p, what in wanted]
     every += [(_tif(p), what) for p, what in every if what == "output"]  # float/signed images

@@ -25,8 +25,8 @@ import math
 import numba
 import numpy as np
 
-from ..core._options import finish
 from ..core._assign import compiled
+from ..core._options import finish
 from ._regions import _in_threads, _merge_small
 
 LABEL_DTYPES = (np.uint8, np.uint16)

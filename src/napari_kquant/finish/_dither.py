@@ -207,7 +207,7 @@ def dither(pix, valid, spatial, ncolour, out_colours, method, strength, out, ori
     pix4 = pix.reshape(*shape4, pix.shape[1])
     out4 = out.reshape(*shape4, out.shape[1])
     valid3 = np.empty((0, 0, 0), np.bool_) if valid is None else valid.reshape(shape4)
-    colours = np.ascontiguousarray(out_colours[:, :ncolour], np.float64)
+    colours = np.array(out_colours[:, :ncolour], np.float64)  # a copy: scaled below
     # huge float values: distances in a power-of-two smaller unit, exact and finite
     inv = 1.0 / safe_scale(float(np.abs(colours).max()), up=False)
     colours *= inv

@@ -1,0 +1,129 @@
+"""Bad or unusual input found by an outside attack run: each case now gets a clear error
+naming what is wrong, or the right result."""
+
+import copy
+import dataclasses
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from napari_kquant import Palette, fit, quantize, recolour, suggest_background
+
+from conftest import make_blocks
+
+
+def test_dithering_huge_floats_gives_palette_colours_only():
+    image = np.random.default_rng(0).random((64, 64, 3)) * 1e30
+    for method in ("floyd-steinberg", "ordered"):
+        result = quantize(image, 4, channel_axis=-1, seed=0, dither=method)
+        colours = {tuple(c) for c in result.centers.tolist()}
+        assert {tuple(p) for p in result.quantized.reshape(-1, 3).tolist()} <= colours
+
+
+def test_a_palettes_fit_record_cannot_be_changed_in_place():
+    palette = fit(make_blocks(), 4, channel_axis=-1, seed=0)
+    before = json.dumps(palette.fit)
+    with pytest.raises(TypeError, match=r"read-only .* dataclasses.replace"):
+        palette.fit["k"] = 99
+    with pytest.raises(TypeError, match="read-only"):
+        palette.fit.update(k=99)
+    edited = recolour(quantize(make_blocks(), 4, channel_axis=-1, seed=0), 1, "#ff00ff")
+    with pytest.raises(TypeError, match="read-only"):
+        edited.palette.fit["edits"].append({"recolour": 2})
+    assert json.dumps(palette.fit) == before
+    assert palette.fit["k"] == 4 and palette.fit == dict(palette.fit)  # still a mapping
+    for copied in (pickle.loads(pickle.dumps(palette)), copy.deepcopy(palette)):
+        assert copied == palette and copied.fit == palette.fit
+    assert dataclasses.replace(palette, fit={**palette.fit, "k": 5}).fit["k"] == 5
+
+
+def test_suggest_background_takes_a_palette_or_a_result_and_names_anything_else():
+    result = quantize(make_blocks(), 4, channel_axis=-1, seed=0)
+    assert suggest_background(result) == suggest_background(result.palette)
+    for bad in (None, "palette", 3, [1, 2]):
+        with pytest.raises(TypeError, match="suggest_background takes a Palette"):
+            suggest_background(bad)
+
+
+def test_a_unit_without_a_pixel_size_is_refused():
+    result = quantize(make_blocks(), 4, channel_axis=-1, seed=0)
+    with pytest.raises(ValueError, match="unit='µm' is the unit of pixel_size: give pixel_size"):
+        result.table(unit="µm")
+    assert result.table(pixel_size=0.5, unit="µm")["area_unit"].iloc[1] == "µm²"
+
+
+def test_recolour_refuses_colours_an_integer_image_cannot_hold():
+    result = quantize(make_blocks(), 4, channel_axis=-1, seed=0)
+    for bad in ([300, 0, 0], (0.5, 0.5, 0.5), [-1, 0, 0]):
+        with pytest.raises(ValueError, match=r"whole numbers from 0 to 255 for a uint8 image"):
+            recolour(result, 1, bad)
+    shown = recolour(result, 1, [255, 0, 10])
+    assert (shown.quantized[result.labels == 1] == [255, 0, 10]).all()
+
+
+def test_a_big_endian_image_comes_back_in_its_own_byte_order():
+    image = (make_blocks().astype(np.uint16) * 257).astype(">u2")
+    for options in ({}, {"sample": None}):
+        result = quantize(image, 4, channel_axis=-1, seed=0, **options)
+        assert result.quantized.dtype == image.dtype
+        native = quantize(image.astype(np.uint16), 4, channel_axis=-1, seed=0, **options)
+        np.testing.assert_array_equal(result.quantized, native.quantized)
+        np.testing.assert_array_equal(result.labels, native.labels)
+
+
+def test_lab_refuses_negative_values():
+    image = make_blocks().astype(np.int16) - 128
+    with pytest.raises(ValueError, match=r"color_space='lab' takes RGB values from 0 .* -128"):
+        quantize(image, 4, channel_axis=-1, color_space="lab", seed=0)
+    quantize(image + 128, 4, channel_axis=-1, color_space="lab", seed=0)  # from 0: fine
+
+
+def test_a_ragged_list_is_a_clear_error():
+    for call in (quantize, fit):
+        with pytest.raises(ValueError, match="image must be an array: a list of rows of equal"):
+            call([[1, 2], [3]], 2)
+    assert quantize([[0, 0], [255, 255]], 2, seed=0).labels.tolist() == [[1, 1], [2, 2]]
+
+
+def test_multiscale_levels_with_other_channels_are_named():
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    levels = [image, image[::2, ::2, :2]]
+    for call in (quantize, fit):
+        with pytest.raises(ValueError, match=r"every multiscale level must have the same chan"):
+            call(levels, 2, channel_axis=-1)
+    palette = fit(image, 2, channel_axis=-1, seed=0)
+    with pytest.raises(ValueError, match=r"every multiscale level must have the same chan"):
+        palette.apply(levels, channel_axis=-1)
+
+
+def test_a_palette_csv_of_hex_colours_only(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("label,hex\n1,#ff0000\n2,#00ff00\n")
+    palette = Palette.load(path)
+    assert palette.hex == ["#ff0000", "#00ff00"] and palette.dtype == "uint8"
+    path.write_text("hex\n#0000ff\n")
+    assert Palette.load(path).centers.tolist() == [[0.0, 0.0, 255.0]]
+    path.write_text("label,hex\n2,#ff0000\n")
+    with pytest.raises(ValueError, match="the label column must run 1, 2"):
+        Palette.load(path)
+    path.write_text("hex\nnope\n")
+    with pytest.raises(ValueError, match="'nope' is not a hex colour"):
+        Palette.load(path)
+
+
+def test_a_failed_commit_names_the_target_not_a_temporary_file(tmp_path):
+    from napari_kquant.core._staged import FileError, Transaction
+
+    target = tmp_path / "palette.json"
+    target.write_text("the user's file")
+    transaction = Transaction()
+    transaction.stage_bytes(str(target), b"new")
+    staged = [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    os.remove(staged[0])  # another writer took it away
+    with pytest.raises(FileError, match=r"cannot write '.*palette.json': .*same time"):
+        transaction.commit()
+    assert target.read_text() == "the user's file"  # put back
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["palette.json"]
