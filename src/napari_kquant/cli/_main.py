@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)
         _check_not_empty(args)
-        if args.indexed and not (args.output or args.labels or args.out_dir):
+        if args.indexed and args.table and not (args.output or args.labels or args.out_dir):
             raise CLIError("--indexed writes -o, --labels or --out-dir as palette files: give one")
         if len(args.images) > 1 or args.out_dir:
             return run_batch(args, parser)

@@ -106,11 +106,8 @@ def suggest_background(palette) -> int | None:
     """The label of the lightest cluster when it is near-white (glass around a tissue
     section, an empty slide): L* >= 85 and chroma <= 12. None otherwise, and for
     palettes that are not 3-channel colour. A suggestion only: nothing is marked."""
-    from ._palette import Palette
-
-    if not isinstance(palette, Palette):
-        palette = getattr(palette, "palette", palette)  # a result: its palette
-    if not isinstance(palette, Palette):
+    palette = getattr(palette, "palette", palette)  # a result: its palette
+    if not all(hasattr(palette, name) for name in ("nchannels", "color_space", "centers")):
         raise TypeError(f"suggest_background takes a Palette (or a result), got {palette!r}")
     lab = lab_of(palette)
     if lab is None:
