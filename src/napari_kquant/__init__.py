@@ -14,6 +14,7 @@ from .engine._fit import fit_pooled
 from .engine._measure import suggest_background
 from .engine._palette import Palette
 from .engine._result import QuantizeResult
+from .files._ome import Opened, open_image, write_ome_zarr
 from .files._photos import load_photo
 
 try:
@@ -22,6 +23,7 @@ except ImportError:  # a source tree that was never installed
     __version__ = "unknown"
 __all__ = [
     "KCurve",
+    "Opened",
     "Palette",
     "QuantizeResult",
     "__version__",
@@ -31,11 +33,13 @@ __all__ = [
     "k_curve",
     "load_photo",
     "merge",
+    "open_image",
     "quantize",
     "quantize_layer",
     "recolour",
     "split",
     "suggest_background",
+    "write_ome_zarr",
 ]
 
 

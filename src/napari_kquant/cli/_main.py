@@ -15,6 +15,7 @@ from ..files._files import read_image
 from ..files._photos import photo_path
 from ._args import USAGE, CLIError, build_parser
 from ._run import _check_not_empty, colour_axis, run, run_batch
+from ._slide import run_slide, wants_slide
 
 
 class _Terminated(BaseException):
@@ -100,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
             raise CLIError("--indexed writes -o, --labels or --out-dir as palette files: give one")
         if len(args.images) > 1 or args.out_dir:
             return run_batch(args, parser)
+        if args.images and wants_slide(args):
+            print(run_slide(args, parser))
+            return 0
         if any(path is not None for path in (args.output, args.labels, args.table)):
             print(run(args, parser))
             return 0

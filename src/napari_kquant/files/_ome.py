@@ -1,0 +1,323 @@
+"""Whole slides: OME-Zarr (NGFF 0.4 and 0.5) and pyramidal (OME-)TIFF opened lazily as a
+pyramid with its axes and physical pixel sizes (`open_image`), and results written as an
+NGFF image with its cluster labels inside (`write_ome_zarr`).
+
+Reading and writing go through well-kept libraries: ome-zarr-py for OME-Zarr (both
+versions, zarr 2 and 3 stores), tifffile's zarr store for TIFF levels (tiles are read on
+demand). Nothing here loads a level into memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core._staged import FileError, Transaction
+
+#: NGFF's order of axes kinds: time, channel, then space (z, y, x).
+_NGFF_ORDER = "tczyx"
+#: What a micrometre is called in OME-XML and in NGFF, and other lengths NGFF names.
+_UNITS = {"µm": "micrometer", "um": "micrometer", "nm": "nanometer", "mm": "millimeter",
+          "cm": "centimeter", "m": "meter", "pm": "picometer"}  # fmt: skip
+_SHORT = {name: short for short, name in _UNITS.items() if short != "um"}
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An image opened lazily: its pyramid and where its pixels are in space.
+
+    ``levels`` are dask arrays, finest first; ``axes`` one letter per axis of every
+    level (``t``, ``c``, ``z``, ``y``, ``x``); ``scales`` per level and axis the step
+    between pixels in ``units`` (1.0 where unknown; a channel or time axis 1.0).
+    """
+
+    levels: list
+    axes: str
+    scales: list[tuple[float, ...]]
+    units: tuple[str | None, ...]
+    source: str
+    #: the open file the levels read from (a TIFF), closed by `close`
+    handle: object = field(default=None, repr=False, compare=False)
+
+    def close(self) -> None:
+        """Close the file the levels read from (they cannot be computed after)."""
+        if self.handle is not None:
+            self.handle.close()
+
+    def __enter__(self) -> Opened:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def image(self):
+        """What `quantize` takes: the one level, or the pyramid (a list, finest first)."""
+        return self.levels[0] if len(self.levels) == 1 else list(self.levels)
+
+    @property
+    def channel_axis(self) -> int | None:
+        return self.axes.index("c") if "c" in self.axes else None
+
+    @property
+    def pixel_size(self) -> tuple[float, ...] | None:
+        """The finest level's (y, x) pixel size in `unit`, or None when the file gives none."""
+        if self.unit is None:
+            return None
+        return tuple(self.scales[0][self.axes.index(a)] for a in "yx")
+
+    @property
+    def unit(self) -> str | None:
+        """The unit of the y and x pixel sizes, short (``"µm"``), when the file names one."""
+        found = {self.units[self.axes.index(a)] for a in "yx"}
+        unit = found.pop() if len(found) == 1 else None
+        return _SHORT.get(unit, unit)
+
+
+def is_ome_zarr(path: str) -> bool:
+    """A .zarr folder whose root group holds NGFF multiscales metadata."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return False
+    import zarr
+
+    try:
+        attrs = zarr.open_group(path, mode="r").attrs.asdict()
+    except Exception:  # not a group (a plain array, or not zarr at all)
+        return False
+    return "multiscales" in attrs.get("ome", attrs)
+
+
+def is_pyramid_tiff(path: str) -> bool:
+    """A TIFF whose first series has more than one level."""
+    if os.path.splitext(os.fspath(path))[1].lower() not in (".tif", ".tiff"):
+        return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.series[0].levels) > 1
+    except Exception:  # not a TIFF tifffile reads: the plain reader says why
+        return False
+
+
+def open_image(path) -> Opened:
+    """Open an OME-Zarr image (NGFF 0.4 or 0.5) or a pyramidal (OME-)TIFF lazily: every
+    level as a dask array, with the axes and physical pixel sizes the file gives. A TIFF
+    stays open until `Opened.close` (or the end of a ``with`` block).
+
+    >>> with open_image("slide.ome.tif") as opened:  # doctest: +SKIP
+    ...     result = quantize(opened.image, 16, channel_axis=opened.channel_axis)
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileError(f"cannot read {path!r}: no such file or folder")
+    if is_ome_zarr(path):
+        return _open_ome_zarr(path)
+    if os.path.splitext(path)[1].lower() in (".tif", ".tiff"):
+        return _open_tiff(path)
+    raise FileError(f"cannot open {path!r} as a whole slide: give an OME-Zarr or a TIFF")
+
+
+def _open_ome_zarr(path) -> Opened:
+    import logging
+
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    logging.getLogger("ome_zarr").setLevel(logging.ERROR)  # its notes are not ours to print
+    try:
+        node = next(iter(Reader(parse_url(path))()))
+        levels = list(node.data)
+        meta = node.metadata
+    except Exception as e:  # the reader raises many kinds for a broken store
+        raise FileError(f"cannot read {path!r}: not an OME-Zarr image ({e})") from None
+    axes_meta = meta.get("axes") or [{"name": n} for n in "tczyx"[-levels[0].ndim :]]
+    names = [a["name"] if isinstance(a, dict) else a for a in axes_meta]
+    axes = "".join(n[0].lower() if n.lower() in ("t", "c", "z", "y", "x") else "?" for n in names)
+    units = tuple(a.get("unit") if isinstance(a, dict) else None for a in axes_meta)
+    scales = []
+    for i, level in enumerate(levels):
+        transforms = (meta.get("coordinateTransformations") or [[]] * len(levels))[i]
+        scale = next((t["scale"] for t in transforms if t.get("type") == "scale"), None)
+        scales.append(tuple(float(s) for s in scale) if scale else (1.0,) * level.ndim)
+    return Opened(levels, axes, scales, units, path)
+
+
+def _open_tiff(path) -> Opened:
+    import dask.array as da
+    import tifffile
+    import zarr
+
+    tif = None
+    try:
+        tif = tifffile.TiffFile(path)  # kept open: the levels read its tiles on demand
+        series = tif.series[0]
+        levels = [da.from_zarr(zarr.open(series.aszarr(level=i), mode="r"))
+                  for i in range(len(series.levels))]  # fmt: skip
+    except Exception as e:  # tifffile raises many kinds for a bad file
+        if tif is not None:
+            tif.close()
+        raise FileError(f"cannot read {path!r}: {e}") from None
+    axes = "".join({"S": "c", "C": "c"}.get(a, a.lower()) for a in series.axes)
+    if axes.count("c") > 1:
+        raise FileError(f"cannot read {path!r}: two channel axes ({series.axes})")
+    size, unit = _tiff_pixel_size(tif)
+    finest = levels[0].shape
+    scales = []
+    for level in levels:
+        step = [1.0] * level.ndim
+        for a in "yx":
+            if a in axes and size is not None:
+                i = axes.index(a)
+                step[i] = size[a] * finest[i] / level.shape[i]
+        scales.append(tuple(step))
+    units = tuple(unit if a in "yx" and size is not None else None for a in axes)
+    return Opened(levels, axes, scales, units, path, tif)
+
+
+def _tiff_pixel_size(tif):
+    """({"y": size, "x": size}, NGFF unit) from OME-XML, or from resolution tags in
+    centimetres or inches; (None, None) when the file gives none."""
+    if tif.is_ome:
+        try:
+            root = ET.fromstring(tif.ome_metadata)
+            pixels = root.find(f".//{root.tag.split('}')[0]}}}Pixels")
+            x, y = float(pixels.attrib["PhysicalSizeX"]), float(pixels.attrib["PhysicalSizeY"])
+            unit = pixels.attrib.get("PhysicalSizeXUnit", "µm")
+            return {"y": y, "x": x}, _UNITS.get(unit, unit)
+        except (ET.ParseError, KeyError, ValueError, AttributeError):
+            pass
+    page = tif.pages[0]
+    per = {2: 25400.0, 3: 10000.0}.get(int(page.resolutionunit or 0))  # µm per inch, per cm
+    xres, yres = page.resolution
+    if per is None or not (xres > 0 and yres > 0):
+        return None, None
+    return {"y": per / yres, "x": per / xres}, "micrometer"
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _ngff_order(axes: str) -> list[int]:
+    """The permutation that puts ``axes`` in NGFF's order (t, c, z, y, x)."""
+    return sorted(range(len(axes)), key=lambda i: _NGFF_ORDER.index(axes[i]))
+
+
+def writer():
+    """ome-zarr-py's two writers. Its module makes a deprecated object when imported (a
+    default argument): that warning is the library's, not the user's."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from ome_zarr.writer import write_multiscale, write_multiscale_labels
+    return write_multiscale, write_multiscale_labels
+
+
+def _colours(palette) -> list[dict]:
+    """NGFF image-label colours: the palette's own, as 8-bit RGBA."""
+    if palette.hex:
+        rgb = [[int(h[i : i + 2], 16) for i in (1, 3, 5)] for h in palette.hex]
+    else:  # not RGB: a gray ramp, dark to light as the labels are
+        k = palette.k
+        rgb = [[round(255 * i / max(1, k - 1))] * 3 for i in range(k)]
+    return [{"label-value": i + 1, "rgba": [*c, 255]} for i, c in enumerate(rgb)]
+
+
+def write_ome_zarr(path, result, opened: Opened | None = None, properties=None):
+    """Write ``result`` as an NGFF (OME-Zarr 0.5) image at ``path``: the quantized
+    pyramid, and its labels as ``labels/clusters`` (every level, with the palette's
+    colours). Returns the finest level's pixel count per label (1..K), counted in the
+    same pass as the writes.
+
+    ``opened``: the input's axes and scales (else ``y, x`` and a channel axis where the
+    result has one, in pixels). ``properties(counts)``: one dict per label 1..K (the
+    measurement table's rows), kept as image-label properties. Written beside ``path``
+    and renamed into place: a failed write leaves nothing; an existing ``path`` is
+    refused.
+    """
+    import dask
+    import dask.array as da
+    import zarr
+
+    write_multiscale, write_multiscale_labels = writer()
+
+    path = os.fspath(path)
+    if os.path.lexists(path):
+        raise FileError(f"{path!r} exists: choose a new path for the OME-Zarr image")
+    quantized = result.quantized if isinstance(result.quantized, list) else [result.quantized]
+    labels = result.labels if isinstance(result.labels, list) else [result.labels]
+    if opened is None:
+        ndim = quantized[0].ndim
+        axes = "yx" if result.channel_axis is None else "yxc"
+        if ndim != len(axes):
+            raise FileError(f"cannot write {path!r}: give the axes of a {ndim}-D image")
+        scales = [tuple(quantized[0].shape[i] / q.shape[i] if a in "yx" else 1.0
+                        for i, a in enumerate(axes)) for q in quantized]  # fmt: skip
+        units = (None,) * len(axes)
+    else:
+        axes, scales, units = opened.axes, opened.scales, opened.units
+    if "?" in axes:
+        raise FileError(f"cannot write {path!r}: an axis NGFF has no name for ({axes})")
+    order = _ngff_order(axes)
+    ngff_axes = [_axis(axes[i], units[i]) for i in order]
+    image = [da.transpose(da.asarray(q), order) for q in quantized]
+    # the finest level's pixel size; ome-zarr-py scales each level by its shape
+    step = {axes[i]: float(scales[0][i]) for i in order}
+    spatial = [i for i in order if axes[i] != "c"]
+    label_order = [i - (axes.index("c") < i if "c" in axes else 0) for i in spatial]
+    label_axes = [a for a in ngff_axes if a["name"] != "c"]
+    label_levels = [da.transpose(da.asarray(lab), label_order) for lab in labels]
+    label_step = {axes[i]: step[axes[i]] for i in spatial}
+    transaction = Transaction()
+    try:
+        tmp = transaction.stage_folder(path)
+        root = zarr.open_group(tmp, mode="w")
+        writes = write_multiscale(image, root, axes=ngff_axes, name=os.path.basename(path),
+                                  scale=step, compute=False)  # fmt: skip
+        writes += write_multiscale_labels(
+            label_levels, root, name="clusters", axes=label_axes, compute=False,
+            scale=label_step, label_metadata={"colors": _colours(result.palette)},
+        )  # fmt: skip
+        *_, counts = dask.compute(*writes, result.counts)  # one pass: shared chunk tasks
+        counts = np.asarray(counts, np.int64)
+        group = zarr.open_group(os.path.join(tmp, "labels"), mode="r+")
+        ome = dict(group.attrs.get("ome", {}))
+        ome.setdefault("version", root.attrs["ome"]["version"])  # NGFF asks for it here too
+        group.attrs["ome"] = ome
+        if properties is not None:
+            clusters = zarr.open_group(os.path.join(tmp, "labels", "clusters"), mode="r+")
+            ome = dict(clusters.attrs["ome"])
+            rows = properties(counts)
+            ome["image-label"] = {**ome["image-label"], "properties": [
+                {"label-value": i + 1, **row} for i, row in enumerate(rows)]}  # fmt: skip
+            clusters.attrs["ome"] = ome
+        root.attrs["napari_kquant"] = {"written_by": "kquant", "k": result.palette.k}
+        transaction.commit()
+    except OSError as e:
+        raise FileError(f"cannot write {path!r}: {e.strerror or e}") from None
+    finally:
+        transaction.abort()
+    return counts
+
+
+def _axis(name: str, unit: str | None) -> dict:
+    kind = {"t": "time", "c": "channel"}.get(name, "space")
+    axis = {"name": name, "type": kind}
+    if unit is not None and kind == "space":
+        axis["unit"] = _UNITS.get(unit, unit)
+    return axis
+
+
+def level_shapes(opened: Opened) -> list[tuple[int, ...]]:
+    return [tuple(level.shape) for level in opened.levels]
+
+
+def megapixels(opened: Opened) -> float:
+    shape = opened.levels[0].shape
+    return math.prod(shape[opened.axes.index(a)] for a in "yx") / 1e6

@@ -1,0 +1,194 @@
+"""Whole slides: OME-Zarr and pyramidal OME-TIFF in (lazily, with pixel sizes), an NGFF image
+with its cluster labels out, valid by ome-zarr-models and read back by napari-ome-zarr."""
+
+import numpy as np
+import pytest
+import zarr
+
+from napari_kquant import quantize
+from napari_kquant.files._ome import open_image, write_ome_zarr
+
+from conftest import kquant, snapshot
+
+
+def photo_like(side=512, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side, 0:side] / side
+    base = np.stack([np.sin(5 * x + c) * np.cos(3 * y - c) for c in (0, 1, 2)], -1) * 90 + 128
+    return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+
+
+def write_ome_tiff(path, image, levels=3, size=0.25):
+    import tifffile
+
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(image, subifds=levels - 1, tile=(128, 128), photometric="rgb",
+                 metadata={"axes": "YXS", "PhysicalSizeX": size, "PhysicalSizeY": size,
+                           "PhysicalSizeXUnit": "µm", "PhysicalSizeYUnit": "µm"})  # fmt: skip
+        for i in range(1, levels):
+            tw.write(image[:: 2**i, :: 2**i], subfiletype=1, tile=(128, 128), photometric="rgb")
+
+
+def write_ome_zarr_input(path, image, version):
+    """A (c, y, x) OME-Zarr pyramid written by ome-zarr-py in NGFF 0.4 or 0.5."""
+    from ome_zarr.format import FormatV04, FormatV05
+
+    from napari_kquant.files._ome import writer
+
+    write_multiscale, _ = writer()
+
+    fmt = FormatV04() if version == "0.4" else FormatV05()
+    root = zarr.open_group(str(path), mode="w", zarr_format=2 if version == "0.4" else 3)
+    chw = np.moveaxis(image, -1, 0)
+    pyramid = [chw[:, :: 2**i, :: 2**i] for i in range(3)]
+    axes = [{"name": "c", "type": "channel"},
+            {"name": "y", "type": "space", "unit": "micrometer"},
+            {"name": "x", "type": "space", "unit": "micrometer"}]  # fmt: skip
+    write_multiscale(pyramid, root, fmt=fmt, axes=axes, scale={"c": 1.0, "y": 0.5, "x": 0.5})
+
+
+def test_a_pyramidal_ome_tiff_opens_lazily_with_its_pixel_size(tmp_path):
+    import dask.array as da
+
+    image = photo_like()
+    write_ome_tiff(tmp_path / "s.ome.tif", image)
+    with open_image(tmp_path / "s.ome.tif") as opened:
+        assert opened.axes == "yxc" and opened.channel_axis == 2
+        shapes = [level.shape for level in opened.levels]
+        assert shapes == [(512, 512, 3), (256, 256, 3), (128, 128, 3)]
+        assert all(isinstance(level, da.Array) for level in opened.levels)
+        assert opened.pixel_size == (0.25, 0.25) and opened.unit == "µm"
+        assert opened.scales[2][:2] == (1.0, 1.0)  # four times coarser
+        np.testing.assert_array_equal(opened.levels[1].compute(), image[::2, ::2])
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_an_ome_zarr_opens_lazily_in_either_version(tmp_path, version):
+    image = photo_like()
+    write_ome_zarr_input(tmp_path / "in.ome.zarr", image, version)
+    opened = open_image(tmp_path / "in.ome.zarr")
+    assert opened.axes == "cyx" and opened.channel_axis == 0
+    assert [level.shape for level in opened.levels] == [
+        (3, 512, 512),
+        (3, 256, 256),
+        (3, 128, 128),
+    ]
+    assert opened.scales[1] == (1.0, 1.0, 1.0) and opened.pixel_size == (0.5, 0.5)
+    np.testing.assert_array_equal(np.moveaxis(opened.levels[0].compute(), 0, -1), image)
+
+
+def test_results_are_written_as_a_valid_ngff_image_with_coloured_labels(tmp_path):
+    from ome_zarr_models.v05.image import Image
+    from ome_zarr_models.v05.image_label import ImageLabel
+
+    image = photo_like()
+    write_ome_tiff(tmp_path / "s.ome.tif", image)
+    out = tmp_path / "out.ome.zarr"
+    with open_image(tmp_path / "s.ome.tif") as opened:
+        result = quantize(opened.image, 5, channel_axis=opened.channel_axis, seed=0)
+        counts = write_ome_zarr(out, result, opened, lambda c: [{"count": int(n)} for n in c])
+    root = zarr.open_group(str(out), mode="r")
+    Image.from_zarr(root)  # raises on anything NGFF 0.5 does not allow
+    label = ImageLabel.from_zarr(root["labels/clusters"])
+    colours = [c.rgba for c in label.attributes.ome.image_label.colors]
+    hexes = ["#{:02x}{:02x}{:02x}".format(*rgba[:3]) for rgba in colours]
+    assert hexes == result.palette.hex
+    multiscales = root.attrs["ome"]["multiscales"][0]
+    assert [a["name"] for a in multiscales["axes"]] == ["c", "y", "x"]
+    assert multiscales["datasets"][1]["coordinateTransformations"][0]["scale"] == [1.0, 0.5, 0.5]
+    image_levels = [image[:: 2**i, :: 2**i] for i in range(3)]
+    for i, level in enumerate(image_levels):  # every level: the palette applied to it
+        path = multiscales["datasets"][i]["path"]
+        again = result.palette.apply(level, channel_axis=-1)
+        np.testing.assert_array_equal(np.moveaxis(root[path][:], 0, -1), again.quantized)
+        np.testing.assert_array_equal(root[f"labels/clusters/{path}"][:], again.labels)
+    finest = root["labels/clusters/s0"][:]
+    np.testing.assert_array_equal(counts, np.bincount(finest.ravel(), minlength=6)[1:])
+    props = root["labels/clusters"].attrs["ome"]["image-label"]["properties"]
+    assert [p["count"] for p in props] == counts.tolist()
+    assert [p["label-value"] for p in props] == [1, 2, 3, 4, 5]
+
+
+def test_napari_ome_zarr_reads_the_labels_in_the_palettes_colours(tmp_path):
+    from napari_ome_zarr import napari_get_reader
+
+    image = photo_like(256)
+    result = quantize(image, 4, channel_axis=-1, seed=0)
+    write_ome_zarr(tmp_path / "out.ome.zarr", result)
+    layers = napari_get_reader(str(tmp_path / "out.ome.zarr"))(str(tmp_path / "out.ome.zarr"))
+    kinds = [kind for _, _, kind in layers]
+    assert kinds == ["image", "labels"]
+    data, options, _ = layers[1]
+    np.testing.assert_array_equal(np.asarray(data[0]), result.labels)
+    shown = {int(v): np.round(np.array(c[:3]) * 255).astype(int).tolist()
+             for v, c in options["colormap"].items() if int(v) > 0}  # fmt: skip
+    expected = {i + 1: [int(h[j : j + 2], 16) for j in (1, 3, 5)]
+                for i, h in enumerate(result.palette.hex)}  # fmt: skip
+    assert shown == expected
+
+
+def test_kquant_turns_a_slide_into_an_ome_zarr_and_a_table_in_square_micrometres(tmp_path):
+    write_ome_tiff(tmp_path / "s.ome.tif", photo_like())
+    before = snapshot(tmp_path)
+    done = kquant("s.ome.tif", "-k", "4", "--seed", "0", "-o", "out.ome.zarr",
+                  "--table", "t.csv", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "512x512 yxc, 3 level(s), k=4" in done.stdout
+    assert {k: v for k, v in snapshot(tmp_path).items() if str(k) in ("s.ome.tif",)} == before
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert table["area_unit"].iloc[1] == "µm²"
+    assert table["area"].iloc[1:].sum() == pytest.approx(512 * 512 * 0.25 * 0.25)
+    labels = zarr.open_group(str(tmp_path / "out.ome.zarr"), mode="r")["labels/clusters/s0"][:]
+    assert labels.shape == (512, 512) and set(np.unique(labels)) == {1, 2, 3, 4}
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["-o", "x.png"], "is a pyramid: write it as -o NAME.ome.zarr"),
+        (["-o", "o.ome.zarr", "--labels", "l.png"], "--labels does not go with a whole slide"),
+        (["-o", "o.ome.zarr", "--mask", "s.ome.tif"], "--mask does not go with a whole slide"),
+        (["-o", "exists.ome.zarr"], "exists: choose a new path"),
+        (["-o", "s.ome.tif.ome.zarr/.."], "is a pyramid"),
+        (["-o", "nowhere/o.ome.zarr"], "does not exist"),
+        ([], "give -o NAME.ome.zarr"),
+        (["-o", "o.ome.zarr", "-k", "0"], "k must be"),
+    ],
+)  # fmt: skip
+def test_kquant_refuses_what_a_slide_cannot_take_before_any_work(tmp_path, argv, said):
+    write_ome_tiff(tmp_path / "s.ome.tif", photo_like(256), levels=2)
+    (tmp_path / "exists.ome.zarr").mkdir()
+    before = snapshot(tmp_path)
+    done = kquant("s.ome.tif", *argv, cwd=tmp_path)
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert snapshot(tmp_path) == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "exists.ome.zarr", "s.ome.tif"]  # fmt: skip
+
+
+def test_a_failed_write_leaves_no_ome_zarr(tmp_path, monkeypatch):
+    import dask
+
+    result = quantize(photo_like(256), 4, channel_axis=-1, seed=0)
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(dask, "compute", broken)
+    with pytest.raises(ValueError, match=r"cannot write '.*out.ome.zarr': No space left"):
+        write_ome_zarr(tmp_path / "out.ome.zarr", result)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("make", ["missing", "plain zarr array", "not a tiff"])
+def test_open_image_names_what_it_cannot_open(tmp_path, make):
+    path = tmp_path / "x.tif"
+    if make == "plain zarr array":
+        path = tmp_path / "a.zarr"
+        zarr.open_array(str(path), mode="w", shape=(4, 4), dtype="u1")
+    elif make == "not a tiff":
+        path.write_bytes(b"not a tiff at all")
+    with pytest.raises(ValueError, match=r"cannot (read|open) '.*"):
+        open_image(path)
