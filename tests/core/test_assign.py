@@ -83,13 +83,34 @@ def test_lazy_chunks_share_one_grid_and_match_the_eager_result(monkeypatch):
     image = random_image(5, 600)
     palette = Palette.from_colors(np.random.default_rng(5).random((256, 3)) * 255,
                                   dtype="uint8")  # fmt: skip
-    eager = check(palette, image)
     built = []
     monkeypatch.setattr(_assign, "cells", lambda *a: built.append(1) or cells(*a))
+    eager = check(palette, image)
     lazy = palette.apply(da.from_array(image, chunks=(480, 600, 3)), channel_axis=-1)
     np.testing.assert_array_equal(np.asarray(lazy.labels), eager.labels)
     np.testing.assert_array_equal(np.asarray(lazy.quantized), eager.quantized)
-    assert len(built) == 1  # once, by the first chunk large enough, for the 2 chunks
+    assert len(built) == 1  # once in this process: for the eager image and both chunks
+
+
+def test_a_grid_is_built_once_per_process_whatever_copies_of_the_palette_arrive(monkeypatch):
+    """A dask.distributed worker unpickles its own copy of the assigner for every chunk
+    task: the grid still is built once (kept by what it depends on, not by the copy)."""
+    import pickle
+
+    from napari_kquant.core import _assign
+    from napari_kquant.engine._apply import assigner
+
+    palette = Palette.from_colors(np.random.default_rng(11).random((64, 3)) * 255,
+                                  dtype="uint8")  # fmt: skip
+    built = []
+    monkeypatch.setattr(_assign, "cells", lambda *a: built.append(1) or cells(*a))
+    image = random_image(11)
+    pix = image.reshape(-1, 3)
+    labels = [pickle.loads(pickle.dumps(assigner(palette, np.uint8))).assign(pix, None)[0]
+              for _ in range(3)]  # fmt: skip
+    assert len(built) == 1
+    np.testing.assert_array_equal(labels[0], nearest_by_search(pix, palette.centers))
+    np.testing.assert_array_equal(labels[0], labels[2])
 
 
 def test_the_grid_lists_every_centre_that_can_be_nearest():

@@ -192,3 +192,34 @@ def test_open_image_names_what_it_cannot_open(tmp_path, make):
         path.write_bytes(b"not a tiff at all")
     with pytest.raises(ValueError, match=r"cannot (read|open) '.*"):
         open_image(path)
+
+
+def test_kquant_runs_a_slide_on_a_dask_scheduler_with_the_same_result(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    write_ome_tiff(tmp_path / "s.ome.tif", photo_like())
+    argv = ["s.ome.tif", "-k", "5", "--seed", "3"]
+    here = kquant(*argv, "-o", "here.ome.zarr", cwd=tmp_path)
+    assert here.returncode == 0, here.stderr
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        there = kquant(*argv, "-o", "there.ome.zarr", "--scheduler", cluster.scheduler_address,
+                       cwd=tmp_path)  # fmt: skip
+        assert there.returncode == 0, there.stderr
+        done = cluster.scheduler.task_prefixes  # the work did run on the cluster's workers
+        assert done, "no task reached the scheduler"
+    a = zarr.open_group(str(tmp_path / "here.ome.zarr"), mode="r")
+    b = zarr.open_group(str(tmp_path / "there.ome.zarr"), mode="r")
+    for path in ("s0", "s1", "s2", "labels/clusters/s0", "labels/clusters/s2"):
+        np.testing.assert_array_equal(a[path][:], b[path][:])
+
+
+def test_kquant_names_a_scheduler_it_cannot_reach(tmp_path):
+    pytest.importorskip("distributed")
+    write_ome_tiff(tmp_path / "s.ome.tif", photo_like(256), levels=2)
+    done = kquant("s.ome.tif", "-o", "o.ome.zarr", "--scheduler", "tcp://127.0.0.1:9",
+                  cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("kquant: error: --scheduler 'tcp://127.0.0.1:9': cannot connect")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ome.tif"]

@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write -o and --labels as palette files (.png, .gif, .tif; .gif always is)",
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on this dask.distributed scheduler (e.g. tcp://10.0.0.5:8786; needs the "
+        "distributed package): whole slides and .zarr arrays are then worked on its workers",
+    )
     return p
 
 

@@ -99,22 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         _check_not_empty(args)
         if args.indexed and args.table and not (args.output or args.labels or args.out_dir):
             raise CLIError("--indexed writes -o, --labels or --out-dir as palette files: give one")
-        if len(args.images) > 1 or args.out_dir:
-            return run_batch(args, parser)
-        if args.images and wants_slide(args):
-            print(run_slide(args, parser))
-            return 0
-        if any(path is not None for path in (args.output, args.labels, args.table)):
-            print(run(args, parser))
-            return 0
-        asked = (args.save_palette, args.palette, args.pixel_size, args.unit, args.dither,
-                 args.dither_strength, args.min_size, args.smooth, args.white)  # fmt: skip
-        if args.background or args.indexed or any(value is not None for value in asked):
-            raise CLIError("give -o OUT (and/or --labels, --table) to write the result")
-        open_viewer(args)
-        import napari
-
-        napari.run()
+        if args.scheduler is not None:
+            with _client(args.scheduler):
+                return _dispatch(args, parser)
+        return _dispatch(args, parser)
     except (CLIError, ValueError, TypeError) as e:
         print(f"kquant: error: {e}", file=sys.stderr)
         return USAGE
@@ -124,6 +112,41 @@ def main(argv: list[str] | None = None) -> int:
     except _Terminated:
         print("kquant: terminated; nothing more was written", file=sys.stderr)
         return _leave(143)
+
+
+def _client(address: str):
+    """A dask.distributed client of the scheduler at ``address``: every dask computation
+    of the run goes to its workers while it is open."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise CLIError(
+            "--scheduler needs the distributed package: pip install distributed"
+        ) from None
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as e:
+        raise CLIError(f"--scheduler {address!r}: cannot connect ({e})") from None
+
+
+def _dispatch(args, parser) -> int:
+    """The run the arguments ask for: a batch, a slide, one image, or napari."""
+    if len(args.images) > 1 or args.out_dir:
+        return run_batch(args, parser)
+    if args.images and wants_slide(args):
+        print(run_slide(args, parser))
+        return 0
+    if any(path is not None for path in (args.output, args.labels, args.table)):
+        print(run(args, parser))
+        return 0
+    asked = (args.save_palette, args.palette, args.pixel_size, args.unit, args.dither,
+             args.dither_strength, args.min_size, args.smooth, args.white)  # fmt: skip
+    if args.background or args.indexed or any(value is not None for value in asked):
+        raise CLIError("give -o OUT (and/or --labels, --table) to write the result")
+    open_viewer(args)
+    import napari
+
+    napari.run()
     return 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -66,8 +66,11 @@ class Assigner:
     #: (2, features) the values the distance space can hold (-inf/inf: any)
     limits: np.ndarray
     integer: bool  # the distance space holds whole numbers (the pixels themselves)
-    #: what is built once per palette and dtype: "grid", the `cells` search of 3 channels
-    cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def key(self) -> tuple:
+        """What the search grid depends on: the centres and the space's limits."""
+        return (self.centers.tobytes(), self.centers.shape, self.limits.tobytes(), self.integer)
 
     @property
     def label_dtype(self) -> np.dtype:
@@ -80,11 +83,8 @@ class Assigner:
         labels = np.empty(len(pix), self.label_dtype)
         out = np.empty_like(pix)
         grid = None
-        if _assign.uses_cells(self.centers.shape[1], len(pix), "grid" in self.cache):
-            with _GRID_LOCK:  # built once (numpy), for every chunk of a lazy image
-                if "grid" not in self.cache:
-                    self.cache["grid"] = _assign.grid(self.centers, self.limits, self.integer)
-            grid = self.cache["grid"]
+        if _assign.uses_cells(self.centers.shape[1], len(pix), self.key in _GRIDS):
+            grid = _grid(self)
         counts, sse = _assign.assign(
             pix, self.ncolour, self.centers, self.colours, valid, labels, out,
             self.to_features, report, KERNEL_LOCK, grid,
@@ -129,6 +129,24 @@ class Assigner:
                 dither(pix, valid, spatial, self.ncolour, self.colours, done.dither,
                        done.dither_strength, out, origin)  # fmt: skip
         return labels, out, counts, sse
+
+
+#: Search grids built in this process, by `Assigner.key`: a palette's grid is built once
+#: per process, for every chunk of a lazy image, also where each chunk task unpickles its
+#: own copy of the assigner (a dask.distributed worker). The newest few are kept.
+_GRIDS: dict = {}
+_GRIDS_KEPT = 8
+
+
+def _grid(asg: Assigner):
+    from ..core import _assign
+
+    with _GRID_LOCK:
+        if asg.key not in _GRIDS:
+            while len(_GRIDS) >= _GRIDS_KEPT:
+                _GRIDS.pop(next(iter(_GRIDS)))
+            _GRIDS[asg.key] = _assign.grid(asg.centers, asg.limits, asg.integer)
+        return _GRIDS[asg.key]
 
 
 def _planes(spatial) -> tuple[int, int, int]:

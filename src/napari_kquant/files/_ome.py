@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -24,6 +25,9 @@ _NGFF_ORDER = "tczyx"
 _UNITS = {"µm": "micrometer", "um": "micrometer", "nm": "nanometer", "mm": "millimeter",
           "cm": "centimeter", "m": "meter", "pm": "picometer"}  # fmt: skip
 _SHORT = {name: short for short, name in _UNITS.items() if short != "um"}
+#: TIFF-based slide files tifffile reads as a pyramid: plain and OME-TIFF, Aperio SVS,
+#: Hamamatsu NDPI, Leica SCN, Ventana BIF, PerkinElmer QPTIFF.
+TIFF_SLIDES = (".tif", ".tiff", ".svs", ".ndpi", ".scn", ".bif", ".qptiff")
 
 
 @dataclass(frozen=True)
@@ -40,13 +44,14 @@ class Opened:
     scales: list[tuple[float, ...]]
     units: tuple[str | None, ...]
     source: str
-    #: the open file the levels read from (a TIFF), closed by `close`
-    handle: object = field(default=None, repr=False, compare=False)
+    #: closes the file the levels read from (a TIFF): see `close`
+    closer: object = field(default=None, repr=False, compare=False)
 
     def close(self) -> None:
-        """Close the file the levels read from (they cannot be computed after)."""
-        if self.handle is not None:
-            self.handle.close()
+        """Close the file the levels read from in this process (reading them opens it
+        again)."""
+        if self.closer is not None:
+            self.closer()
 
     def __enter__(self) -> Opened:
         return self
@@ -93,8 +98,8 @@ def is_ome_zarr(path: str) -> bool:
 
 
 def is_pyramid_tiff(path: str) -> bool:
-    """A TIFF whose first series has more than one level."""
-    if os.path.splitext(os.fspath(path))[1].lower() not in (".tif", ".tiff"):
+    """A TIFF-based slide file whose first series has more than one level."""
+    if os.path.splitext(os.fspath(path))[1].lower() not in TIFF_SLIDES:
         return False
     import tifffile
 
@@ -118,9 +123,12 @@ def open_image(path) -> Opened:
         raise FileError(f"cannot read {path!r}: no such file or folder")
     if is_ome_zarr(path):
         return _open_ome_zarr(path)
-    if os.path.splitext(path)[1].lower() in (".tif", ".tiff"):
+    if os.path.splitext(path)[1].lower() in TIFF_SLIDES:
         return _open_tiff(path)
-    raise FileError(f"cannot open {path!r} as a whole slide: give an OME-Zarr or a TIFF")
+    raise FileError(
+        f"cannot open {path!r} as a whole slide: give an OME-Zarr folder or a TIFF-based "
+        f"slide ({', '.join(TIFF_SLIDES)})"
+    )
 
 
 def _open_ome_zarr(path) -> Opened:
@@ -148,20 +156,66 @@ def _open_ome_zarr(path) -> Opened:
     return Opened(levels, axes, scales, units, path)
 
 
-def _open_tiff(path) -> Opened:
-    import dask.array as da
+#: TIFF files open in this process, by path: their levels as zarr arrays (tiles read on
+#: demand). A worker process (dask.distributed) opens its own on the first tile it reads.
+_OPEN_TIFFS: dict = {}
+_TIFF_LOCK = threading.Lock()
+
+
+def _tiff_levels(path):
+    """(TiffFile, zarr arrays of its first series' levels), opened once per process."""
     import tifffile
     import zarr
 
-    tif = None
+    with _TIFF_LOCK:
+        if path not in _OPEN_TIFFS:
+            tif = tifffile.TiffFile(path)
+            try:
+                series = tif.series[0]
+                arrays = [zarr.open(series.aszarr(level=i), mode="r")
+                          for i in range(len(series.levels))]  # fmt: skip
+            except BaseException:
+                tif.close()
+                raise
+            _OPEN_TIFFS[path] = (tif, arrays)
+        return _OPEN_TIFFS[path]
+
+
+def _close_tiff(path) -> None:
+    with _TIFF_LOCK:
+        tif, _ = _OPEN_TIFFS.pop(path, (None, None))
+    if tif is not None:
+        tif.close()
+
+
+class _TiffLevel:
+    """One level of a TIFF, sliced as an array: pickled by its path (a dask.distributed
+    worker opens the file itself), read through this process's open file."""
+
+    def __init__(self, path, level, shape, dtype):
+        self.path, self.level = path, level
+        self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
+
+    def __getitem__(self, key):
+        return _tiff_levels(self.path)[1][self.level][key]
+
+    def __reduce__(self):
+        return _TiffLevel, (self.path, self.level, self.shape, self.dtype)
+
+
+def _open_tiff(path) -> Opened:
+    import dask.array as da
+
+    path = os.path.abspath(path)
     try:
-        tif = tifffile.TiffFile(path)  # kept open: the levels read its tiles on demand
+        tif, arrays = _tiff_levels(path)
         series = tif.series[0]
-        levels = [da.from_zarr(zarr.open(series.aszarr(level=i), mode="r"))
-                  for i in range(len(series.levels))]  # fmt: skip
+        levels = [
+            da.from_array(_TiffLevel(path, i, a.shape, a.dtype), chunks=a.chunks, name=False)
+            for i, a in enumerate(arrays)
+        ]
     except Exception as e:  # tifffile raises many kinds for a bad file
-        if tif is not None:
-            tif.close()
+        _close_tiff(path)
         raise FileError(f"cannot read {path!r}: {e}") from None
     axes = "".join({"S": "c", "C": "c"}.get(a, a.lower()) for a in series.axes)
     if axes.count("c") > 1:
@@ -177,7 +231,7 @@ def _open_tiff(path) -> Opened:
                 step[i] = size[a] * finest[i] / level.shape[i]
         scales.append(tuple(step))
     units = tuple(unit if a in "yx" and size is not None else None for a in axes)
-    return Opened(levels, axes, scales, units, path, tif)
+    return Opened(levels, axes, scales, units, path, lambda: _close_tiff(path))
 
 
 def _tiff_pixel_size(tif):
