@@ -71,8 +71,9 @@ def main(argv=None):
     from napari_kquant import fit
 
     cpu, memory = cpu_and_memory()
-    print(f"# {datetime.date.today()} · {cpu} · {len(os.sched_getaffinity(0))} cores · "
-          f"{memory:.0f} GiB · Python {sys.version.split()[0]} · dask {dask.__version__}")  # fmt: skip
+    cores = len(os.sched_getaffinity(0))
+    print(f"# {datetime.date.today()} · {cpu} · {cores} cores · {memory:.0f} GiB · "
+          f"Python {sys.version.split()[0]} · dask {dask.__version__}")  # fmt: skip
     folder = tempfile.mkdtemp(prefix="kquant-bench-")
     try:
         source = os.path.join(folder, "image.zarr")
@@ -102,9 +103,13 @@ def main(argv=None):
                     seconds, peak = time.perf_counter() - start, None
                 else:
                     with (
-                        distributed.LocalCluster(n_workers=2, threads_per_worker=1,
-                                                 processes=True, dashboard_address=None,
-                                                 memory_limit="4GiB") as cluster,  # fmt: skip
+                        distributed.LocalCluster(
+                            n_workers=2,
+                            threads_per_worker=1,
+                            processes=True,
+                            dashboard_address=None,
+                            memory_limit="4GiB",
+                        ) as cluster,  # fmt: skip
                         distributed.Client(cluster) as client,
                     ):
                         client.run(lambda: None)  # workers up before the clock starts

@@ -236,3 +236,21 @@ def test_a_lazy_image_within_the_auto_sample_is_quantized_as_numpy_whatever_the_
     eager = quantize(image, 100, channel_axis=-1, seed=1)
     np.testing.assert_array_equal(lazy.centers, eager.centers)
     np.testing.assert_array_equal(np.asarray(lazy.labels), eager.labels)
+
+
+def test_the_fit_of_a_large_image_reads_at_most_a_tenth_of_it(monkeypatch):
+    """An image over LARGE_IMAGE bytes in 100 chunks: the first round reads 10 of them,
+    which hold far more than the sample needs, and no more rounds follow."""
+    from napari_kquant.engine import _sample
+
+    monkeypatch.setattr(_sample, "LARGE_IMAGE", 2**20)  # 1 MiB here, 1 GiB by default
+    loads = []
+
+    def load(block, block_info=None):
+        loads.append(block_info[None]["chunk-location"])
+        return block
+
+    tiles = np.random.default_rng(0).integers(0, 256, (1000, 1000, 3), np.uint8)
+    image = da.from_array(tiles, chunks=(100, 100, 3)).map_blocks(load, dtype=np.uint8)
+    result = quantize(image, 4, channel_axis=-1, seed=0, sample=5000)
+    assert len(set(loads)) == 10 and result.centers.shape == (4, 3)

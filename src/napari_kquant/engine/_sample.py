@@ -13,9 +13,14 @@ import numpy as np
 
 from ..core._layout import Layout, check_dtype, is_lazy, layout, pixels, unmask, usable
 
-#: The first round of a lazy sample reads at most this many chunks, picked at random;
-#: later rounds (when too few usable pixels were found) read twice as many each.
+#: The first round of a lazy sample reads SAMPLE_CHUNKS chunks, picked at random (of an
+#: image over LARGE_IMAGE bytes, FIRST_SHARE of its chunks if fewer, but at least
+#: MIN_SAMPLE_CHUNKS); later rounds (when too few usable pixels were found) read twice as
+#: many each.
 SAMPLE_CHUNKS = 64
+LARGE_IMAGE = 2**30
+FIRST_SHARE = 0.1
+MIN_SAMPLE_CHUNKS = 8
 #: Candidates drawn per wanted pixel: some may be left out (mask, alpha 0, NaN).
 OVERDRAW = 1.25
 #: Lazy images of more than MANY_CHUNKS chunks smaller than MIN_CHUNK_PIXELS pixels are
@@ -148,8 +153,9 @@ def lazy_mask(mask, spatial, chunks):
 def sample_lazy(image, channel_axis, alpha, mask, opts):
     """(dtype, colours, sample, estimated usable pixels) of a lazy image, reading few chunks.
 
-    Chunks are read in a seeded random order, a batch at a time (`SAMPLE_CHUNKS`,
-    then twice as many each round), until ``opts.sample`` usable pixels are in
+    Chunks are read in a seeded random order, a batch at a time (`SAMPLE_CHUNKS`, or a
+    tenth of a large image's chunks, then twice as many each round), until
+    ``opts.sample`` usable pixels are in
     hand or every chunk has been read; within a chunk, pixels are drawn in
     proportion to its size. So the sample reaches ``opts.sample`` whenever the
     image has that many usable pixels, however they are spread.
@@ -168,7 +174,10 @@ def sample_lazy(image, channel_axis, alpha, mask, opts):
     grid = cl.numblocks[:-1]
     order = rng.permutation(math.prod(grid))
     total = math.prod(spatial)
-    parts, got, drawn, start, batch = [], 0, 0, 0, SAMPLE_CHUNKS
+    first = SAMPLE_CHUNKS
+    if cl.nbytes > LARGE_IMAGE:  # at most a tenth of its chunks at first
+        first = min(first, max(MIN_SAMPLE_CHUNKS, math.ceil(len(order) * FIRST_SHARE)))
+    parts, got, drawn, start, batch = [], 0, 0, 0, first
     while got < opts.sample and start < len(order):
         chosen = np.sort(order[start : start + batch])
         start, batch = start + batch, batch * 2
