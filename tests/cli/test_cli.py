@@ -615,3 +615,53 @@ def test_indexed_with_nothing_it_could_write_is_refused(tmp_path):
         "kquant: error: --indexed writes -o, --labels or --out-dir as palette files: give one"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_quality_picks_the_fewest_colours_that_reach_max(tmp_path):
+    from napari_kquant import quantize
+
+    write_rgb(tmp_path / "in.png", make_blocks())
+    done = kquant("in.png", "--quality", "50-80", "--seed", "1", "-o", "out.png",
+                  "--save-palette", "p.json", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    palette = Palette.load(tmp_path / "p.json")
+    auto = palette.fit["auto"]
+    assert auto["target"] == 2.0 and auto["met"] and auto["delta_e2000"] <= 2.0
+    # the same search from Python: no smaller K meets a mean CIEDE2000 of 2
+    again = quantize(make_blocks(), "auto", target=2.0, channel_axis=-1, seed=1)
+    assert again.palette.k == palette.k
+    assert f"quality {100 - 10 * auto['delta_e2000']:.0f}" in done.stdout
+    assert len(np.unique(read_rgb(tmp_path / "out.png").reshape(-1, 3), axis=0)) == palette.k
+
+
+def test_quality_below_min_writes_nothing_and_exits_99(tmp_path):
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    write_rgb(tmp_path / "in.png", noise)
+    before = snapshot(tmp_path)
+    done = kquant("in.png", "--quality", "95-100", "-o", "out.png", "--labels", "l.png",
+                  "--table", "t.csv", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 99
+    assert done.stderr.startswith("kquant: quality 95 not met: 256 colours reach a mean")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--quality", "80-60"], "argument --quality: must be MIN-MAX"),
+        (["--quality", "101"], "argument --quality: must be MIN-MAX"),
+        (["--quality", "high"], "argument --quality: must be MIN-MAX"),
+        (["--quality", "-5-10"], "argument --quality"),
+        (["--quality", "60-80", "-k", "4"], "--quality chooses K: drop -k"),
+        (["--quality", "60-80", "--palette", "p.json"], "--quality chooses K: drop --palette"),
+        (["--quality", "60-80", "--out-dir", "d", "in.png"], "--quality chooses K for one image"),
+    ],
+)  # fmt: skip
+def test_quality_refuses_what_it_cannot_use(tmp_path, argv, said):
+    write_rgb(tmp_path / "in.png", make_blocks())
+    Palette.from_colors([[0, 0, 0], [255, 255, 255]]).save(tmp_path / "p.json")
+    before = snapshot(tmp_path)
+    done = kquant("in.png", "-o", "out.png", *argv, cwd=tmp_path)
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert snapshot(tmp_path) == before

@@ -223,3 +223,25 @@ def test_kquant_names_a_scheduler_it_cannot_reach(tmp_path):
     assert done.stderr.startswith("kquant: error: --scheduler 'tcp://127.0.0.1:9': cannot connect")
     assert len(done.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ome.tif"]
+
+
+def test_one_image_gets_a_pyramid_built_by_halving(tmp_path):
+    from conftest import write_rgb
+
+    image = np.concatenate([photo_like(512, seed) for seed in range(5)], axis=1)[:, :2500]
+    write_rgb(tmp_path / "wide.png", image)  # 2500 x 512: halved once, to 1250 x 256
+    done = kquant("wide.png", "-k", "4", "--seed", "0", "-o", "w.ome.zarr",
+                  "--save-palette", "p.json", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    root = zarr.open_group(str(tmp_path / "w.ome.zarr"), mode="r")
+    datasets = root.attrs["ome"]["multiscales"][0]["datasets"]
+    assert [root[d["path"]].shape for d in datasets] == [(3, 512, 2500), (3, 256, 1250)]
+    assert datasets[1]["coordinateTransformations"][0]["scale"] == [1.0, 2.0, 2.0]
+    from napari_kquant import Palette
+
+    palette = Palette.load(tmp_path / "p.json")
+    halved = np.rint(image.reshape(256, 2, 1250, 2, 3).mean(axis=(1, 3))).astype(np.uint8)
+    for level, picture in (("s0", image), ("s1", halved)):  # the palette applied to each
+        expected = palette.apply(picture, channel_axis=-1)
+        np.testing.assert_array_equal(root[f"labels/clusters/{level}"][:], expected.labels)
+        np.testing.assert_array_equal(np.moveaxis(root[level][:], 0, -1), expected.quantized)

@@ -176,9 +176,9 @@ def auto_k(image, channel_axis, alpha, mask, target, opts, progress=None) -> tup
             stacklevel=4,
         )
         found = top
-    delta_e = errors[found] if errors.get(found, math.inf) <= target else None
-    record = {"k": "auto", "target": target, "chosen": found, "delta_e2000": delta_e,
-              "sample": len(pixels), "seed": opts.seed}  # fmt: skip
+    reached = errors[found]  # measured: the K that met the target, or the largest K tried
+    record = {"k": "auto", "target": target, "chosen": found, "delta_e2000": reached,
+              "met": reached <= target, "sample": len(pixels), "seed": opts.seed}  # fmt: skip
     return found, record
 
 

@@ -129,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="write -o and --labels as palette files (.png, .gif, .tif; .gif always is)",
     )
     p.add_argument(
+        "--quality",
+        metavar="MIN-MAX",
+        type=_quality,
+        help="as pngquant's: 0 (worst) to 100 (perfect); the fewest colours (up to 256) that "
+        "reach MAX, and exit status 99 with no output if even 256 fall short of MIN. Quality "
+        "is 100 - 10 x the mean CIEDE2000 colour difference (70: a mean of 3, the k=auto "
+        "default; 90: 1, a just noticeable difference)",
+    )
+    p.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="run on this dask.distributed scheduler (e.g. tcp://10.0.0.5:8786; needs the "
@@ -149,6 +158,22 @@ def _white(text: str):
             f"must be 'auto', a positive value, or three as R,G,B, got {text!r}"
         )
     return values[0] if len(values) == 1 else values
+
+
+def _quality(text: str) -> tuple[int, int]:
+    """pngquant's MIN-MAX (or MAX alone, with MIN 0): whole numbers, 0 <= MIN <= MAX <= 100."""
+    parts = text.split("-")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = [0, *values]
+    if len(values) != 2 or not 0 <= values[0] <= values[1] <= 100:
+        raise argparse.ArgumentTypeError(
+            f"must be MIN-MAX (or MAX), whole numbers 0 <= MIN <= MAX <= 100, got {text!r}"
+        )
+    return values[0], values[1]
 
 
 def _pixel_size(text: str) -> tuple[float, float]:

@@ -14,8 +14,11 @@ import warnings
 from ..files._files import read_image
 from ..files._photos import photo_path
 from ._args import USAGE, CLIError, build_parser
-from ._run import _check_not_empty, colour_axis, run, run_batch
+from ._run import QualityNotMet, _check_not_empty, colour_axis, run, run_batch
 from ._slide import run_slide, wants_slide
+
+#: --quality's MIN not met (pngquant's status)
+QUALITY_NOT_MET = 99
 
 
 class _Terminated(BaseException):
@@ -106,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CLIError, ValueError, TypeError) as e:
         print(f"kquant: error: {e}", file=sys.stderr)
         return USAGE
+    except QualityNotMet as e:
+        print(f"kquant: {e}", file=sys.stderr)
+        return QUALITY_NOT_MET
     except KeyboardInterrupt:
         print("kquant: interrupted; nothing more was written", file=sys.stderr)
         return _leave(130)

@@ -11,12 +11,14 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
 from ..core._layout import is_lazy
 from ..core._options import (
     FIT_OPTIONS,
+    MAX_AUTO_K,
     finish,
     settings,
 )
@@ -75,6 +77,28 @@ def heard(done, message):
     """The CLI's progress hook, which hears nothing: given one, the fit runs cv2.kmeans in
     a helper thread while the main thread waits in short steps, where SIGTERM and Ctrl-C
     reach it (the helper is abandoned; a bare call would finish first, for minutes)."""
+
+
+class QualityNotMet(Exception):
+    """--quality's MIN cannot be met: nothing is written, exit status 99 (as pngquant)."""
+
+
+def quality_target(quality: int) -> float:
+    """The mean CIEDE2000 of a pngquant-style quality (0 worst, 100 perfect: a difference
+    no fit reaches, so that 256 colours are tried)."""
+    return max((100 - quality) / 10, 1e-6)
+
+
+def _check_quality(quality, record) -> str:
+    """What the K search reached, as a quality; QualityNotMet below MIN."""
+    low, _ = quality
+    reached = record["delta_e2000"]
+    if reached > quality_target(low):
+        raise QualityNotMet(
+            f"quality {low} not met: {record['chosen']} colours reach a mean CIEDE2000 of "
+            f"{reached:.2f} (quality {100 - 10 * reached:.0f}); nothing was written"
+        )
+    return f"quality {100 - 10 * reached:.0f}"
 
 
 def _fit_options(args) -> dict:
@@ -212,8 +236,15 @@ def run(args: argparse.Namespace, parser=None) -> str:
         raise CLIError(
             f"--palette applies a saved palette; drop {', '.join(_fit_given(args, parser))}"
         )
+    if args.quality is not None:
+        clash = [f for f in _fit_given(args, parser) if f == "-k"]
+        clash = ["--palette"] if args.palette else clash
+        if clash:
+            raise CLIError(f"--quality chooses K: drop {clash[0]}")
     palette = _load_palette(args) if args.palette else None
     k = palette.k if palette is not None else args.k
+    if args.quality is not None:
+        k = MAX_AUTO_K  # at most; the labels are planned for it, then for the K chosen
     _check_table_options(args, k)
     _check_texts(args, inputs)
     finishing = _finish_options(args)
@@ -244,12 +275,27 @@ def run(args: argparse.Namespace, parser=None) -> str:
     if palette is None:
         from .._api import quantize
 
-        result = quantize(
-            image, args.k, channel_axis=channel_axis, mask=mask, **_fit_options(args),
-            progress=heard, **finishing,
-        )  # fmt: skip
+        chosen = {}
+        if args.quality is not None:
+            chosen = {"target": quality_target(args.quality[1])}
+        with warnings.catch_warnings():
+            if args.quality is not None:  # a MAX out of reach is the user's range, not a fault
+                warnings.filterwarnings("ignore", "k='auto': no K up to", UserWarning)
+            result = quantize(
+                image, "auto" if chosen else args.k, channel_axis=channel_axis, mask=mask,
+                **_fit_options(args), progress=heard, **finishing, **chosen,
+            )  # fmt: skip
         fit = "all pixels" if args.sample is None else f"sample {result.palette.fit['sample']} px"
         how = f"{fit}, seed {result.seed}"
+        if args.quality is not None:
+            how = f"{_check_quality(args.quality, result.palette.fit['auto'])}, {how}"
+            k = result.palette.k
+            label_dtype = np.uint8 if k <= 255 else np.uint16
+            wanted[1] = (args.labels, "labels", label_dtype, 1)
+            planned = plan(
+                [w for w in wanted if w[0] is not None], inputs, texts=_texts(args),
+                indexed=args.indexed, k=k,
+            )  # fmt: skip
     else:
         result = palette.apply(image, channel_axis=channel_axis, mask=mask, **finishing)
         how = f"palette {os.path.basename(args.palette)}"
@@ -285,6 +331,8 @@ def run_batch(args: argparse.Namespace, parser) -> int:
     """Several images: one pooled palette (or --palette), each image written into --out-dir."""
     from tqdm import tqdm
 
+    if args.quality is not None:
+        raise CLIError("--quality chooses K for one image; a batch takes -k (or --palette)")
     if any(v is not None for v in (args.output, args.labels, args.mask)):
         raise CLIError(
             "with several images use --out-dir (and --write-labels), not -o/--labels/--mask"

@@ -39,16 +39,18 @@ def wants_slide(args: argparse.Namespace) -> bool:
 
 
 def _plain(source) -> Opened:
-    """An ordinary image file as a one-level `Opened` (pixels as units)."""
-    import dask.array as da
-
+    """An ordinary image file as an `Opened` pyramid (pixels as units): the image, then
+    halves of it (`pyramid`) down to `TOP_SIDE` pixels a side."""
     from ..files._files import read_image
+    from ..files._ome import pyramid
 
     image = read_image(source)
     axes = "yx" if colour_axis(image) is None else "yxc"
     if image.ndim != len(axes):
         raise CLIError(f"{source!r}: an OME-Zarr output takes a 2-D gray or colour image")
-    return Opened([da.asarray(image)], axes, [(1.0,) * len(axes)], (None,) * len(axes), source)
+    levels = pyramid(image, axes)
+    scales = [tuple(float(2**i) if a in "yx" else 1.0 for a in axes) for i in range(len(levels))]
+    return Opened(levels, axes, scales, (None,) * len(axes), source)
 
 
 def run_slide(args: argparse.Namespace, parser) -> str:
@@ -60,7 +62,7 @@ def run_slide(args: argparse.Namespace, parser) -> str:
             f"{source!r} is a pyramid: write it as -o NAME.ome.zarr (every level, labels inside)"
         )
     refused = [flag for flag, given in (("--labels", args.labels), ("--mask", args.mask),
-               ("--indexed", args.indexed)) if given]  # fmt: skip
+               ("--indexed", args.indexed), ("--quality", args.quality)) if given]  # fmt: skip
     if refused:
         inside = " (the labels go inside the OME-Zarr image, as labels/clusters)"
         raise CLIError(f"{', '.join(refused)} does not go with a whole slide{inside}")

@@ -254,6 +254,35 @@ def _tiff_pixel_size(tif):
     return {"y": per / yres, "x": per / xres}, "micrometer"
 
 
+#: A pyramid built from one image is halved until its longer side is at most this.
+TOP_SIDE = 1024
+
+
+def pyramid(image, axes: str) -> list:
+    """Levels of one image for an OME-Zarr output: the image, then each level halved
+    along y and x (the mean of 2 x 2 pixels, rounded for integers) while its longer side
+    is over `TOP_SIDE`. Lazy (dask); the image is not changed."""
+    import dask.array as da
+
+    level = da.asarray(image)
+    levels = [level]
+    spatial = [axes.index(a) for a in "yx"]
+    while (
+        max(level.shape[i] for i in spatial) > TOP_SIDE
+        and min(level.shape[i] for i in spatial) >= 2
+    ):
+        even = tuple(
+            slice(0, level.shape[i] // 2 * 2) if i in spatial else slice(None)
+            for i in range(level.ndim)
+        )
+        halved = da.coarsen(np.mean, level[even].astype(np.float64), dict.fromkeys(spatial, 2))
+        if np.dtype(image.dtype).kind in "ui":
+            halved = da.round(halved)
+        level = halved.astype(image.dtype)
+        levels.append(level)
+    return levels
+
+
 # --- writing ---------------------------------------------------------------------------------
 
 
