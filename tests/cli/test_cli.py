@@ -655,7 +655,7 @@ def test_quality_below_min_writes_nothing_and_exits_99(tmp_path):
         (["--quality", "-5-10"], "argument --quality"),
         (["--quality", "60-80", "-k", "4"], "--quality chooses K: drop -k"),
         (["--quality", "60-80", "--palette", "p.json"], "--quality chooses K: drop --palette"),
-        (["--quality", "60-80", "--out-dir", "d", "in.png"], "--quality chooses K for one image"),
+        (["--quality", "60-80", "--out-dir", "d"], "--quality chooses K for one image"),
     ],
 )  # fmt: skip
 def test_quality_refuses_what_it_cannot_use(tmp_path, argv, said):
