@@ -214,8 +214,9 @@ def test_kquant_runs_a_slide_on_a_dask_scheduler_with_the_same_result(tmp_path):
         np.testing.assert_array_equal(a[path][:], b[path][:])
 
 
-def test_kquant_names_a_scheduler_it_cannot_reach(tmp_path):
+def test_kquant_names_a_scheduler_it_cannot_reach(tmp_path, monkeypatch):
     pytest.importorskip("distributed")
+    monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "1s")  # dask's own setting
     write_ome_tiff(tmp_path / "s.ome.tif", photo_like(256), levels=2)
     done = kquant("s.ome.tif", "-o", "o.ome.zarr", "--scheduler", "tcp://127.0.0.1:9",
                   cwd=tmp_path)  # fmt: skip

@@ -129,8 +129,10 @@ def _client(address: str):
         raise CLIError(
             "--scheduler needs the distributed package: pip install distributed"
         ) from None
-    try:
-        return Client(address, timeout="10s")
+    import dask
+
+    try:  # as long as dask's connect timeout (distributed.comm.timeouts.connect)
+        return Client(address, timeout=dask.config.get("distributed.comm.timeouts.connect"))
     except (OSError, TimeoutError, ValueError) as e:
         raise CLIError(f"--scheduler {address!r}: cannot connect ({e})") from None
 
