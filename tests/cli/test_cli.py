@@ -665,3 +665,15 @@ def test_quality_refuses_what_it_cannot_use(tmp_path, argv, said):
     done = kquant("in.png", "-o", "out.png", *argv, cwd=tmp_path)
     assert done.returncode == 2 and said in done.stderr, done.stderr
     assert snapshot(tmp_path) == before
+
+
+def test_version_from_the_command_and_the_module(tmp_path):
+    import napari_kquant
+
+    for argv in ([os.path.join(os.path.dirname(sys.executable), "kquant")],
+                 [sys.executable, "-m", "napari_kquant"]):  # fmt: skip
+        done = subprocess.run([*argv, "--version"], capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0 and done.stderr == ""
+        assert done.stdout.startswith(f"kquant {napari_kquant.__version__} (OpenCV ")
+    assert napari_kquant.__version__ != "unknown"
+    assert list(tmp_path.iterdir()) == []

@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # --whi must not pass for --white past the --palette check
     )
     p.add_argument("images", nargs="*", metavar="IMAGE", help="image files or a .zarr array")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     p.add_argument("-k", type=int, default=8, help="number of colours (default: 8)")
     p.add_argument(
         "-o", "--output", help="write the quantized image here (.png, .tif, ..., or .zarr)"
@@ -144,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
         "distributed package): whole slides and .zarr arrays are then worked on its workers",
     )
     return p
+
+
+def _version() -> str:
+    """The installed version, with the OpenCV and numpy it runs on."""
+    import cv2
+
+    from .. import __version__
+
+    return f"{__version__} (OpenCV {cv2.__version__}, numpy {np.__version__})"
 
 
 def _white(text: str):
