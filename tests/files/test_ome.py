@@ -1,6 +1,8 @@
 """Whole slides: OME-Zarr and pyramidal OME-TIFF in (lazily, with pixel sizes), an NGFF image
 with its cluster labels out, valid by ome-zarr-models and read back by napari-ome-zarr."""
 
+import os
+
 import numpy as np
 import pytest
 import zarr
@@ -230,14 +232,15 @@ def test_one_image_gets_a_pyramid_built_by_halving(tmp_path):
     from conftest import write_rgb
 
     image = np.concatenate([photo_like(512, seed) for seed in range(5)], axis=1)[:, :2500]
-    write_rgb(tmp_path / "wide.png", image)  # 2500 x 512: halved once, to 1250 x 256
+    write_rgb(tmp_path / "wide.png", image)  # 2500 x 512: halved to 1250 x 256, 625 x 128
     done = kquant("wide.png", "-k", "4", "--seed", "0", "-o", "w.ome.zarr",
                   "--save-palette", "p.json", cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     root = zarr.open_group(str(tmp_path / "w.ome.zarr"), mode="r")
     datasets = root.attrs["ome"]["multiscales"][0]["datasets"]
-    assert [root[d["path"]].shape for d in datasets] == [(3, 512, 2500), (3, 256, 1250)]
-    assert datasets[1]["coordinateTransformations"][0]["scale"] == [1.0, 2.0, 2.0]
+    shapes = [root[d["path"]].shape for d in datasets]
+    assert shapes == [(3, 512, 2500), (3, 256, 1250), (3, 128, 625)]
+    assert datasets[2]["coordinateTransformations"][0]["scale"] == [1.0, 4.0, 4.0]
     from napari_kquant import Palette
 
     palette = Palette.load(tmp_path / "p.json")
@@ -246,3 +249,103 @@ def test_one_image_gets_a_pyramid_built_by_halving(tmp_path):
         expected = palette.apply(picture, channel_axis=-1)
         np.testing.assert_array_equal(root[f"labels/clusters/{level}"][:], expected.labels)
         np.testing.assert_array_equal(np.moveaxis(root[level][:], 0, -1), expected.quantized)
+
+
+# --- what an outside attack found -------------------------------------------------------------
+
+
+def _edit_multiscales(path, change):
+    root = zarr.open_group(str(path), mode="r+")
+    ome = root.attrs["ome"]
+    change(ome["multiscales"][0])
+    root.attrs["ome"] = ome
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (lambda m: m["datasets"][0]["coordinateTransformations"][0].update(scale=[0.5, 0.5]),
+         "level 0 has the scale"),
+        (lambda m: m["datasets"][1]["coordinateTransformations"][0].update(scale=[1, "a", 1]),
+         "level 1 has the scale"),
+        (lambda m: m["datasets"][0]["coordinateTransformations"][0].update(scale=[1, 0, 1]),
+         "level 0 has the scale"),
+        (lambda m: m["axes"][2].update(name="y"), "an axis is named twice"),
+        (lambda m: m["datasets"].reverse(), "is larger than the one before it"),
+    ],
+)  # fmt: skip
+def test_broken_ome_zarr_metadata_is_named_before_any_work(tmp_path, change, said):
+    write_ome_zarr_input(tmp_path / "in.ome.zarr", photo_like(128), "0.5")
+    _edit_multiscales(tmp_path / "in.ome.zarr", change)
+    before = snapshot(tmp_path)
+    done = kquant("in.ome.zarr", "-k", "3", "-o", "o.ome.zarr", cwd=tmp_path)
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and snapshot(tmp_path) == before
+
+
+def test_a_damaged_chunk_is_one_line_and_leaves_nothing(tmp_path):
+    write_ome_zarr_input(tmp_path / "in.ome.zarr", photo_like(128), "0.5")
+    chunk = next(p for p in (tmp_path / "in.ome.zarr" / "s0").rglob("*") if p.is_file()
+                 and p.name != "zarr.json")  # fmt: skip
+    chunk.write_bytes(b"not zstd at all")
+    done = kquant("in.ome.zarr", "-k", "3", "-o", "o.ome.zarr", "--table", "t.csv", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "part of it could not be read" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ome.zarr"]
+
+
+def test_an_output_inside_the_input_is_refused(tmp_path):
+    write_ome_zarr_input(tmp_path / "in.ome.zarr", photo_like(128), "0.5")
+    before = snapshot(tmp_path)
+    done = kquant("in.ome.zarr", "-k", "3", "-o", "in.ome.zarr/x.ome.zarr", cwd=tmp_path)
+    assert done.returncode == 2 and "is inside the input 'in.ome.zarr'" in done.stderr
+    assert snapshot(tmp_path) == before
+
+
+def test_what_appears_at_the_output_path_during_a_run_is_kept(tmp_path):
+    from napari_kquant.core._staged import FileError, Transaction
+
+    target = tmp_path / "o.ome.zarr"
+    transaction = Transaction()
+    staged = transaction.stage_folder(str(target), new=True)
+    (tmp_path / "o.ome.zarr").write_text("another run's or the user's")  # meanwhile
+    with pytest.raises(FileError, match="appeared while this run worked"):
+        transaction.commit()
+    transaction.abort()
+    assert target.read_text() == "another run's or the user's"
+    assert not os.path.exists(staged) and sorted(p.name for p in tmp_path.iterdir()) == [
+        "o.ome.zarr"]  # fmt: skip
+
+
+def test_levels_of_one_size_zero_pixel_sizes_and_one_level_tiffs(tmp_path):
+    import tifffile
+
+    image = photo_like(256)
+    with tifffile.TiffWriter(tmp_path / "same.ome.tif") as tw:  # a "pyramid" of two copies
+        tw.write(image, subifds=1, tile=(128, 128), photometric="rgb")
+        tw.write(image, subfiletype=1, tile=(128, 128), photometric="rgb")
+    with open_image(tmp_path / "same.ome.tif") as opened:
+        assert [level.shape for level in opened.levels] == [(256, 256, 3)]
+    write_ome_tiff(tmp_path / "zero.ome.tif", image, levels=2, size=0.0)
+    with open_image(tmp_path / "zero.ome.tif") as opened:
+        assert opened.pixel_size is None and opened.scales[1][:2] == (2.0, 2.0)
+    write_ome_tiff(tmp_path / "one.ome.tif", image, levels=1, size=0.5)
+    done = kquant("one.ome.tif", "-k", "3", "--seed", "0", "-o", "one.ome.zarr",
+                  "--table", "t.csv", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert table["area_unit"].iloc[1] == "µm²"
+    assert table["area"].iloc[1:].sum() == pytest.approx(256 * 256 * 0.25)
+
+
+def test_a_truncated_tiff_is_one_line(tmp_path):
+    write_ome_tiff(tmp_path / "s.ome.tif", photo_like(256), levels=2)
+    data = (tmp_path / "s.ome.tif").read_bytes()
+    (tmp_path / "s.ome.tif").write_bytes(data[: len(data) // 3])
+    done = kquant("s.ome.tif", "-k", "3", "-o", "o.ome.zarr", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("kquant: error:"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ome.tif"]

@@ -10,7 +10,15 @@ import math
 import os
 import time
 
-from ..files._ome import Opened, is_ome_zarr, is_pyramid_tiff, open_image, write_ome_zarr
+from ..files._ome import (
+    TIFF_SLIDES,
+    Opened,
+    grown,
+    is_ome_zarr,
+    is_pyramid_tiff,
+    open_image,
+    write_ome_zarr,
+)
 from ._args import CLIError
 from ._run import (
     _check_table_options,
@@ -39,18 +47,16 @@ def wants_slide(args: argparse.Namespace) -> bool:
 
 
 def _plain(source) -> Opened:
-    """An ordinary image file as an `Opened` pyramid (pixels as units): the image, then
-    halves of it (`pyramid`) down to `TOP_SIDE` pixels a side."""
+    """An ordinary image file as a one-level `Opened` (pixels as units)."""
+    import dask.array as da
+
     from ..files._files import read_image
-    from ..files._ome import pyramid
 
     image = read_image(source)
     axes = "yx" if colour_axis(image) is None else "yxc"
     if image.ndim != len(axes):
         raise CLIError(f"{source!r}: an OME-Zarr output takes a 2-D gray or colour image")
-    levels = pyramid(image, axes)
-    scales = [tuple(float(2**i) if a in "yx" else 1.0 for a in axes) for i in range(len(levels))]
-    return Opened(levels, axes, scales, (None,) * len(axes), source)
+    return Opened([da.asarray(image)], axes, [(1.0,) * len(axes)], (None,) * len(axes), source)
 
 
 def run_slide(args: argparse.Namespace, parser) -> str:
@@ -79,18 +85,31 @@ def run_slide(args: argparse.Namespace, parser) -> str:
     _check_texts(args, inputs)
     if output is not None:
         real = os.path.realpath(output)
-        if any(os.path.realpath(p) in (real,) or os.path.realpath(p).startswith(real + os.sep)
-               for p in inputs):  # fmt: skip
-            raise CLIError(f"-o {output!r} is an input (or holds one): choose another path")
+        for path in inputs:
+            given = os.path.realpath(path)
+            if given == real or given.startswith(real + os.sep):
+                raise CLIError(f"-o {output!r} is an input (or holds one): choose another path")
+            if real.startswith(given + os.sep):
+                raise CLIError(f"-o {output!r} is inside the input {path!r}: choose another path")
         if os.path.lexists(output):
             raise CLIError(f"-o {output!r} exists: choose a new path for the OME-Zarr image")
         parent = os.path.dirname(os.path.abspath(output))
+        if os.path.lexists(parent) and not os.path.isdir(parent):
+            raise CLIError(f"-o {output!r}: {parent!r} is not a folder")
         if not os.path.isdir(parent):
             raise CLIError(f"-o {output!r}: the folder {parent!r} does not exist")
     finishing = _finish_options(args)
-    opened = open_image(source) if is_ome_zarr(source) or is_pyramid_tiff(source) else None
-    with opened or _plain(source) as opened:
-        return _quantize_slide(args, opened, palette, finishing, source, output, k)
+    slide = is_ome_zarr(source) or os.path.splitext(source)[1].lower() in TIFF_SLIDES
+    opened = open_image(source) if slide else _plain(source)
+    with grown(opened) as opened:  # one level: a pyramid built by halving
+        try:
+            return _quantize_slide(args, opened, palette, finishing, source, output, k)
+        except (RuntimeError, OSError, KeyError) as e:  # a chunk or tile that cannot be read
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise CLIError(
+                f"{source!r}: part of it could not be read ({type(e).__name__}: {first}); "
+                "nothing was written"
+            ) from None
 
 
 def _quantize_slide(args, opened, palette, finishing, source, output, k) -> str:

@@ -44,6 +44,7 @@ class Transaction:
 
     def __init__(self):
         self._staged = []  # (temporary path, target, is folder)
+        self._new = set()  # targets that must not exist when committed
 
     def stage_bytes(self, path: str, data: bytes) -> None:
         folder, name = os.path.split(os.path.abspath(path))
@@ -59,7 +60,11 @@ class Transaction:
         except OSError as e:
             raise FileError(f"cannot write {path!r}: {e.strerror}") from None
 
-    def stage_folder(self, path: str) -> str:
+    def stage_folder(self, path: str, new: bool = False) -> str:
+        """A temporary folder to fill, renamed to ``path`` on commit. ``new``: ``path``
+        must not exist then (the commit fails rather than replace what appeared there)."""
+        if new:
+            self._new.add(path)
         folder, name = os.path.split(os.path.abspath(path))
         try:
             tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=folder)
@@ -79,6 +84,12 @@ class Transaction:
         """
         done = []  # [target, where the old target was moved aside (or None), renamed]
         try:
+            appeared = [t for _, t, _ in self._staged if t in self._new and os.path.lexists(t)]
+            if appeared:
+                raise FileError(
+                    f"{appeared[0]!r} appeared while this run worked (another program or run "
+                    "writing it?): it is left as it is, and nothing was written"
+                )
             for tmp, target, _ in self._staged:
                 step = [target, None, False]
                 done.append(step)

@@ -13,7 +13,7 @@ import math
 import os
 import threading
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -23,7 +23,8 @@ from ..core._staged import FileError, Transaction
 _NGFF_ORDER = "tczyx"
 #: What a micrometre is called in OME-XML and in NGFF, and other lengths NGFF names.
 _UNITS = {"µm": "micrometer", "um": "micrometer", "nm": "nanometer", "mm": "millimeter",
-          "cm": "centimeter", "m": "meter", "pm": "picometer"}  # fmt: skip
+          "cm": "centimeter", "m": "meter", "pm": "picometer", "Å": "angstrom",
+          "in": "inch", "ft": "foot"}  # fmt: skip
 _SHORT = {name: short for short, name in _UNITS.items() if short != "um"}
 #: TIFF-based slide files tifffile reads as a pyramid: plain and OME-TIFF, Aperio SVS,
 #: Hamamatsu NDPI, Leica SCN, Ventana BIF, PerkinElmer QPTIFF.
@@ -94,15 +95,19 @@ def is_ome_zarr(path: str) -> bool:
         attrs = zarr.open_group(path, mode="r").attrs.asdict()
     except Exception:  # not a group (a plain array, or not zarr at all)
         return False
-    return "multiscales" in attrs.get("ome", attrs)
+    attrs = attrs.get("ome", attrs)
+    return "multiscales" in attrs or "bioformats2raw.layout" in attrs
 
 
 def is_pyramid_tiff(path: str) -> bool:
     """A TIFF-based slide file whose first series has more than one level."""
     if os.path.splitext(os.fspath(path))[1].lower() not in TIFF_SLIDES:
         return False
+    import logging
+
     import tifffile
 
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # its errors become ours
     try:
         with tifffile.TiffFile(path) as tif:
             return len(tif.series[0].levels) > 1
@@ -138,22 +143,73 @@ def _open_ome_zarr(path) -> Opened:
     from ome_zarr.reader import Reader
 
     logging.getLogger("ome_zarr").setLevel(logging.ERROR)  # its notes are not ours to print
+    import zarr
+
+    root = path
+    attrs = zarr.open_group(path, mode="r").attrs.asdict()
+    if "bioformats2raw.layout" in attrs.get("ome", attrs):
+        root = os.path.join(path, "0")  # bioformats2raw: the first image of the series
     try:
-        node = next(iter(Reader(parse_url(path))()))
+        node = next(iter(Reader(parse_url(root))()))
         levels = list(node.data)
         meta = node.metadata
     except Exception as e:  # the reader raises many kinds for a broken store
         raise FileError(f"cannot read {path!r}: not an OME-Zarr image ({e})") from None
+    if not levels:
+        raise FileError(f"cannot read {path!r}: its multiscales list no level")
     axes_meta = meta.get("axes") or [{"name": n} for n in "tczyx"[-levels[0].ndim :]]
     names = [a["name"] if isinstance(a, dict) else a for a in axes_meta]
     axes = "".join(n[0].lower() if n.lower() in ("t", "c", "z", "y", "x") else "?" for n in names)
     units = tuple(a.get("unit") if isinstance(a, dict) else None for a in axes_meta)
+    if len(axes) != levels[0].ndim or len({level.ndim for level in levels}) != 1:
+        raise FileError(
+            f"cannot read {path!r}: its axes ({', '.join(names)}) do not match its arrays "
+            f"({', '.join(str(level.shape) for level in levels)})"
+        )
+    transforms = meta.get("coordinateTransformations") or []
     scales = []
     for i, level in enumerate(levels):
-        transforms = (meta.get("coordinateTransformations") or [[]] * len(levels))[i]
-        scale = next((t["scale"] for t in transforms if t.get("type") == "scale"), None)
-        scales.append(tuple(float(s) for s in scale) if scale else (1.0,) * level.ndim)
-    return Opened(levels, axes, scales, units, path)
+        found = transforms[i] if i < len(transforms) else []
+        scale = next((t.get("scale") for t in found if t.get("type") == "scale"), None)
+        if not scale:  # none given: pixels, each level by its shape
+            scale = _ratio(levels[0].shape, level.shape, axes)
+        try:
+            scale = tuple(float(s) for s in scale)
+        except (TypeError, ValueError):
+            scale = ()
+        if len(scale) != level.ndim or not all(math.isfinite(s) and s > 0 for s in scale):
+            raise FileError(f"cannot read {path!r}: level {i} has the scale {found!r}")
+        scales.append(scale)
+    return _checked(Opened(levels, axes, scales, units, path))
+
+
+def _ratio(finest, shape, axes) -> tuple[float, ...]:
+    """How many finest pixels one pixel of a level spans along each axis (1 but in y, x)."""
+    return tuple(finest[i] / shape[i] if a in "yx" else 1.0 for i, a in enumerate(axes))
+
+
+def _checked(opened: Opened) -> Opened:
+    """Axes named once each, and levels finest first: a level no smaller than the one
+    before it (a copy of the same size) is left out; a larger one is an error."""
+    path, axes = opened.source, opened.axes
+    if len(set(axes)) != len(axes):
+        opened.close()
+        raise FileError(f"cannot read {path!r}: an axis is named twice ({axes})")
+    keep = [0]
+    for i in range(1, len(opened.levels)):
+        before, here = opened.levels[keep[-1]].shape, opened.levels[i].shape
+        if any(h > b for h, b in zip(here, before, strict=True)):
+            opened.close()
+            raise FileError(
+                f"cannot read {path!r}: level {i} {here} is larger than the one before it "
+                f"{before}; levels go finest first"
+            )
+        if math.prod(here) < math.prod(before):
+            keep.append(i)
+    if len(keep) == len(opened.levels):
+        return opened
+    return replace(opened, levels=[opened.levels[i] for i in keep],
+                   scales=[opened.scales[i] for i in keep])  # fmt: skip
 
 
 #: TIFF files open in this process, by path: their levels as zarr arrays (tiles read on
@@ -164,9 +220,12 @@ _TIFF_LOCK = threading.Lock()
 
 def _tiff_levels(path):
     """(TiffFile, zarr arrays of its first series' levels), opened once per process."""
+    import logging
+
     import tifffile
     import zarr
 
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # its errors become ours
     with _TIFF_LOCK:
         if path not in _OPEN_TIFFS:
             tif = tifffile.TiffFile(path)
@@ -224,14 +283,13 @@ def _open_tiff(path) -> Opened:
     finest = levels[0].shape
     scales = []
     for level in levels:
-        step = [1.0] * level.ndim
+        step = list(_ratio(finest, level.shape, axes))
         for a in "yx":
             if a in axes and size is not None:
-                i = axes.index(a)
-                step[i] = size[a] * finest[i] / level.shape[i]
+                step[axes.index(a)] *= size[a]
         scales.append(tuple(step))
     units = tuple(unit if a in "yx" and size is not None else None for a in axes)
-    return Opened(levels, axes, scales, units, path, lambda: _close_tiff(path))
+    return _checked(Opened(levels, axes, scales, units, path, lambda: _close_tiff(path)))
 
 
 def _tiff_pixel_size(tif):
@@ -243,7 +301,11 @@ def _tiff_pixel_size(tif):
             pixels = root.find(f".//{root.tag.split('}')[0]}}}Pixels")
             x, y = float(pixels.attrib["PhysicalSizeX"]), float(pixels.attrib["PhysicalSizeY"])
             unit = pixels.attrib.get("PhysicalSizeXUnit", "µm")
-            return {"y": y, "x": x}, _UNITS.get(unit, unit)
+            if unit != pixels.attrib.get("PhysicalSizeYUnit", "µm"):
+                return None, None  # rows and columns in other units: sizes left out
+            if all(math.isfinite(s) and s > 0 for s in (x, y)):
+                return {"y": y, "x": x}, _UNITS.get(unit, unit)
+            return None, None  # no usable size: pixels
         except (ET.ParseError, KeyError, ValueError, AttributeError):
             pass
     page = tif.pages[0]
@@ -264,7 +326,7 @@ def pyramid(image, axes: str) -> list:
     is over `TOP_SIDE`. Lazy (dask); the image is not changed."""
     import dask.array as da
 
-    level = da.asarray(image)
+    level = image if isinstance(image, da.Array) else da.asarray(image)
     levels = [level]
     spatial = [axes.index(a) for a in "yx"]
     while (
@@ -281,6 +343,18 @@ def pyramid(image, axes: str) -> list:
         level = halved.astype(image.dtype)
         levels.append(level)
     return levels
+
+
+def grown(opened: Opened) -> Opened:
+    """``opened`` with a pyramid built by `pyramid` when it has one level (scales doubled
+    along y and x at each level), else as it is."""
+    if len(opened.levels) > 1 or not set("yx") <= set(opened.axes):
+        return opened
+    levels = pyramid(opened.levels[0], opened.axes)
+    scales = [tuple(s * 2**i if a in "yx" else s for s, a in zip(opened.scales[0], opened.axes,
+                                                                 strict=True))
+              for i in range(len(levels))]  # fmt: skip
+    return replace(opened, levels=levels, scales=scales)
 
 
 # --- writing ---------------------------------------------------------------------------------
@@ -359,7 +433,7 @@ def write_ome_zarr(path, result, opened: Opened | None = None, properties=None):
     label_step = {axes[i]: step[axes[i]] for i in spatial}
     transaction = Transaction()
     try:
-        tmp = transaction.stage_folder(path)
+        tmp = transaction.stage_folder(path, new=True)
         root = zarr.open_group(tmp, mode="w")
         writes = write_multiscale(image, root, axes=ngff_axes, name=os.path.basename(path),
                                   scale=step, compute=False)  # fmt: skip
