@@ -270,7 +270,9 @@ def _assign_kernel(
 @compiled
 def _nearest_kernel(b0, b1, features, centers, lo, inv, starts, rows, nears, labels):
     """The index of each row's nearest centre (the lowest among equals), rows of blocks
-    ``b0`` to ``b1``; through the `cells` grid (``lo`` ... ``nears``) unless it is empty."""
+    ``b0`` to ``b1``; through the `cells` grid (``lo`` ... ``nears``) unless it is empty.
+    The grid search is written out here as in `_assign_kernel`: one shared inline helper
+    made the assignment 1.8x slower (measured at K=16, 16.7 MP)."""
     n = features.shape[0]
     nfeat = features.shape[1]
     use_cells = starts.size > 0
