@@ -210,26 +210,6 @@ def _cell(features, i, lo, inv):
     return code
 
 
-@numba.njit(inline="always")
-def _search(features, i, nfeat, centers, use_cells, lo, inv, starts, rows, nears):
-    """(index, squared distance) of row ``i``'s nearest centre, the lowest index among
-    equals: through its grid cell's list, nearest first, stopping at the first entry no
-    nearer than the best (3 channels spelled out, so that the compiler unrolls them); by
-    every centre outside the grid's box or without a grid."""
-    code = _cell(features, i, lo, inv) if use_cells else -1
-    if code < 0:
-        return _nearest(features, i, nfeat, centers)
-    j, d = 0, np.inf
-    for t in range(starts[code], starts[code + 1]):
-        if nears[t] > d:
-            break
-        row = rows[t]
-        e = _sqdist(features, i, 3, centers, row)
-        if e < d or (e == d and row < j):
-            j, d = row, e
-    return j, d
-
-
 @compiled
 def _assign_kernel(
     b0, b1, features, nfeat, pixels, ncolour, valid, centers, palette, lo, inv, starts, rows,
@@ -260,8 +240,20 @@ def _assign_kernel(
                 _emit(i, 0, pixels, 0, palette, labels, out)
                 counts[b, 0] += 1
                 continue
-            j, d = _search(features, i, nfeat, centers, use_cells, lo, inv, starts, rows, nears)
-            _emit(i, j + 1, pixels, ncolour, palette, labels, out)
+            code = _cell(features, i, lo, inv) if use_cells else -1
+            if code >= 0:
+                j, d = 0, np.inf
+                for t in range(starts[code], starts[code + 1]):
+                    if nears[t] > d:
+                        break
+                    row = rows[t]
+                    e = _sqdist(features, i, 3, centers, row)
+                    if e < d or (e == d and row < j):
+                        j, d = row, e
+                _emit(i, j + 1, pixels, ncolour, palette, labels, out)
+            else:
+                j, d = _nearest(features, i, nfeat, centers)
+                _emit(i, j + 1, pixels, ncolour, palette, labels, out)
             total += d
             counts[b, j + 1] += 1
         sse[b] = total
@@ -278,8 +270,19 @@ def _nearest_kernel(b0, b1, features, centers, lo, inv, starts, rows, nears, lab
     use_cells = starts.size > 0
     for b in range(b0, b1):
         for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
-            labels[i, 0] = _search(features, i, nfeat, centers, use_cells, lo, inv, starts,
-                                   rows, nears)[0]  # fmt: skip
+            code = _cell(features, i, lo, inv) if use_cells else -1
+            if code < 0:
+                labels[i, 0] = _nearest(features, i, nfeat, centers)[0]
+                continue
+            j, d = 0, np.inf
+            for t in range(starts[code], starts[code + 1]):
+                if nears[t] > d:
+                    break
+                row = rows[t]
+                e = _sqdist(features, i, 3, centers, row)
+                if e < d or (e == d and row < j):
+                    j, d = row, e
+            labels[i, 0] = j
 
 
 #: Up to this many row-centre pairs, `nearest_labels` measures with numpy: the first fit
