@@ -268,3 +268,17 @@ def test_a_small_pyramid_still_gives_one_result_per_level():
     result = quantize([image, image[::2, ::2]], 4, channel_axis=-1, seed=1)
     assert isinstance(result.labels, list) and len(result.labels) == 2
     assert result.labels[1].shape == (32, 32)
+
+
+def test_auto_k_refuses_values_it_would_clip_before_measuring():
+    image = np.random.default_rng(2).uniform(0, 1, (32, 32, 3))
+    for bad in (image - 1, image * 1e300, image * 2):
+        with pytest.raises(ValueError, match=r"k='auto' measures CIEDE2000 .* from 0 to 1, but"):
+            quantize(bad, "auto", target=2, channel_axis=-1)
+        with pytest.raises(ValueError, match=r"target measures CIEDE2000"):
+            k_curve(bad, range(2, 5), channel_axis=-1, target=2.0)
+    fine = make_blocks() / 255.0  # the same kind of input, in range: measured
+    assert quantize(fine, "auto", target=3, channel_axis=-1, seed=0).palette.k > 1
+    signed = (image * 200).astype(np.int16) - 50
+    with pytest.raises(ValueError, match=r"from 0 to 32767, but the image has values from -50"):
+        quantize(signed, "auto", channel_axis=-1)

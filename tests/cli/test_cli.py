@@ -677,3 +677,13 @@ def test_version_from_the_command_and_the_module(tmp_path):
         assert done.stdout.startswith(f"kquant {napari_kquant.__version__} (OpenCV ")
     assert napari_kquant.__version__ != "unknown"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_quality_names_itself_for_a_gray_image(tmp_path):
+    cv2.imwrite(str(tmp_path / "gray.png"), make_blocks()[..., 0])
+    done = kquant("gray.png", "--quality", "0-100", "-o", "out.png", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "kquant: error: --quality measures colour differences: 'gray.png' is not an RGB image"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gray.png"]

@@ -114,6 +114,8 @@ def k_curve(
         raise ValueError(f"ks go up to {ks[-1]}, but the image has {len(pixels)} usable pixels")
     if target is not None and ncolour != 3:
         raise ValueError("target is a CIEDE2000 colour difference: it needs 3 colour channels")
+    if target is not None:
+        _check_rgb_range(pixels, dtype, "target")
     compactness, mse, delta = _fits(pixels, dtype, ncolour, ks, opts, progress)
     meets = None
     if target is not None:
@@ -149,6 +151,7 @@ def auto_k(image, channel_axis, alpha, mask, target, opts, progress=None) -> tup
             f"k='auto' meets a CIEDE2000 colour difference: it needs 3 colour channels, but "
             f"the image has {ncolour}; give k as a number"
         )
+    _check_rgb_range(pixels, dtype, "k='auto'")
     top = min(MAX_AUTO_K, len(pixels))
     measure = _measurer(pixels, dtype, ncolour, opts)
     most = 2 * max(1, math.ceil(math.log2(top))) + 1  # fits at most, for the progress
@@ -199,6 +202,18 @@ def _measurer(pixels, dtype, ncolour, opts) -> Callable[[int], float]:
         return float(ciede2000(lab, centre_lab[fitted.labels - 1]).mean())
 
     return error
+
+
+def _check_rgb_range(pixels, dtype, what) -> None:
+    """CIEDE2000 is measured on RGB from 0 (black) to the dtype's white (1.0 for floats):
+    values outside would be clipped, and the error read as 0."""
+    white = rgb_scale(dtype)
+    low, high = float(pixels.min()), float(pixels.max())
+    if low < 0 or high > white:
+        raise ValueError(
+            f"{what} measures CIEDE2000 colour differences on RGB values from 0 to {white:g}, "
+            f"but the image has values from {low:g} to {high:g}; give k as a number"
+        )
 
 
 def _draw(image, channel_axis, alpha, mask, opts):

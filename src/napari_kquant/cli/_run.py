@@ -252,6 +252,8 @@ def run(args: argparse.Namespace, parser=None) -> str:
     channel_axis = colour_axis(image)
     nchan = image.shape[-1] if channel_axis is not None else 1
     ncolour = nchan - (nchan == 4)
+    if args.quality is not None and ncolour != 3:
+        raise CLIError(f"--quality measures colour differences: {source!r} is not an RGB image")
     if args.save_palette and args.save_palette.lower().endswith(".gpl") and ncolour != 3:
         raise CLIError(f"--save-palette {args.save_palette!r}: a GIMP palette holds RGB colours")
     flat_files = [p for p in (args.output, args.labels) if p and not is_zarr(p)]
