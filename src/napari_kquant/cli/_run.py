@@ -22,7 +22,7 @@ from ..core._options import (
     finish,
     settings,
 )
-from ..engine._apply import output_colours
+from ..engine._apply import label_dtype, output_colours
 from ..files._batch import batch_outputs
 from ..files._files import FileError, is_zarr, plan, read_image, write_all
 from ..files._photos import photo_path
@@ -262,12 +262,14 @@ def run(args: argparse.Namespace, parser=None) -> str:
             f"{source!r} has shape {tuple(image.shape)}: an image file holds a 2-D image; "
             f"write {flat_files[0]!r} as .zarr instead"
         )
-    label_dtype = np.uint8 if k <= 255 else np.uint16
-    wanted = [(args.output, "output", image.dtype, nchan), (args.labels, "labels", label_dtype, 1)]
-    planned = plan(
-        [w for w in wanted if w[0] is not None], inputs, texts=_texts(args),
-        indexed=args.indexed, k=k,
-    )  # fmt: skip
+
+    def outputs_for(k):  # -o and --labels planned for K colours
+        wanted = [(args.output, "output", image.dtype, nchan),
+                  (args.labels, "labels", label_dtype(k), 1)]  # fmt: skip
+        return plan([w for w in wanted if w[0] is not None], inputs, texts=_texts(args),
+                    indexed=args.indexed, k=k)  # fmt: skip
+
+    planned = outputs_for(k)
     mask = None
     if args.mask:
         mask_image = read_image(args.mask, indices=True)
@@ -292,12 +294,7 @@ def run(args: argparse.Namespace, parser=None) -> str:
         if args.quality is not None:
             how = f"{_check_quality(args.quality, result.palette.fit['auto'])}, {how}"
             k = result.palette.k
-            label_dtype = np.uint8 if k <= 255 else np.uint16
-            wanted[1] = (args.labels, "labels", label_dtype, 1)
-            planned = plan(
-                [w for w in wanted if w[0] is not None], inputs, texts=_texts(args),
-                indexed=args.indexed, k=k,
-            )  # fmt: skip
+            planned = outputs_for(k)
     else:
         result = palette.apply(image, channel_axis=channel_axis, mask=mask, **finishing)
         how = f"palette {os.path.basename(args.palette)}"
@@ -366,13 +363,12 @@ def run_batch(args: argparse.Namespace, parser) -> int:
     palette = _load_palette(args) if args.palette else None
     k = palette.k if palette else args.k
     _check_table_options(args, k)
-    label_dtype = np.uint8 if k <= 255 else np.uint16
     # names before any work: two inputs must not share an output
     outputs = batch_outputs(args.images, args.out_dir, args.write_labels)
     every = [(p, what) for wanted in outputs.values() for p, what in wanted]
     plan(
         [
-            (p, what, *((np.uint8, 3) if what == "output" else (label_dtype, 1)))
+            (p, what, *((np.uint8, 3) if what == "output" else (label_dtype(k), 1)))
             for p, what in every
         ],
         inputs,
@@ -393,7 +389,7 @@ def run_batch(args: argparse.Namespace, parser) -> int:
             raise CLIError(f"cannot make --out-dir {new_folder!r}: {e.strerror}") from None
     try:
         return _apply_batch(
-            args, palette, pooled, outputs, inputs, label_dtype, failed, tqdm, finishing
+            args, palette, pooled, outputs, inputs, label_dtype(k), failed, tqdm, finishing
         )
     finally:  # a folder kquant made and nothing landed in (failures, SIGTERM): not left behind
         if new_folder is not None and os.path.isdir(new_folder) and not os.listdir(new_folder):
@@ -401,7 +397,7 @@ def run_batch(args: argparse.Namespace, parser) -> int:
 
 
 def _apply_batch(
-    args, palette, pooled, outputs, inputs, label_dtype, failed, tqdm, finishing
+    args, palette, pooled, outputs, inputs, labels_dtype, failed, tqdm, finishing
 ) -> int:
     """The batch's writes: the palette kept, each image, the table."""
     if args.save_palette is not None:
@@ -424,7 +420,7 @@ def _apply_batch(
                     (
                         p,
                         what,
-                        image.dtype if what == "output" else label_dtype,
+                        image.dtype if what == "output" else labels_dtype,
                         nchan if what == "output" else 1,
                     )
                     for p, what in wanted

@@ -29,6 +29,7 @@ from ._run import (
     _load_palette,
     _palette_text,
     _table_csv,
+    _table_options,
     colour_axis,
     heard,
 )
@@ -127,10 +128,9 @@ def _quantize_slide(args, opened, palette, finishing, source, output, k) -> str:
     def table(counts):
         from ..engine._measure import cluster_table
 
-        size, unit = opened.pixel_size, opened.unit
-        if args.pixel_size is not None:
-            size, unit = args.pixel_size, args.unit or "µm"
-        options = {} if size is None else {"pixel_size": size, "unit": unit}
+        options = _table_options(args)  # --pixel-size, else the file's own
+        if not options and opened.pixel_size is not None:
+            options = {"pixel_size": opened.pixel_size, "unit": opened.unit}
         return cluster_table(result.palette, [0, *counts], background=args.background,
                              ndim=2, **options)  # fmt: skip
 
