@@ -104,3 +104,20 @@ def blobs(n, seed=0, side=96):
     which.flat[:n] = np.arange(n)  # every colour present
     image = colours[which] + rng.normal(0, 4, (side, side, 3))
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def numpy_lloyd(points, weights, centers, max_iter, epsilon):
+    """Weighted Lloyd by a full distance matrix each iteration (the definition)."""
+    centers = centers.astype(np.float64).copy()
+    for _ in range(max_iter):
+        labels = ((points[:, None] - centers[None]) ** 2).sum(-1).argmin(1)
+        new = centers.copy()
+        for j in range(len(centers)):
+            w = weights[labels == j]
+            if w.sum() > 0:
+                new[j] = (points[labels == j] * w[:, None]).sum(0) / w.sum()
+        moved = np.sqrt(((new - centers) ** 2).sum(1)).max()
+        centers = new
+        if moved <= epsilon:
+            break
+    return centers, ((points[:, None] - centers[None]) ** 2).sum(-1).argmin(1)

@@ -495,6 +495,29 @@ def test_cli_min_size_cleans_labels_and_the_table_counts_them(tmp_path):
     assert [int(row[column]) for row in counts[1:]] == [0, 800, 800]
 
 
+def test_cli_dither_alone_is_the_adaptive_default(tmp_path):
+    from napari_kquant import Palette, load_photo
+
+    image = load_photo()[::4, ::4]
+    src = tmp_path / "in.png"
+    write_rgb(src, image)
+    saved = tmp_path / "p.json"
+    outputs = {}
+    for name, extra in (("alone", ["--dither"]), ("named", ["--dither", "adaptive"]),
+                        ("fs", ["--dither", "floyd-steinberg"])):  # fmt: skip
+        out = tmp_path / f"{name}.png"
+        argv = [str(src), "-k", "8", "--seed", "0", "-o", str(out), "--save-palette", str(saved)]
+        assert main([*argv, *extra]) == 0
+        outputs[name] = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(outputs["alone"], outputs["named"])
+    assert (outputs["alone"] != outputs["fs"]).any()
+    expected = Palette.load(saved).apply(image, channel_axis=-1, dither=True).quantized
+    np.testing.assert_array_equal(outputs["alone"], expected)
+    # `--dither` before the input reads the input as the method: refused, one line
+    assert main(["--dither", str(src), "-k", "8", "-o", str(tmp_path / "x.png")]) == 2
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_cli_od_with_white_and_its_table_columns(tmp_path):
     table = tmp_path / "t.csv"
     argv = ["-k", "3", "--seed", "0", "--color-space", "od", "--white", "auto"]

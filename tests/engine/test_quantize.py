@@ -6,9 +6,9 @@ import pytest
 
 from napari_kquant import fit, quantize
 from napari_kquant.core._options import EPSILON_FRACTION, MIN_AUTO_SAMPLE, auto_sample
-from napari_kquant.engine._fit import GROUPED_MIN_K, attempt_size, refinement
+from napari_kquant.engine._fit import GROUP_SIZE, attempt_size, refinement
 
-from conftest import BLOCK_COLOURS, expected_block_labels, make_blocks
+from conftest import BLOCK_COLOURS, expected_block_labels, make_blocks, numpy_lloyd
 
 
 def brute_force_labels(pixels, centers):
@@ -371,12 +371,13 @@ def test_raising_from_progress_stops_the_run(photos):
     np.testing.assert_array_equal(image, before)
 
 
-# --- the staged fit: attempts on a subsample, one refinement on the sample -------------------
+# --- the staged fit: attempts on a subsample, then Lloyd over the sample's colours -----------
 
 
 def staged_by_hand(image, k, sample, seed, attempts, crit):
-    """What a sampled fit is: the seeded sample, the seeded attempt subsample, the attempts,
-    then one cv2.kmeans from each sample pixel's nearest centre, in direct cv2 calls."""
+    """What a sampled fit is: the seeded sample, the seeded attempt subsample, the attempts
+    (direct cv2 calls), then weighted Lloyd over the sample's distinct colours (numpy).
+    Returns (compactness, centres)."""
     pixels = image.reshape(-1, 3)
     chosen = np.sort(np.random.default_rng(seed).choice(len(pixels), sample, replace=False))
     data = pixels[chosen].astype(np.float32)
@@ -384,21 +385,25 @@ def staged_by_hand(image, k, sample, seed, attempts, crit):
     sub = data[np.sort(np.random.default_rng(seed).choice(sample, size, replace=False))]
     cv2.setRNGSeed(seed)
     _, _, best = cv2.kmeans(sub, k, None, crit, attempts, cv2.KMEANS_PP_CENTERS)
-    start = (brute_force_labels(data, best) - 1).astype(np.int32).reshape(-1, 1)
-    return cv2.kmeans(data, k, start, crit, 1, cv2.KMEANS_USE_INITIAL_LABELS)
+    colours, counts = np.unique(data.astype(np.float64), axis=0, return_counts=True)
+    centers, _ = numpy_lloyd(colours, counts.astype(np.float64), best, crit[1], crit[2])
+    centers = centers.astype(np.float32)  # as cv2 gives centres
+    labels = brute_force_labels(data, centers) - 1
+    return float(((data.astype(np.float64) - centers[labels]) ** 2).sum()), centers
 
 
 @pytest.mark.parametrize("followed", [False, True], ids=["one-call", "step-by-step"])
-def test_sampled_fit_is_attempts_on_a_subsample_then_one_refinement(photos, followed):
+@pytest.mark.parametrize("k", [6, 2 * GROUP_SIZE + 3])  # one group of bounds; two
+def test_sampled_fit_is_attempts_on_a_subsample_then_lloyd_on_the_sample(photos, followed, k):
     image = photos["coffee"]  # 12,288 pixels: a sample of 12,000, attempts on 10,000
-    k, seed = 6, 7
+    seed = 7
     progress = (lambda fraction, message: None) if followed else None
     palette = fit(image, k, channel_axis=-1, sample=12_000, attempts=3, max_iter=20,
                   epsilon=1.0, seed=seed, progress=progress)  # fmt: skip
-    compactness, _, centers = staged_by_hand(image, k, 12_000, seed, 3, (3, 20, 1.0))
-    assert palette.compactness == compactness
+    compactness, centers = staged_by_hand(image, k, 12_000, seed, 3, (3, 20, 1.0))
+    assert palette.compactness == pytest.approx(compactness, rel=1e-9)
     order = np.lexsort((*centers.T[::-1], centers @ [0.299, 0.587, 0.114]))
-    np.testing.assert_allclose(palette.centers, centers[order], rtol=1e-6)
+    np.testing.assert_allclose(palette.centers, centers[order], rtol=1e-5)
 
 
 def test_a_sample_within_the_attempt_size_is_one_plain_fit(photos):
@@ -422,8 +427,8 @@ def blobs(k, per=160, seed=0):
     return colours, (colours[:, None, :] + noise).reshape(1, -1, 3).astype(np.uint8)
 
 
-def test_grouped_refinement_is_the_same_step_by_step_and_run_again():
-    k = GROUPED_MIN_K + 32  # 160 colours: refined in 5 groups
+def test_a_large_k_fit_is_the_same_step_by_step_and_run_again():
+    k = 160
     colours, image = blobs(k)
     runs = [
         quantize(image, k, channel_axis=-1, sample=20_000, seed=0, progress=progress)
@@ -439,8 +444,8 @@ def test_grouped_refinement_is_the_same_step_by_step_and_run_again():
     assert len(np.unique(d.argmin(1)[d.min(1) < 1.0])) >= 0.9 * k
 
 
-def test_grouped_refinement_matches_its_description():
-    k = GROUPED_MIN_K
+def test_refinement_matches_its_description():
+    k = 128
     _, image = blobs(k, per=200, seed=4)
     data = image.reshape(-1, 3).astype(np.float32)
     centers = data[np.random.default_rng(0).choice(len(data), k, replace=False)] + 0.5
@@ -451,6 +456,9 @@ def test_grouped_refinement_matches_its_description():
     assert compactness == pytest.approx((d * d).sum(), rel=1e-12)
     start = ((data.astype(np.float64) - centers[brute_force_labels(data, centers) - 1]) ** 2).sum()
     assert compactness < start  # refining never makes it worse here
+    colours, counts = np.unique(data.astype(np.float64), axis=0, return_counts=True)
+    expected, _ = numpy_lloyd(colours, counts.astype(np.float64), centers, 100, 0.1)
+    np.testing.assert_allclose(refined, expected, rtol=1e-5)
 
 
 def test_progress_announces_the_refinement_and_cancel_stops_it(photos):
@@ -484,17 +492,10 @@ def test_sample_strings_other_than_auto_are_refused(photos, bad):
         quantize(photos["astronaut"], 4, channel_axis=-1, sample=bad)
 
 
-def test_groups_of_equal_centres_are_left_as_they_are():
-    from napari_kquant.engine._fit import _crowded
-
-    spread = np.random.default_rng(0).random((40, 3)) * 255
-    assert not _crowded(spread)
-    assert _crowded(np.vstack([spread[:10], np.repeat(spread[10:11], 30, axis=0)]))
-    assert _crowded(np.random.default_rng(1).random((129, 3)))  # far more than a group holds
-    # an image of one colour at a grouped K: every centre is that colour, every pixel labelled
+def test_an_image_of_one_colour_at_a_large_k():
     image = np.full((120, 120, 3), 77, np.uint8)
     with pytest.warns(UserWarning, match="only 1 distinct colours"):
-        result = quantize(image, GROUPED_MIN_K + 1, channel_axis=-1, seed=3)
+        result = quantize(image, 129, channel_axis=-1, seed=3)
     np.testing.assert_array_equal(result.centers, 77.0)
     assert (result.labels > 0).all() and result.counts.sum() == 120 * 120
 

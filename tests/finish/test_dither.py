@@ -1,4 +1,5 @@
-"""Dithering: Floyd-Steinberg and ordered, on kept palettes, stacks, masks and lazy images."""
+"""Dithering: adaptive, Floyd-Steinberg and ordered, on kept palettes, stacks, masks and lazy
+images."""
 
 import cv2
 import dask.array as da
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from napari_kquant import Palette, quantize
-from napari_kquant.finish._dither import BAYER
+from napari_kquant.finish._dither import BAYER, CAP
 
 GREYS = Palette.from_colors(["#000000", "#555555", "#aaaaaa", "#ffffff"])
 
@@ -95,7 +96,7 @@ def test_masked_and_transparent_pixels_keep_their_values():
     rgba[:, 8:16, 3] = 100  # half-transparent: clustered, alpha kept
     mask = np.ones(image.shape[:2], bool)
     mask[4:8] = False
-    for method in ("floyd-steinberg", "ordered"):
+    for method in ("adaptive", "floyd-steinberg", "ordered"):
         result = GREYS.apply(rgba, channel_axis=-1, mask=mask, dither=method)
         left_out = ~mask | (rgba[..., 3] == 0)
         np.testing.assert_array_equal(result.quantized[left_out], rgba[left_out])
@@ -108,7 +109,7 @@ def test_masked_and_transparent_pixels_keep_their_values():
 def test_stack_planes_are_dithered_each_on_its_own():
     plane = grey_gradient(32, 64)
     stack = np.stack([plane, plane[::-1], plane])
-    for method in ("floyd-steinberg", "ordered"):
+    for method in ("adaptive", "floyd-steinberg", "ordered"):
         result = GREYS.apply(stack, channel_axis=-1, dither=method)
         for i in range(3):
             alone = GREYS.apply(stack[i], channel_axis=-1, dither=method)
@@ -122,24 +123,27 @@ def test_lazy_ordered_dither_equals_eager_and_floyd_steinberg_stays_in_the_palet
     eager = palette.apply(image, channel_axis=-1, dither="ordered")
     result = palette.apply(lazy, channel_axis=-1, dither="ordered")
     np.testing.assert_array_equal(result.quantized.compute(), eager.quantized)
-    fs = palette.apply(lazy, channel_axis=-1, dither="floyd-steinberg")
-    quantized, labels = da.compute(fs.quantized, fs.labels)
-    np.testing.assert_array_equal(labels, eager.labels)
     allowed = {tuple(c) for c in np.rint(palette.centers).astype(np.uint8)}
-    assert {tuple(c) for c in quantized.reshape(-1, 3)} <= allowed
+    for method in ("floyd-steinberg", "adaptive"):
+        fs = palette.apply(lazy, channel_axis=-1, dither=method)
+        quantized, labels = da.compute(fs.quantized, fs.labels)
+        np.testing.assert_array_equal(labels, eager.labels)
+        assert {tuple(c) for c in quantized.reshape(-1, 3)} <= allowed
 
 
+@pytest.mark.parametrize("method", ["floyd-steinberg", "adaptive"])
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
-def test_other_dtypes_dither_in_their_own_units(dtype):
+def test_other_dtypes_dither_in_their_own_units(dtype, method):
     image = grey_gradient().astype(dtype) * (257 if dtype == np.uint16 else 1 / 255)
     palette = Palette.from_colors(
         ["#000000", "#555555", "#aaaaaa", "#ffffff"], dtype=np.dtype(dtype).name
     )
-    result = palette.apply(image, channel_axis=-1, dither="floyd-steinberg")
+    result = palette.apply(image, channel_axis=-1, dither=method)
     assert result.quantized.dtype == dtype
     white = 65535 if dtype == np.uint16 else 1.0
     error = np.abs(block_means(result.quantized) - block_means(image)) / white
-    assert error.max() <= 6 / 255
+    bound = 6 if method == "floyd-steinberg" else (0.5 - CAP) * 85 + 3  # see the 8-bit tests
+    assert error.max() <= bound / 255
 
 
 @pytest.mark.parametrize(
@@ -147,6 +151,7 @@ def test_other_dtypes_dither_in_their_own_units(dtype):
     [
         ({"dither": "fs"}, ValueError, "dither must be one of"),
         ({"dither": 1}, ValueError, "dither must be one of"),
+        ({"dither": "Adaptive"}, ValueError, "dither must be one of"),
         ({"dither": "ordered", "dither_strength": 1.5}, ValueError, "dither_strength"),
         ({"dither": "ordered", "dither_strength": -0.1}, ValueError, "dither_strength"),
         ({"dither": "ordered", "dither_strength": float("nan")}, ValueError, "dither_strength"),
@@ -165,7 +170,7 @@ def test_bad_dither_options_are_refused_before_work(blocks, options, error, matc
 def test_dithering_finds_the_nearest_colour_whatever_the_dtype():
     palette = Palette.from_colors([[0, 0, 0], [3, 3, 3]], dtype="uint8")
     image = np.full((8, 8, 3), 2, np.uint8)
-    for method in ("ordered", "floyd-steinberg"):
+    for method in ("ordered", "floyd-steinberg", "adaptive"):
         eight = palette.apply(image, channel_axis=-1, dither=method).quantized
         sixteen = palette.apply(image.astype(np.uint16) * 257, channel_axis=-1, dither=method)
         np.testing.assert_array_equal(sixteen.quantized // 257, eight)
@@ -174,7 +179,7 @@ def test_dithering_finds_the_nearest_colour_whatever_the_dtype():
 
 def test_huge_float_values_dither_without_overflow():
     base = np.random.default_rng(0).random((32, 32, 3))
-    for method in ("floyd-steinberg", "ordered"):
+    for method in ("adaptive", "floyd-steinberg", "ordered"):
         result = quantize(base * 1e160, 6, channel_axis=-1, seed=0, dither=method)
         assert len(np.unique(result.quantized.reshape(-1, 3), axis=0)) == 6
     with pytest.raises(ValueError, match="dither_strength must be from 0 to 1"):
@@ -186,7 +191,8 @@ def test_two_threads_dithering_and_cleaning_at_once_match_one_at_a_time(photos):
 
     image = photos["chelsea"]
     palette = quantize(image, 12, channel_axis=-1, seed=3).palette
-    jobs = [{"dither": "floyd-steinberg"}, {"dither": "ordered"}, {"min_size": 20, "smooth": 1}]
+    jobs = [{"dither": "floyd-steinberg"}, {"dither": "ordered"}, {"dither": True},
+            {"min_size": 20, "smooth": 1}]  # fmt: skip
     alone = [palette.apply(image, channel_axis=-1, **job) for job in jobs]
     before = image.copy()
     with ThreadPoolExecutor(3) as pool:
@@ -195,3 +201,52 @@ def test_two_threads_dithering_and_cleaning_at_once_match_one_at_a_time(photos):
         np.testing.assert_array_equal(a.quantized, b.quantized)
         np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_array_equal(image, before)
+
+
+# --- adaptive: error diffusion where the picture is flat ------------------------------------
+
+
+def test_dither_true_is_adaptive_and_false_is_none(photos):
+    image = photos["coffee"]
+    palette = quantize(image, 8, channel_axis=-1, seed=0).palette
+    adaptive = palette.apply(image, channel_axis=-1, dither="adaptive")
+    np.testing.assert_array_equal(
+        palette.apply(image, channel_axis=-1, dither=True).quantized, adaptive.quantized
+    )
+    np.testing.assert_array_equal(
+        palette.apply(image, channel_axis=-1, dither=False).quantized,
+        palette.apply(image, channel_axis=-1).quantized,
+    )
+    assert quantize(image, 8, channel_axis=-1, seed=0, dither=True).palette == palette
+
+
+def test_adaptive_dithers_a_flat_gradient_and_leaves_texture_alone():
+    image = grey_gradient(64, 256)
+    checks = np.where(np.indices((64, 128)).sum(0) % 2 == 0, 40, 215).astype(np.uint8)
+    image[:, 128:] = checks[..., None]  # right half: texture, every pixel an edge of 175
+    plain = GREYS.apply(image, channel_axis=-1)
+    result = GREYS.apply(image, channel_axis=-1, dither="adaptive")
+    # the texture diffuses nothing: from two columns in (no flat neighbour's error), plain
+    np.testing.assert_array_equal(result.quantized[:, 130:], plain.quantized[:, 130:])
+    # the flat gradient is dithered: its bands are gone except within CAP steps of a grey
+    flat = slice(0, 120)
+    error = np.abs(block_means(result.quantized[:, flat]) - block_means(image[:, flat]))
+    plain_error = np.abs(block_means(plain.quantized[:, flat]) - block_means(image[:, flat]))
+    step = 85
+    assert plain_error.max() > 30 and error.max() <= (0.5 - CAP) * step + 3
+    np.testing.assert_array_equal(result.labels, plain.labels)
+    colours = {tuple(c) for c in result.quantized.reshape(-1, 3)}
+    assert colours <= {(v, v, v) for v in (0, 85, 170, 255)}
+
+
+def test_adaptive_is_closer_to_the_photo_than_floyd_steinberg_and_still_smooths(photos):
+    for name in ("coffee", "astronaut", "chelsea"):
+        image = photos[name]
+        palette = quantize(image, 8, channel_axis=-1, seed=0).palette
+        plain, adaptive, fs = (
+            palette.apply(image, channel_axis=-1, dither=method).quantized
+            for method in (None, "adaptive", "floyd-steinberg")
+        )
+        mse = lambda q: float(((q.astype(float) - image) ** 2).mean())  # noqa: B023, E731
+        assert mse(plain) < mse(adaptive) < 0.75 * mse(fs)  # far less noise than FS
+        assert blurred_mse(image, adaptive) < 0.95 * blurred_mse(image, plain)  # smoother

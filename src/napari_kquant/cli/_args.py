@@ -117,7 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     looks = p.add_argument_group("outputs")
     looks.add_argument(
-        "--dither", choices=list(DITHERS), help="dither the picture (the labels stay as they are)"
+        "--dither",
+        nargs="?",
+        const=DITHERS[0],
+        choices=list(DITHERS),
+        help=f"dither the picture (the labels stay as they are); alone: {DITHERS[0]} (error "
+        "diffusion in flat areas only)",
     )
     looks.add_argument("--dither-strength", type=float, help="0 to 1 (default: 1)")
     looks.add_argument(

@@ -181,7 +181,7 @@ def check_white(white):
     return float(values[0]) if np.ndim(white) == 0 else tuple(float(v) for v in values)
 
 
-DITHERS = ("floyd-steinberg", "ordered")
+DITHERS = ("adaptive", "floyd-steinberg", "ordered")
 #: A plane's pixels are numbered in int32, so no region is larger. A majority filter
 #: costs about 4r operations a pixel: r = 50 (a 101-pixel window, beyond any clean-up)
 #: takes seconds on 16.7 MP, where r = 1000 took minutes.
@@ -218,6 +218,10 @@ class Finish:
 
 def finish(dither=None, dither_strength=1.0, min_size=None, smooth=None) -> Finish:
     """Check the finishing options; the errors name the parameter and the value."""
+    if dither is True:  # the default dithering
+        dither = DITHERS[0]
+    elif dither is False:
+        dither = None
     if dither is not None:
         dither = choice("dither", dither, DITHERS)
     if isinstance(dither_strength, bool) or not isinstance(dither_strength, numbers.Real):

@@ -140,7 +140,8 @@ def output_group(
         {
             "choices": [NO_DITHER, *DITHERS],
             "tooltip": "Dither the quantized image (the labels stay each pixel's nearest "
-            "colour): error diffusion, or an 8x8 Bayer pattern.",
+            "colour): adaptive (error diffusion in flat areas only: the best looking), "
+            "Floyd-Steinberg (everywhere), or an 8x8 Bayer pattern.",
         },
     ] = NO_DITHER,
     dither_strength: Annotated[

@@ -1,0 +1,230 @@
+"""Weighted Lloyd iterations over the distinct pixels: how a sampled fit is refined.
+
+`distinct` turns (n, d) feature rows into their distinct values (to 1/2**21 of each
+channel's range: every distinct 8- or 16-bit colour is its own) with their counts;
+`lloyd` runs exact weighted Lloyd iterations from given centres until no value changes
+cluster, skipping the values whose nearest centre cannot have changed (Yinyang bounds).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._assign import compiled
+
+#: Bits of a channel's key in `distinct` at most (three channels fill an int64).
+KEY_BITS = 21
+
+
+def distinct(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values, counts, index of each row's value): ``values`` (m, d) float64 means."""
+    n, d = data.shape
+    bits = min(KEY_BITS, 63 // d)
+    if bits < 4 or n <= 1:  # many channels: every row is its own value
+        return data.astype(np.float64), np.ones(n), np.arange(n)
+    lo = data.min(axis=0).astype(np.float64)
+    span = data.max(axis=0).astype(np.float64) - lo
+    levels = (1 << bits) - 1
+    scale = np.where(span > 0, levels / np.where(span > 0, span, 1), 0.0)
+    key = np.zeros(n, np.int64)
+    for ch in range(d):
+        key = (key << bits) | np.rint((data[:, ch] - lo[ch]) * scale[ch]).astype(np.int64)
+    _, index, counts = np.unique(key, return_inverse=True, return_counts=True)
+    index = index.ravel()
+    values = np.empty((len(counts), d))
+    for ch in range(d):
+        values[:, ch] = np.bincount(index, data[:, ch], len(counts))
+    weights = counts.astype(np.float64)
+    values /= weights[:, None]
+    return values, weights, index
+
+
+def lloyd(points, weights, centers, max_iter: int, epsilon: float, groups: np.ndarray):
+    """Weighted Lloyd from ``centers`` on ``points``: (centres, labels, iterations).
+
+    Stops when no point changes cluster, after ``max_iter`` iterations, or when no
+    centre moves more than ``epsilon`` (cv2's own criteria). A cluster left empty keeps
+    its centre. Labels are each point's nearest centre, the lowest index among equals.
+    ``groups`` (k,) numbers each centre's group (0..g-1, centres near each other): each
+    point keeps a lower bound of its distance to each group (Ding et al.'s Yinyang
+    k-means), so an iteration measures a point only against the groups that may hold a
+    nearer centre than its own.
+    """
+    points = np.ascontiguousarray(points, np.float64)
+    centers = np.array(centers, np.float64)
+    labels = np.empty(len(points), np.int32)
+    groups = np.ascontiguousarray(groups, np.int64)
+    order = np.argsort(groups, kind="stable")
+    bounds = np.searchsorted(groups[order], np.arange(groups.max() + 2))
+    done = _lloyd_kernel(points, weights, centers, labels, groups, order, bounds, max_iter,
+                         epsilon)  # fmt: skip
+    return centers, labels, int(done)
+
+
+@compiled
+def _lloyd_kernel(points, weights, centers, labels, groups, order, bounds, max_iter, epsilon):
+    """The bounds are kept in a form that needs no update per iteration: with ``travel[j]``
+    how far centre j has moved in all, ``shift[g]`` the sum of group g's largest moves
+    and ``worst`` the sum of all groups' largest, a point's distance to its centre j is
+    at most ``upper[i] + travel[j]``, to group g's others at least ``lower[i, g] -
+    shift[g]``, to every other centre at least ``least[i] - worst``. An iteration then
+    costs a few operations for most points, and the clusters' sums are updated only for
+    the points that change cluster."""
+    n, d = points.shape
+    k = centers.shape[0]
+    ng = len(bounds) - 1
+    upper = np.empty(n)
+    lower = np.empty((n, ng))
+    least = np.empty(n)
+    travel = np.zeros(k)
+    shift = np.zeros(ng)
+    worst = 0.0
+    now = np.empty(ng)
+    sums = np.zeros((k, d))
+    total = np.zeros(k)
+    drift = np.empty(ng)
+    hubs, reach = _hubs(centers, order, bounds)
+    for i in range(n):
+        _guess(points, i, hubs, reach, now)
+        best = _scan(points, i, centers, groups, order, bounds, labels, now, -1, np.inf)
+        upper[i] = best
+        least[i] = _settle(lower, i, now, shift, worst)
+        j = labels[i]
+        total[j] += weights[i]
+        for c in range(d):
+            sums[j, c] += weights[i] * points[i, c]
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
+        for g in range(ng):
+            drift[g] = 0.0
+        most = 0.0
+        for j in range(k):
+            if total[j] > 0:
+                s = 0.0
+                for c in range(d):
+                    new = sums[j, c] / total[j]
+                    s += (new - centers[j, c]) ** 2
+                    centers[j, c] = new
+                step = np.sqrt(s)
+                travel[j] += step
+                drift[groups[j]] = max(drift[groups[j]], step)
+                most = max(most, step)
+        if most <= epsilon:
+            break
+        for g in range(ng):
+            shift[g] += drift[g]
+        worst += most
+        changed = 0
+        for i in range(n):
+            j = labels[i]
+            bound = least[i] - worst
+            if upper[i] + travel[j] <= bound:
+                continue
+            s = 0.0
+            for c in range(d):
+                s += (points[i, c] - centers[j, c]) ** 2
+            exact = np.sqrt(s)
+            upper[i] = exact - travel[j]
+            if exact <= bound:
+                continue
+            for g in range(ng):
+                now[g] = lower[i, g] - shift[g]
+            best = _scan(points, i, centers, groups, order, bounds, labels, now, j, exact)
+            least[i] = _settle(lower, i, now, shift, worst)
+            m = labels[i]
+            upper[i] = best - travel[m]
+            if m != j:
+                changed += 1
+                w = weights[i]
+                total[j] -= w
+                total[m] += w
+                for c in range(d):
+                    sums[j, c] -= w * points[i, c]
+                    sums[m, c] += w * points[i, c]
+        if changed == 0:  # the centres are their clusters' means: converged
+            return iterations
+    hubs, reach = _hubs(centers, order, bounds)
+    for i in range(n):  # stopped by the criteria: labels of the final centres
+        _guess(points, i, hubs, reach, now)
+        _scan(points, i, centers, groups, order, bounds, labels, now, -1, np.inf)
+    return iterations
+
+
+@compiled
+def _hubs(centers, order, bounds):
+    """Each group's mean centre and the distance from it to the group's farthest."""
+    ng, d = len(bounds) - 1, centers.shape[1]
+    hubs = np.zeros((ng, d))
+    reach = np.zeros(ng)
+    for g in range(ng):
+        count = bounds[g + 1] - bounds[g]
+        for m in range(bounds[g], bounds[g + 1]):
+            for c in range(d):
+                hubs[g, c] += centers[order[m], c] / count
+        for m in range(bounds[g], bounds[g + 1]):
+            s = 0.0
+            for c in range(d):
+                s += (centers[order[m], c] - hubs[g, c]) ** 2
+            reach[g] = max(reach[g], np.sqrt(s))
+    return hubs, reach
+
+
+@compiled
+def _guess(points, i, hubs, reach, now):
+    """Lower bounds of point ``i``'s distance to each group: to its hub, less its reach."""
+    for g in range(len(reach)):
+        s = 0.0
+        for c in range(points.shape[1]):
+            s += (points[i, c] - hubs[g, c]) ** 2
+        now[g] = max(0.0, np.sqrt(s) - reach[g])
+
+
+@compiled
+def _settle(lower, i, now, shift, worst):
+    """Store point ``i``'s current group bounds ``now``; returns its stored least bound."""
+    smallest = np.inf
+    for g in range(len(now)):
+        lower[i, g] = now[g] + shift[g]
+        smallest = min(smallest, now[g])
+    return smallest + worst
+
+
+@compiled
+def _scan(points, i, centers, groups, order, bounds, labels, lower, own, own_d):
+    """Point ``i``'s nearest centre (written to ``labels[i]``; returns its distance),
+    searching the groups whose bound in ``lower`` (ng,) is below the best distance so
+    far; ``own`` (-1: none) is its current centre, at ``own_d``. Leaves ``lower[g]`` a
+    lower bound of the distance to every centre of group g but the nearest."""
+    best, where = own_d, own
+    ng = len(bounds) - 1
+    start = 0
+    for g in range(ng):  # the most promising group first
+        if lower[g] < lower[start]:
+            start = g
+    for step in range(ng):
+        g = (start + step) % ng
+        if lower[g] > best or (lower[g] == best and where >= 0):
+            continue
+        first, second, first_j = np.inf, np.inf, -1
+        for m in range(bounds[g], bounds[g + 1]):
+            j = order[m]
+            if j == where:
+                continue
+            s = 0.0
+            for c in range(points.shape[1]):
+                s += (points[i, c] - centers[j, c]) ** 2
+            s = np.sqrt(s)
+            if s < first or (s == first and j < first_j):
+                second, first, first_j = first, s, j
+            elif s < second:
+                second = s
+        if first < best or (first == best and first_j < where):
+            lower[g] = second
+            if where >= 0:  # the previous best is now one of its group's others
+                lower[groups[where]] = min(lower[groups[where]], best)
+            best, where = first, first_j
+        else:
+            lower[g] = first
+    labels[i] = where
+    return best
