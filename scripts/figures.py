@@ -42,7 +42,8 @@ def dither_figure() -> None:
     palette = quantize(photo, 8, channel_axis=-1, seed=0).palette
     crop = (slice(60, 220), slice(170, 330))  # the face, 160 x 160
     panels = [(photo[crop], "original")]
-    for dither, caption in ((None, "K=8"), ("floyd-steinberg", "K=8 Floyd-Steinberg"),
+    for dither, caption in ((None, "K=8"), (True, "K=8 dither=True"),
+                            ("floyd-steinberg", "K=8 Floyd-Steinberg"),
                             ("ordered", "K=8 ordered")):  # fmt: skip
         panels.append((palette.apply(photo, channel_axis=-1, dither=dither).quantized[crop],
                        caption))  # fmt: skip
