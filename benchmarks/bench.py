@@ -1,7 +1,7 @@
 """Speed and quality of napari-kquant beside the alternatives a user would pick.
 
     pip install -e ".[bench]"        # scikit-learn(-intelex), faiss-cpu, imagequant, Pillow
-    python benchmarks/bench.py       # the README's table (about 40 min on 2 cores)
+    python benchmarks/bench.py --docs  # the docs' speed table (about 40 min on 2 cores)
     python benchmarks/bench.py --quick                # 4 MP, K=16, no minute-long methods
 
 ImageMagick's rows need ImageMagick 7 (``magick`` on PATH or ``$KQUANT_MAGICK``): Debian 12's
@@ -27,6 +27,7 @@ its ratio to the full fit shows how close a stand-in it is.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -391,9 +392,9 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="4 MP, K=16, no slow methods")
     p.add_argument("--no-lazy", action="store_true", help="leave out the 1 GB eager/lazy rows")
     p.add_argument(
-        "--readme",
+        "--docs",
         action="store_true",
-        help="also write the results into README.md, between its bench markers",
+        help="also write the table to docs/benchmarks/speed.md (the benchmarks page)",
     )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -490,24 +491,20 @@ def main(argv=None):
             )
             emit(f"| {how} ({r['gb']:.2f} GB) | {r['time']:.2f} | {r['mp'] / r['time']:.0f} |")
 
-    if args.readme:
-        write_readme("\n".join(lines))
+    if args.docs:
+        write_docs("\n".join(lines))
 
 
-README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")
-START, END = "<!-- bench.py --readme: start -->", "<!-- bench.py --readme: end -->"
+DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "benchmarks")
 
 
-def write_readme(text):
-    """Replace what lies between the README's bench markers with ``text``."""
-    with open(README, encoding="utf-8") as f:
-        readme = f.read()
-    if readme.count(START) != 1 or readme.count(END) != 1:
-        raise SystemExit(f"README.md needs one {START!r} and one {END!r} line")
-    before, rest = readme.split(START)
-    after = rest.split(END)[1]
-    with open(README, "w", encoding="utf-8") as f:
-        f.write(f"{before}{START}\n{text.strip()}\n{END}{after}")
+def write_docs(text):
+    """The table as docs/benchmarks/speed.md, which the benchmarks page includes."""
+    with open(os.path.join(DOCS, "speed.md"), "w", encoding="utf-8") as f:
+        f.write(
+            f"<!-- written by: python benchmarks/bench.py --docs, {datetime.date.today()} -->\n"
+        )
+        f.write(text.strip() + "\n")
 
 
 if __name__ == "__main__":

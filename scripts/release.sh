@@ -2,14 +2,16 @@
 # Release checks, run by scripts/test.sh after the test suite (and by CI): build the sdist and
 # the wheel (the wheel from the sdist, so the sdist must be complete), check them with twine
 # and scripts/check_dist.py, then install the wheel alone, with napari, into a fresh virtual
-# environment for every supported Python installed here, and prove in each that napari
-# discovers the plugin, the widget docks and runs, the samples open and `kquant` runs
+# environment on the Python of $VENV (or on each version in $KQUANT_PYTHONS, e.g. "3.11 3.12
+# 3.13"; the workflow checks each in its own job), and prove that napari discovers the
+# plugin, the widget docks and runs, the samples open and `kquant` runs
 # (scripts/check_install.py). Nothing is uploaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 venv=${VENV:-.venv}
-pythons=(3.11 3.12 3.13)  # keep in step with the classifiers in pyproject.toml
+current=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+read -r -a pythons <<<"${KQUANT_PYTHONS:-$current}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -19,10 +21,12 @@ COLUMNS=200 "$venv/bin/twine" check --strict "$work"/dist/*
 "$venv/bin/python" scripts/check_dist.py "$work"/dist/*.tar.gz "$work"/dist/*.whl
 wheel=$(ls "$work"/dist/*.whl)
 
-interpreter() {  # python3.X on PATH that runs, else pyenv's
-    local candidate
-    for candidate in "python$1" "$HOME"/.pyenv/versions/"$1".*/bin/python"$1"; do
-        if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import venv' 2>/dev/null
+interpreter() {  # $venv's own Python for its version, else python3.X on PATH, else pyenv's
+    local candidate base
+    base=$("$venv/bin/python" -c 'import sys; print(sys._base_executable)')
+    for candidate in "$base" "python$1" "$HOME"/.pyenv/versions/"$1".*/bin/python"$1"; do
+        if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c "import sys, venv
+sys.exit('%d.%d' % sys.version_info[:2] != '$1')" 2>/dev/null
         then command -v "$candidate"; return 0; fi
     done
     return 1

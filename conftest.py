@@ -1,0 +1,92 @@
+"""Every code block of README.md and docs/*.md runs in the test suite (Sybil).
+
+Each page runs in order as a reader would, in its own empty folder, with one Python
+namespace for the page:
+
+- ```python blocks run; those written as ``>>>`` sessions are doctests, so the outputs the
+  page shows are checked (``...`` stands for any text, whitespace is normalised);
+- ```console blocks: each ``$ command`` runs in bash (the test's Python first on PATH, so
+  ``kquant`` and ``python`` are this environment's) and must exit 0; the lines after it
+  are its expected output, checked like a doctest's, unless there are none. A last line
+  ``[exit status N]`` expects that status instead;
+- ```bash blocks are shown, not run: the installs and the README's two commands (CI runs
+  command 2 itself: it is `.ci/run`);
+- ``<!-- skip: next -->`` before a python or console block leaves it out (starting napari's
+  window, say); ``<!-- invisible-code-block: python -->`` runs code the reader does not see.
+"""
+
+from __future__ import annotations
+
+import doctest
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from sybil import Sybil
+from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser, SkipParser
+
+FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+_EXIT = "[exit status "
+
+
+def _commands(source: str) -> list[tuple[str, str]]:
+    """(command, expected output) pairs of a console block."""
+    pairs: list[list[str]] = []
+    for line in source.splitlines():
+        if line.startswith("$ "):
+            pairs.append([line[2:], ""])
+        elif pairs and pairs[-1][0].endswith("\\") and not pairs[-1][1]:
+            pairs[-1][0] += "\n" + line
+        elif pairs:
+            pairs[-1][1] += line + "\n"
+        elif line.strip():
+            raise ValueError(f"a console block starts with '$ ': {line!r}")
+    return [(command, expected) for command, expected in pairs]
+
+
+def run_console(example) -> str | None:
+    folder = example.namespace["__folder__"]
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    for command, expected in _commands(example.parsed):
+        status = 0
+        lines = expected.rstrip("\n").splitlines()
+        if lines and lines[-1].startswith(_EXIT):
+            status = int(lines[-1][len(_EXIT) : -1])
+            expected = "\n".join(lines[:-1]) + ("\n" if len(lines) > 1 else "")
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=folder, env=env, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+        output = done.stdout + done.stderr
+        if done.returncode != status:
+            return f"$ {command}\nexited {done.returncode}, not {status}:\n{output}"
+        checker = doctest.OutputChecker()
+        if expected.strip() and not checker.check_output(expected, output, FLAGS):
+            return f"$ {command}\nexpected:\n{expected}\ngot:\n{output}"
+    return None
+
+
+def _setup(namespace) -> None:
+    namespace["__folder__"] = tempfile.mkdtemp(prefix="kquant-docs-")
+    namespace["__cwd__"] = os.getcwd()
+    os.chdir(namespace["__folder__"])
+
+
+def _teardown(namespace) -> None:
+    os.chdir(namespace["__cwd__"])
+    shutil.rmtree(namespace["__folder__"], ignore_errors=True)
+
+
+pytest_collect_file = Sybil(
+    parsers=[
+        PythonCodeBlockParser(doctest_optionflags=FLAGS),
+        CodeBlockParser(language="console", evaluator=run_console),
+        SkipParser(),
+    ],
+    patterns=["README.md", "docs/*.md"],
+    setup=_setup,
+    teardown=_teardown,
+).pytest()
