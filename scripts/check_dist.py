@@ -33,7 +33,8 @@ def check_sdist(path: str) -> None:
         names = [name.split("/", 1)[1] for name in tar.getnames() if "/" in name]
     need = ["pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "PKG-INFO",
             "src/napari_kquant/__init__.py", "src/napari_kquant/napari.yaml",
-            "src/napari_kquant/data/astronaut.png", "tests/conftest.py",
+            "src/napari_kquant/data/astronaut.png", "src/napari_kquant/data/slide.png",
+            "tests/conftest.py",
             "tests/engine/test_quantize.py", "tests/viewer/test_widget.py"]  # fmt: skip
     missing = [name for name in need if name not in names]
     if missing:
@@ -59,7 +60,8 @@ def check_wheel(path: str) -> None:
             fail(f"{path}: the wheel has no entry_points.txt (console script, napari manifest)")
         entry_points = _sections(wheel.read(points).decode())
     need = ["napari_kquant/__init__.py", "napari_kquant/napari.yaml",
-            "napari_kquant/data/astronaut.png", "napari_kquant/_version.py",
+            "napari_kquant/data/astronaut.png", "napari_kquant/data/slide.png",
+            "napari_kquant/_version.py",
             *(f"napari_kquant/{layer}/__init__.py" for layer in LAYERS)]  # fmt: skip
     missing = [name for name in need if name not in names]
     if missing:

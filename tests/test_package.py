@@ -20,7 +20,8 @@ def test_npe2_discovers_the_installed_plugin():
     pm.discover()
     manifest = pm.get_manifest("napari-kquant")
     assert manifest.display_name == "K-means quantization"
-    assert {s.key for s in manifest.contributions.sample_data} >= {"astronaut", "timelapse"}
+    assert {s.key for s in manifest.contributions.sample_data} >= {"astronaut", "slide",
+                                                                    "timelapse"}  # fmt: skip
 
 
 def test_npe2_validate_passes():

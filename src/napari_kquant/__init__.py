@@ -15,7 +15,7 @@ from .engine._measure import suggest_background
 from .engine._palette import Palette
 from .engine._result import QuantizeResult
 from .files._ome import Opened, open_image, write_ome_zarr
-from .files._photos import load_photo
+from .files._photos import load_photo, load_slide
 
 try:
     from ._version import __version__  # written by setuptools-scm when installed
@@ -32,6 +32,7 @@ __all__ = [
     "fit_pooled",
     "k_curve",
     "load_photo",
+    "load_slide",
     "merge",
     "open_image",
     "quantize",

@@ -558,3 +558,17 @@ def test_quantize_layer_finishes_kept_palettes_and_checks_its_arguments(make_nap
     with pytest.raises(ValueError, match="viewer is closed"):
         napari_kquant.quantize_layer(layer, 4, viewer=closed)
     assert len(viewer.layers) == count
+
+
+def test_the_samples_open_in_napari_as_rgb_layers(make_napari_viewer):
+    from napari_kquant import load_photo, load_slide
+
+    viewer = make_napari_viewer()
+    for key, name, expected in (("astronaut", "astronaut", load_photo()),
+                                ("slide", "slide", load_slide())):  # fmt: skip
+        layers = viewer.open_sample("napari-kquant", key)
+        assert [layer.name for layer in layers] == [name] and layers[0].rgb
+        np.testing.assert_array_equal(layers[0].data, expected)
+    assert load_slide().shape == (256, 256, 3) and load_slide().dtype == np.uint8
+    timelapse = viewer.open_sample("napari-kquant", "timelapse")[0]
+    assert timelapse.data.shape == (12, 256, 256, 3)

@@ -1,5 +1,6 @@
-"""The photograph bundled with the package, and a time-lapse made from it: for the CLI, the
-examples, and napari's File > Open Sample (`viewer._sample_data`)."""
+"""The pictures bundled with the package (a photograph and a stained slide), and a
+time-lapse made from the photograph: for the CLI, the examples and docs, and napari's File >
+Open Sample (`viewer._sample_data`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import cv2
 import numpy as np
 
 PHOTO_NAME = "astronaut.png"
+SLIDE_NAME = "slide.png"
 
 
 def photo_path() -> str:
@@ -19,6 +21,15 @@ def photo_path() -> str:
 def load_photo() -> np.ndarray:
     """The bundled photograph as a (512, 512, 3) uint8 RGB array."""
     bgr = cv2.imread(photo_path(), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def load_slide() -> np.ndarray:
+    """A bundled brightfield slide as a (256, 256, 3) uint8 RGB array: colonic glands,
+    immunohistochemistry (DAB, brown) with a hematoxylin counterstain (blue), a crop of
+    scikit-image's ``immunohistochemistry`` (Center for Microscopy and Molecular Imaging;
+    no known copyright restrictions). For ``color_space="od"``."""
+    bgr = cv2.imread(str(files("napari_kquant") / "data" / SLIDE_NAME), cv2.IMREAD_COLOR)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

@@ -1,13 +1,19 @@
-"""napari sample data (File > Open Sample): the bundled photograph and a time-lapse."""
+"""napari sample data (File > Open Sample): the bundled photograph, a stained slide and a
+time-lapse."""
 
 from __future__ import annotations
 
-from ..files._photos import load_photo, make_timelapse
+from ..files._photos import load_photo, load_slide, make_timelapse
 
 
 def sample_photo():
     """napari sample: the astronaut photograph."""
     return [(load_photo(), {"name": "astronaut", "rgb": True})]
+
+
+def sample_slide():
+    """napari sample: a brightfield IHC slide (DAB and hematoxylin), for color_space='od'."""
+    return [(load_slide(), {"name": "slide", "rgb": True})]
 
 
 def sample_timelapse():
