@@ -80,10 +80,12 @@ def _check_dist(tmp_path, wheel_names, sdist_names, description=None, entry_poin
 LAYERS = ("core", "finish", "engine", "analysis", "files", "cli", "viewer")
 SDIST = ["pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "PKG-INFO",
          "src/napari_kquant/__init__.py", "src/napari_kquant/napari.yaml",
-         "src/napari_kquant/data/astronaut.png", "tests/conftest.py",
-         "tests/engine/test_quantize.py", "tests/viewer/test_widget.py"]  # fmt: skip
+         "src/napari_kquant/data/astronaut.png", "src/napari_kquant/data/slide.png",
+         "tests/conftest.py", "tests/engine/test_quantize.py",
+         "tests/viewer/test_widget.py"]  # fmt: skip
 WHEEL = ["napari_kquant/__init__.py", "napari_kquant/napari.yaml",
-         "napari_kquant/data/astronaut.png", "napari_kquant/_version.py",
+         "napari_kquant/data/astronaut.png", "napari_kquant/data/slide.png",
+         "napari_kquant/_version.py",
          *(f"napari_kquant/{layer}/__init__.py" for layer in LAYERS)]  # fmt: skip
 
 
