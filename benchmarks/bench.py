@@ -501,10 +501,9 @@ DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "b
 def write_docs(text):
     """The table as docs/benchmarks/speed.md, which the benchmarks page includes."""
     with open(os.path.join(DOCS, "speed.md"), "w", encoding="utf-8") as f:
-        f.write(
-            f"<!-- written by: python benchmarks/bench.py --docs, {datetime.date.today()} -->\n"
-        )
-        f.write(text.strip() + "\n")
+        f.write("<!-- written by: python benchmarks/bench.py --docs -->\n")
+        # the text starts with its machine line
+        f.write(f"Run of {datetime.date.today()}. {text.strip()}\n")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install what the test suite needs and run all of it: ruff, npe2 validate, lint-imports, and
+# Install what the test suite needs and run all of it: ruff, npe2 validate, lint-imports,
 # pytest under a virtual X screen (napari needs a real OpenGL context; Xvfb + Mesa give it
-# one), then the release checks (scripts/release.sh: build, check, and install the wheel into
+# one; it runs every code block of README.md and docs/ too), the docs site's strict build
+# (scripts/docs.sh), then the release checks (scripts/release.sh: build, check, and install the wheel into
 # fresh environments; skip them with KQUANT_SKIP_RELEASE=1).
 # On Debian/Ubuntu it installs any missing system package with apt-get (as root, or via sudo),
 # creates a virtual environment in .venv (or $VENV), and installs the package with its
@@ -40,6 +41,9 @@ status=0
 xvfb-run -a -s "-screen 0 1600x1000x24" "$venv/bin/python" -m pytest --durations=10 "$@" || status=$?
 echo "test suite: $((SECONDS - start)) s of pytest (the budget is 360 s on 2 cores)"
 ((status == 0)) || exit $status
+start=$SECONDS
+NO_MKDOCS_2_WARNING=1 VENV=$venv SITE_DIR="$(mktemp -d)/site" bash scripts/docs.sh --quiet
+echo "docs site: built in strict mode in $((SECONDS - start)) s"
 if [ -z "${KQUANT_SKIP_RELEASE:-}" ]; then
     start=$SECONDS
     VENV=$venv bash scripts/release.sh

@@ -1,0 +1,77 @@
+"""The README, the hub page, the docs and the package say the same things.
+
+(The code blocks of README.md and docs/ run as tests of their own: see conftest.py.)
+"""
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read(*path) -> str:
+    with open(os.path.join(ROOT, *path), encoding="utf-8") as f:
+        return f.read()
+
+
+def test_the_readme_fits_15_kb_and_starts_with_its_two_commands():
+    readme = read("README.md")
+    assert len(readme.encode()) <= 15_000
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in first_block.splitlines() if line and not line.startswith("#")]
+    assert commands == [
+        "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/kquant -k 8 -o "
+        "astronaut-k8.png",
+        "bash scripts/test.sh",
+    ]
+    assert "bash scripts/test.sh" in read(".ci", "run")
+
+
+def test_the_hub_page_is_generated_from_the_readme():
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    try:
+        from hub_description import description
+    finally:
+        sys.path.pop(0)
+    assert read(".napari-hub", "DESCRIPTION.md") == description(read("README.md")), (
+        "run scripts/hub_description.py"
+    )
+
+
+def test_python_versions_agree_everywhere():
+    meta = tomllib.loads(read("pyproject.toml"))["project"]
+    classified = sorted(
+        c.rsplit(" ", 1)[1] for c in meta["classifiers"] if re.fullmatch(r".*:: 3\.\d+", c)
+    )
+    assert classified == ["3.11", "3.12", "3.13"]
+    assert meta["requires-python"] == ">=3.11"
+    workflow = read(".github", "workflows", "test_and_deploy.yml")
+    matrices = re.findall(r"python-version: \[([^\]]+)\]", workflow)
+    assert len(matrices) == 2  # the tests, and the clean-wheel install check
+    for matrix in matrices:
+        assert [v.strip(' "') for v in matrix.split(",")] == classified
+    readme = read("README.md")
+    assert "Python 3.11, 3.12 and 3.13" in readme
+    assert "clean-wheel install check on Python 3.11, 3.12 and 3.13" in readme
+
+
+def test_every_docs_page_is_in_the_site_and_the_cli_reference_comes_from_the_parser():
+    config = read("mkdocs.yml")
+    pages = sorted(name for name in os.listdir(os.path.join(ROOT, "docs")) if name.endswith(".md"))
+    nav = sorted(re.findall(r"^  - [^:]+: ([\w-]+\.md)$", config, flags=re.M))
+    assert nav == pages
+    assert "<!-- kquant --help -->" in read("docs", "cli.md")
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    try:
+        from mkdocs_hooks import on_page_markdown
+    finally:
+        sys.path.pop(0)
+    page = on_page_markdown("before\n<!-- kquant --help -->\nafter", None, None, None)
+    help_text = subprocess.run(
+        [sys.executable, "-m", "napari_kquant", "--help"], capture_output=True, text=True,
+        env={**os.environ, "COLUMNS": "80"}, check=True,
+    ).stdout  # fmt: skip
+    assert page == f"before\n```text\n{help_text}```\nafter"
