@@ -5,7 +5,7 @@
 
 The stages are the ones `quantize` runs with its defaults, called one by one:
 drawing the sample, the k-means++ attempts on the attempt subsample, the refinement on
-the whole sample (one cv2.kmeans run, or grouped from K=128), and applying the palette
+the whole sample (exact weighted Lloyd over its distinct colours), and applying the palette
 to every pixel (of which the 8-bit RGB search grid is built once per palette).
 """
 

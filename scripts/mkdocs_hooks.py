@@ -1,7 +1,7 @@
 """mkdocs hooks: text that comes from the code, never typed by hand.
 
-``<!-- kquant --help -->`` in a page becomes the parser's own help, as ``kquant --help``
-prints it (80 columns).
+A line that is exactly ``<!-- kquant --help -->`` becomes the parser's own help, as
+``kquant --help`` prints it (80 columns); the marker elsewhere (quoted in text) stays.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ MARK = "<!-- kquant --help -->"
 
 
 def on_page_markdown(markdown, page, config, files):
-    if MARK not in markdown:
+    if MARK not in markdown.split("\n"):
         return markdown
     os.environ["COLUMNS"] = "80"  # argparse wraps to the terminal's width
     from napari_kquant.cli._args import build_parser
 
     text = build_parser().format_help()
-    return markdown.replace(MARK, f"```text\n{text}```")
+    lines = markdown.split("\n")
+    return "\n".join(f"```text\n{text}```" if line == MARK else line for line in lines)

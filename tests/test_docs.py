@@ -63,7 +63,7 @@ def test_every_docs_page_is_in_the_site_and_the_cli_reference_comes_from_the_par
     pages = sorted(name for name in os.listdir(os.path.join(ROOT, "docs")) if name.endswith(".md"))
     nav = sorted(re.findall(r"^  - [^:]+: ([\w-]+\.md)$", config, flags=re.M))
     assert nav == pages
-    assert "<!-- kquant --help -->" in read("docs", "cli.md")
+    assert "<!-- kquant --help -->" in read("docs", "cli.md").splitlines()
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     try:
         from mkdocs_hooks import on_page_markdown
@@ -75,3 +75,5 @@ def test_every_docs_page_is_in_the_site_and_the_cli_reference_comes_from_the_par
         env={**os.environ, "COLUMNS": "80"}, check=True,
     ).stdout  # fmt: skip
     assert page == f"before\n```text\n{help_text}```\nafter"
+    quoted = "the line `<!-- kquant --help -->` becomes the reference"
+    assert on_page_markdown(quoted, None, None, None) == quoted

@@ -96,8 +96,9 @@ def quantize(
         Fit on at most this many usable pixels drawn at random, then give every
         pixel its nearest centre; "auto": 50,000, or 1,000 per cluster above
         K=50. The attempts run on a subsample of 10,000 (40 per cluster above
-        K=250) and the best is refined on the whole sample with ``cv2.kmeans``
-        (in groups of nearby centres from K=128). None fits on every usable
+        K=250) and the best is refined by exact weighted Lloyd steps over the
+        sample's distinct colours, until no colour changes cluster or the
+        criteria stop it. None fits on every usable
         pixel in one ``cv2.kmeans`` call, which is exactly what a direct call
         returns but can take minutes on a large photo.
     color_space : {"rgb", "lab", "od"}
@@ -192,11 +193,11 @@ def quantize(
     palette reads the same on every run with the same seed. The caller's array
     is never modified.
 
-    The defaults (3 k-means++ attempts on a subsample, refined on the sample,
-    run to convergence) come within 1% of a converged full-image fit at K=8 to
-    64 on 4 and 16.7 MP photos in under a second, and within 1.6% at K=256 in
-    under 2 s (the README's benchmark). OpenCV's tutorial settings (10 iterations,
-    epsilon 1.0, random centres) stop before convergence.
+    The defaults (3 k-means++ attempts on a subsample, refined on the sample's
+    distinct colours to convergence) come close to a converged full-image fit
+    in a fraction of its time (the docs' benchmarks page: ``bench_quality.py``,
+    ``bench.py``). OpenCV's tutorial settings (10 iterations, epsilon 1.0,
+    random centres) stop before convergence.
 
     Examples
     --------

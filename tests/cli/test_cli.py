@@ -710,3 +710,10 @@ def test_quality_names_itself_for_a_gray_image(tmp_path):
         "kquant: error: --quality measures colour differences: 'gray.png' is not an RGB image"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gray.png"]
+
+
+def test_cli_reports_the_sample_it_drew_not_more_than_the_image_holds(tmp_path, capsys):
+    src = tmp_path / "in.png"
+    write_rgb(src, make_blocks())  # 32 x 32: 1,024 pixels, while k=4 asks for 50,000
+    assert main([str(src), "-k", "4", "--seed", "0", "-o", str(tmp_path / "o.png")]) == 0
+    assert "sample 1024 px" in capsys.readouterr().out

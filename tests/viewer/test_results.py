@@ -39,6 +39,15 @@ def _stack(viewer):
                             units=("s", "um", "um"), axis_labels=("t", "y", "x"))  # fmt: skip
 
 
+def test_an_unnamed_stack_axis_is_plotted_under_its_plain_name(viewer, widget, qtbot):
+    stack = np.stack([make_blocks(seed=s) for s in range(3)])
+    viewer.add_image(stack, name="unnamed", rgb=True)  # napari labels the axis '-3'
+    run(widget, qtbot, k=4, seed="1")
+    plot_lines(widget.view, qtbot, 4)
+    label = widget.view.plot.figure.axes[0].get_xlabel()
+    assert label and not label.lstrip("-").isdigit(), label
+
+
 def test_stack_table_background_and_plot_follow_each_other(viewer, widget, qtbot):
     source = _stack(viewer)
     before = np.array(source.data)

@@ -289,7 +289,8 @@ def run(args: argparse.Namespace, parser=None) -> str:
                 image, "auto" if chosen else args.k, channel_axis=channel_axis, mask=mask,
                 **_fit_options(args), progress=heard, **finishing, **chosen,
             )  # fmt: skip
-        fit = "all pixels" if args.sample is None else f"sample {result.palette.fit['sample']} px"
+        drawn = min(result.palette.fit["sample"] or 0, result.labels.size)  # at most every pixel
+        fit = "all pixels" if args.sample is None else f"sample {drawn} px"
         how = f"{fit}, seed {result.seed}"
         if args.quality is not None:
             how = f"{_check_quality(args.quality, result.palette.fit['auto'])}, {how}"

@@ -26,7 +26,7 @@ COLOR_SPACES = ("rgb", "lab", "od")
 #: Pixels the default call fits on (``sample="auto"``): MIN_AUTO_SAMPLE, or
 #: SAMPLE_PER_CLUSTER per cluster if more. A sample's error over a full-image fit
 #: grows with K at a fixed size (1.3-1.5% at K=64 on 50,000 pixels); at this many it
-#: stays within about 1% (the README's benchmark).
+#: stays within about 1% (benchmarks/bench_quality.py).
 DEFAULT_SAMPLE = "auto"
 MIN_AUTO_SAMPLE = 50_000
 SAMPLE_PER_CLUSTER = 1000

@@ -237,11 +237,11 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False):
 
     ``staged`` (sampled fits): when ``data`` holds more than `attempt_size`
     rows, the attempts run on a seeded subsample of that many, and the best one
-    is refined on all of ``data``: one more cv2.kmeans run, started from each
-    row's nearest centre (``KMEANS_USE_INITIAL_LABELS``). Its compactness is
-    the one returned. Attempts spend most of their iterations finding a good
-    optimum, which a small sample shows as well as a large one; the refinement
-    then needs few iterations on the large one (the README's benchmark).
+    is refined on all of ``data`` (`refinement`: exact weighted Lloyd over its
+    distinct values). Its compactness is the one returned. Attempts spend most
+    of their iterations finding a good optimum, which a small sample shows as
+    well as a large one; the refinement then needs few iterations on the large
+    one.
 
     Without a hook it is one call with ``attempts`` (plus the refinement). With
     one, a helper thread runs each attempt as its own call, and the caller

@@ -90,6 +90,8 @@ class PlanePlot(QWidget):
         self._marker = axes.axvline(step, color=theme["text"], linestyle=":", linewidth=1)
         axis = self._plane_axis  # named as napari's dims slider names it
         xlabel = self._viewer.dims.axis_labels[axis] if axis is not None else None
+        if xlabel is not None and str(xlabel).lstrip("-").isdigit():  # napari's '-3': unnamed
+            xlabel = None
         axes.set_xlabel(xlabel or plane_axis_names(record, self.layer)[0], fontsize=8)
         axes.set_ylabel("% of foreground" if background else "% of clustered pixels", fontsize=8)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # plane indices
