@@ -1,7 +1,5 @@
-"""The README, the hub page, the docs and the package say the same things.
-
-(The code blocks of README.md and docs/ run as tests of their own: see conftest.py.)
-"""
+"""The README, the hub page, the docs and the package say the same things, and every code
+block of README.md and docs/ runs (conftest.py at the root: Sybil)."""
 
 import os
 import re
@@ -77,3 +75,14 @@ def test_every_docs_page_is_in_the_site_and_the_cli_reference_comes_from_the_par
     assert page == f"before\n```text\n{help_text}```\nafter"
     quoted = "the line `<!-- kquant --help -->` becomes the reference"
     assert on_page_markdown(quoted, None, None, None) == quoted
+
+
+def test_every_code_block_of_the_readme_and_the_docs_runs():
+    """In a pytest process of their own: the pages create napari viewers as a reader does
+    (``napari.Viewer``), which registers the plugin's commands once per process; in this
+    process the viewer fixtures of other tests have registered them already."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "README.md", "docs"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-20_000:] + done.stderr[-5_000:]

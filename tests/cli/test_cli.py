@@ -36,7 +36,7 @@ def test_cli_writes_quantized_and_labels_in_rgb_order(tmp_path, capsys):
 ])  # fmt: skip
 def test_cli_says_how_many_pixels_the_fit_used(tmp_path, capsys, argv, said):
     src = tmp_path / "in.png"
-    write_rgb(src, make_blocks())
+    write_rgb(src, np.tile(make_blocks(), (10, 10, 1)))  # 102,400 pixels: every sample fits
     argv = [str(src), "-k", "4", "-o", str(tmp_path / "out.png"), "--seed", "1", *argv]
     assert main(argv) == 0
     assert f"{said}, seed 1" in capsys.readouterr().out
