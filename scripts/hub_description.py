@@ -17,7 +17,7 @@ SECTIONS = ("Three first uses", "What it does")
 
 def description(readme: str) -> str:
     """The hub page: the README's opening paragraph and picture, then its SECTIONS, with
-    links into docs/ pointed at the site and other relative links at the repository."""
+    links to pages of docs/ pointed at the site and other relative links at the repository."""
     intro = readme.split("\n## ", 1)[0].split("\n\n")
     parts = ["# K-means quantization for napari", intro[1], intro[2]]
     for title in SECTIONS:
@@ -25,7 +25,8 @@ def description(readme: str) -> str:
         parts.append(f"## {title}\n{section.rstrip()}")
     text = "\n\n".join(part.strip("\n") for part in parts) + "\n"
     text = re.sub(r"<!-- invisible-code-block: python\n.*?-->\n\n", "", text, flags=re.S)
-    text = re.sub(r"\]\(docs/([\w-]+)\.md(#[\w-]+)?\)", rf"]({SITE}\1/\2)", text)
+    page = rf"\]\((?:{re.escape(REPO)})?docs/([\w-]+)\.md(#[\w-]+)?\)"
+    text = re.sub(page, rf"]({SITE}\1/\2)", text)
     return re.sub(r"\]\((?!https?://|#)([^)]+)\)", rf"]({REPO}\1)", text)
 
 
