@@ -5,7 +5,7 @@ plugin works as a user meets it (run by scripts/release.sh, under a virtual X sc
 - the dock widget opens from the plugin menu's command and runs, adding its two layers,
   and Suggest K draws its curve (the plots need nothing beyond the package's own
   dependencies: what napari's plugin installer gives);
-- both sample images open from File > Open Sample's contributions;
+- the three samples open from File > Open Sample's contributions;
 - the ``kquant`` console script writes a quantized PNG.
 
     python scripts/check_install.py dist/napari_kquant-X-py3-none-any.whl
@@ -52,6 +52,8 @@ def main(wheel: str) -> None:
     viewer = napari.Viewer(show=False)
     layers = viewer.open_sample("napari-kquant", "astronaut")
     check(layers[0].data.shape == (512, 512, 3), "the astronaut sample did not open")
+    slide = viewer.open_sample("napari-kquant", "slide")
+    check(slide[0].data.shape == (256, 256, 3), "the slide sample did not open")
     stack = viewer.open_sample("napari-kquant", "timelapse")
     check(stack[0].data.ndim == 4, "the time-lapse sample did not open")
     _, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
@@ -85,7 +87,7 @@ def main(wheel: str) -> None:
         check(run.returncode == 0 and out.is_file(), f"kquant failed: {run.stderr.strip()}")
     python = ".".join(map(str, sys.version_info[:3]))
     print(f"Python {python}: napari {napari.__version__} discovered napari-kquant {version}; "
-          f"the widget docked and ran, Suggest K drew its curve; both samples opened; "
+          f"the widget docked and ran, Suggest K drew its curve; the three samples opened; "
           f"kquant wrote a PNG")  # fmt: skip
 
 
