@@ -107,10 +107,20 @@ def blobs(n, seed=0, side=96):
 
 
 def numpy_lloyd(points, weights, centers, max_iter, epsilon):
-    """Weighted Lloyd by a full distance matrix each iteration (the definition)."""
+    """Weighted Lloyd by a full distance matrix each iteration (the definition); a cluster
+    left empty takes the point farthest from its centre whose cluster keeps others (the
+    lowest index among equals), in cluster order, before the means."""
     centers = centers.astype(np.float64).copy()
     for _ in range(max_iter):
         labels = ((points[:, None] - centers[None]) ** 2).sum(-1).argmin(1)
+        for j in range(len(centers)):
+            total = np.bincount(labels, weights, minlength=len(centers))
+            if total[j] > 0:
+                continue
+            far = ((points - centers[labels]) ** 2).sum(1)
+            far[total[labels] - weights <= 0] = 0.0
+            if far.max() > 0:
+                labels[far.argmax()] = j
         new = centers.copy()
         for j in range(len(centers)):
             w = weights[labels == j]

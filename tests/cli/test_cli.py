@@ -495,7 +495,7 @@ def test_cli_min_size_cleans_labels_and_the_table_counts_them(tmp_path):
     assert [int(row[column]) for row in counts[1:]] == [0, 800, 800]
 
 
-def test_cli_dither_alone_is_the_adaptive_default(tmp_path):
+def test_cli_dither_alone_is_the_adaptive_default(tmp_path, capsys):
     from napari_kquant import Palette, load_photo
 
     image = load_photo()[::4, ::4]
@@ -513,9 +513,12 @@ def test_cli_dither_alone_is_the_adaptive_default(tmp_path):
     assert (outputs["alone"] != outputs["fs"]).any()
     expected = Palette.load(saved).apply(image, channel_axis=-1, dither=True).quantized
     np.testing.assert_array_equal(outputs["alone"], expected)
-    # `--dither` before the input reads the input as the method: refused, one line
+    # `--dither` before the input reads the input as the method: refused, saying what to do
+    capsys.readouterr()
     assert main(["--dither", str(src), "-k", "8", "-o", str(tmp_path / "x.png")]) == 2
     assert not (tmp_path / "x.png").exists()
+    err = capsys.readouterr().err
+    assert "put --dither after the input or write --dither=adaptive" in err
 
 
 def test_cli_od_with_white_and_its_table_columns(tmp_path):
@@ -717,3 +720,14 @@ def test_cli_reports_the_sample_it_drew_not_more_than_the_image_holds(tmp_path, 
     write_rgb(src, make_blocks())  # 32 x 32: 1,024 pixels, while k=4 asks for 50,000
     assert main([str(src), "-k", "4", "--seed", "0", "-o", str(tmp_path / "o.png")]) == 0
     assert "sample 1024 px" in capsys.readouterr().out
+
+
+def test_cli_reports_no_more_sample_than_the_usable_pixels(tmp_path, capsys):
+    src, mask = tmp_path / "in.png", tmp_path / "mask.png"
+    write_rgb(src, np.tile(make_blocks(), (4, 4, 1)))  # 128 x 128
+    keep = np.zeros((128, 128), np.uint8)
+    keep[:10, :10] = 255  # 100 pixels clustered
+    assert cv2.imwrite(str(mask), keep)
+    argv = [str(src), "-k", "2", "--seed", "0", "--mask", str(mask), "-o", str(tmp_path / "o.png")]
+    assert main(argv) == 0
+    assert "sample 100 px" in capsys.readouterr().out

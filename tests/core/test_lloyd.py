@@ -57,17 +57,53 @@ def test_distinct_keeps_every_distinct_8_bit_colour_with_its_count():
     np.testing.assert_array_equal(counts[order], unique_counts)
 
 
-def test_distinct_means_rows_that_differ_by_less_than_its_resolution():
-    rows = np.array([[0.0, 0.0], [1.0, 1.0], [1.0 + 1e-9, 1.0], [0.5, 0.25]])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        np.array([[0.0, 0.0], [1.0, 1.0], [1.0 + 1e-9, 1.0], [0.5, 0.25], [1.0, 1.0]]),
+        np.array([[0] * 8, [255] * 8, [100] * 8, [101] * 8, [100] * 8], np.float32),
+        np.vstack([np.random.default_rng(2).random((300, 3)), [[1e9, 0, 0]]]),  # an outlier
+        np.random.default_rng(3).integers(0, 65536, (400, 4)).astype(np.float32),
+        np.random.default_rng(4).random((50, 30)),  # more channels than one key holds
+        np.full((7, 3), 4.0, np.float32),
+    ],
+    ids=["close floats", "8 channels", "outlier", "4 x 16-bit", "30 channels", "one colour"],
+)
+def test_distinct_never_merges_two_different_rows(rows):
     values, counts, index = distinct(rows)
-    assert len(values) == 3
-    np.testing.assert_allclose(values[index[1]], [1.0 + 5e-10, 1.0])
-    assert counts[index[1]] == 2 and index[1] == index[2]
-    one = np.full((7, 3), 4.0, np.float32)  # a single colour: one value
-    values, counts, index = distinct(one)
-    np.testing.assert_array_equal(values, [[4.0, 4.0, 4.0]])
-    assert counts.tolist() == [7.0]
-    many = np.random.default_rng(1).random((50, 30))  # more channels than a key holds
-    values, counts, index = distinct(many)
-    np.testing.assert_array_equal(values, many)
-    assert (counts == 1).all()
+    unique, unique_counts = np.unique(rows, axis=0, return_counts=True)
+    assert len(values) == len(unique) and counts.sum() == len(rows)
+    np.testing.assert_array_equal(values[index], rows)  # each row's value is itself, exactly
+    order = np.lexsort(values.T[::-1])
+    np.testing.assert_array_equal(counts[order], unique_counts)
+
+
+def test_equally_near_centres_in_different_groups_go_to_the_lower_index():
+    point = np.array([[0.0]])
+    for groups in ([1, 0], [0, 1], [0, 0]):
+        centers, labels, _ = lloyd(point, np.ones(1), np.array([[-1.0], [1.0]]), 1, 0.0,
+                                   np.array(groups))  # fmt: skip
+        assert labels.tolist() == [0]
+        np.testing.assert_array_equal(centers, [[0.0], [1.0]])
+    rng = np.random.default_rng(7)
+    points = rng.integers(0, 6, (400, 2)).astype(np.float64)  # a lattice: many exact ties
+    start = rng.integers(0, 6, (12, 2)).astype(np.float64) + 0.5
+    for seed in range(20):
+        groups = np.random.default_rng(seed).integers(0, 4, 12)
+        expected, expected_labels = numpy_lloyd(points, np.ones(400), start, 100, 0.0)
+        centers, labels, _ = lloyd(points, np.ones(400), start, 100, 0.0, groups)
+        np.testing.assert_array_equal(labels, expected_labels)
+        np.testing.assert_allclose(centers, expected, rtol=1e-12)
+
+
+def test_an_empty_cluster_takes_the_point_farthest_from_its_centre():
+    # both values nearer the first centre: the second is left empty, then takes the value
+    # farther from the first centre (what cv2.kmeans does), and each value ends alone
+    points, weights = np.array([[65534.0], [65535.0]]), np.array([45000.0, 45000.0])
+    start = np.array([[65534.504], [65535.945]])
+    centers, labels, _ = lloyd(points, weights, start, 100, 0.0, np.zeros(2, np.int64))
+    np.testing.assert_array_equal(np.sort(centers.ravel()), [65534.0, 65535.0])
+    assert sorted(labels.tolist()) == [0, 1]
+    expected, expected_labels = numpy_lloyd(points, weights, start, 100, 0.0)
+    np.testing.assert_array_equal(centers, expected)
+    np.testing.assert_array_equal(labels, expected_labels)

@@ -506,3 +506,29 @@ def test_progress_of_k_auto_runs_forward_from_zero():
              progress=lambda done, message: seen.append(done))  # fmt: skip
     assert seen[0] < 0.1 and seen[-1] == 1.0
     assert all(b >= a for a, b in itertools.pairwise(seen)), seen
+
+
+@pytest.mark.parametrize("case", ["float outlier", "8 channels", "4 x 16-bit"])
+def test_sampled_fits_label_every_pixel_with_its_nearest_centre_on_awkward_data(case):
+    rng = np.random.default_rng(0)
+    if case == "float outlier":  # one hot pixel once squeezed every other value together
+        image, k = rng.random((150, 150, 3)), 8
+        image[0, 0] = 1e9
+    elif case == "8 channels":
+        image = np.repeat(rng.integers(96, 106, (100, 200))[..., None], 8, -1).astype(np.uint8)
+        image[0, 0], image[0, 1], k = 0, 255, 8
+    else:
+        image, k = rng.integers(0, 65536, (150, 150, 4)).astype(np.uint16), 16
+    result = quantize(image, k, channel_axis=-1, alpha=False, seed=1)
+    assert result.palette.fit["sample"] is not None  # the sampled path
+    pixels = image.reshape(-1, image.shape[-1])
+    np.testing.assert_array_equal(
+        result.labels.ravel(), brute_force_labels(pixels, result.palette.centers)
+    )
+
+
+def test_uint16_values_at_the_top_of_the_range_split_into_their_own_clusters():
+    image = np.random.default_rng(0).integers(65534, 65536, (300, 300)).astype(np.uint16)
+    result = quantize(image, 2, seed=1)  # cv2's float32 centres land off the values
+    np.testing.assert_array_equal(result.centers.ravel(), [65534.0, 65535.0])
+    np.testing.assert_array_equal(result.counts, np.bincount(image.ravel() - 65533)[1:])

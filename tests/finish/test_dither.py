@@ -150,7 +150,8 @@ def test_other_dtypes_dither_in_their_own_units(dtype, method):
     ("options", "error", "match"),
     [
         ({"dither": "fs"}, ValueError, "dither must be one of"),
-        ({"dither": 1}, ValueError, "dither must be one of"),
+        ({"dither": 1}, TypeError, "dither must be True, False, None or one of"),
+        ({"dither": ["adaptive"]}, TypeError, "dither must be True, False, None or one of"),
         ({"dither": "Adaptive"}, ValueError, "dither must be one of"),
         ({"dither": "ordered", "dither_strength": 1.5}, ValueError, "dither_strength"),
         ({"dither": "ordered", "dither_strength": -0.1}, ValueError, "dither_strength"),
@@ -210,13 +211,15 @@ def test_dither_true_is_adaptive_and_false_is_none(photos):
     image = photos["coffee"]
     palette = quantize(image, 8, channel_axis=-1, seed=0).palette
     adaptive = palette.apply(image, channel_axis=-1, dither="adaptive")
-    np.testing.assert_array_equal(
-        palette.apply(image, channel_axis=-1, dither=True).quantized, adaptive.quantized
-    )
-    np.testing.assert_array_equal(
-        palette.apply(image, channel_axis=-1, dither=False).quantized,
-        palette.apply(image, channel_axis=-1).quantized,
-    )
+    for true in (True, np.True_):
+        np.testing.assert_array_equal(
+            palette.apply(image, channel_axis=-1, dither=true).quantized, adaptive.quantized
+        )
+    for false in (False, np.False_):
+        np.testing.assert_array_equal(
+            palette.apply(image, channel_axis=-1, dither=false).quantized,
+            palette.apply(image, channel_axis=-1).quantized,
+        )
     assert quantize(image, 8, channel_axis=-1, seed=0, dither=True).palette == palette
 
 

@@ -120,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dither",
         nargs="?",
         const=DITHERS[0],
-        choices=list(DITHERS),
+        type=_dither,
+        metavar="{" + ",".join(DITHERS) + "}",
         help=f"dither the picture (the labels stay as they are); alone: {DITHERS[0]} (error "
         "diffusion in flat areas only)",
     )
@@ -159,6 +160,15 @@ def _version() -> str:
     from .. import __version__
 
     return f"{__version__} (OpenCV {cv2.__version__}, numpy {np.__version__})"
+
+
+def _dither(text: str) -> str:
+    if text not in DITHERS:  # often the input, read as the method: `--dither in.png`
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a dithering method ({', '.join(DITHERS)}); to dither with the "
+            f"default, put --dither after the input or write --dither={DITHERS[0]}"
+        )
+    return text
 
 
 def _white(text: str):

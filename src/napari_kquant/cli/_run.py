@@ -289,7 +289,9 @@ def run(args: argparse.Namespace, parser=None) -> str:
                 image, "auto" if chosen else args.k, channel_axis=channel_axis, mask=mask,
                 **_fit_options(args), progress=heard, **finishing, **chosen,
             )  # fmt: skip
-        drawn = min(result.palette.fit["sample"] or 0, result.labels.size)  # at most every pixel
+        usable = result.labels  # label 0: left out (mask, alpha 0); lazy: counted as all
+        usable = usable.size if is_lazy(usable) else int(np.count_nonzero(usable))
+        drawn = min(result.palette.fit["sample"] or 0, usable)
         fit = "all pixels" if args.sample is None else f"sample {drawn} px"
         how = f"{fit}, seed {result.seed}"
         if args.quality is not None:

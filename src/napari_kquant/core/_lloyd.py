@@ -1,9 +1,9 @@
 """Weighted Lloyd iterations over the distinct pixels: how a sampled fit is refined.
 
-`distinct` turns (n, d) feature rows into their distinct values (to 1/2**21 of each
-channel's range: every distinct 8- or 16-bit colour is its own) with their counts;
-`lloyd` runs exact weighted Lloyd iterations from given centres until no value changes
-cluster, skipping the values whose nearest centre cannot have changed (Yinyang bounds).
+`distinct` turns (n, d) feature rows into their distinct rows (exactly: no two different
+rows merge) with their counts; `lloyd` runs exact weighted Lloyd iterations from given
+centres until no value changes cluster, skipping the values whose nearest centre cannot
+have changed (Yinyang bounds).
 """
 
 from __future__ import annotations
@@ -12,39 +12,47 @@ import numpy as np
 
 from ._assign import compiled
 
-#: Bits of a channel's key in `distinct` at most (three channels fill an int64).
-KEY_BITS = 21
-
 
 def distinct(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(values, counts, index of each row's value): ``values`` (m, d) float64 means."""
+    """(values, counts, index of each row's value): ``values`` (m, d) float64, the distinct
+    rows of ``data``. Each channel's values are ranked (whole numbers by their offset from
+    the smallest, others by `np.unique`), and the ranks packed into one int64 key while
+    they fit (8-bit or 16-bit channels, floats of three channels); beyond that, rows are
+    compared whole."""
     n, d = data.shape
-    bits = min(KEY_BITS, 63 // d)
-    if bits < 4 or n <= 1:  # many channels: every row is its own value
+    if n <= 1:
         return data.astype(np.float64), np.ones(n), np.arange(n)
-    lo = data.min(axis=0).astype(np.float64)
-    span = data.max(axis=0).astype(np.float64) - lo
-    levels = (1 << bits) - 1
-    scale = np.where(span > 0, levels / np.where(span > 0, span, 1), 0.0)
     key = np.zeros(n, np.int64)
+    room = 2**63 - 1
     for ch in range(d):
-        key = (key << bits) | np.rint((data[:, ch] - lo[ch]) * scale[ch]).astype(np.int64)
-    _, index, counts = np.unique(key, return_inverse=True, return_counts=True)
-    index = index.ravel()
-    values = np.empty((len(counts), d))
-    for ch in range(d):
-        values[:, ch] = np.bincount(index, data[:, ch], len(counts))
-    weights = counts.astype(np.float64)
-    values /= weights[:, None]
-    return values, weights, index
+        column = data[:, ch]
+        low, high = column.min(), column.max()
+        if high - low < 1 << 20 and np.array_equal(column, np.floor(column)):
+            rank, levels = (column - low).astype(np.int64), int(high - low) + 1  # whole numbers
+        else:
+            _, rank = np.unique(column, return_inverse=True)
+            levels = int(rank.max()) + 1
+        if room // levels < 1:
+            break
+        room //= levels
+        key = key * levels + rank.ravel()
+    else:
+        _, first, index, counts = np.unique(key, return_index=True, return_inverse=True,
+                                            return_counts=True)  # fmt: skip
+        return data[first].astype(np.float64), counts.astype(np.float64), index.ravel()
+    _, first, index, counts = np.unique(data, axis=0, return_index=True, return_inverse=True,
+                                        return_counts=True)  # fmt: skip
+    return data[first].astype(np.float64), counts.astype(np.float64), index.ravel()
 
 
 def lloyd(points, weights, centers, max_iter: int, epsilon: float, groups: np.ndarray):
     """Weighted Lloyd from ``centers`` on ``points``: (centres, labels, iterations).
 
     Stops when no point changes cluster, after ``max_iter`` iterations, or when no
-    centre moves more than ``epsilon`` (cv2's own criteria). A cluster left empty keeps
-    its centre. Labels are each point's nearest centre, the lowest index among equals.
+    centre moves more than ``epsilon`` (cv2's own criteria). A cluster left empty takes
+    the point farthest from its centre (as cv2.kmeans does), or keeps its centre when
+    every point is alone in its cluster. Labels are each point's nearest centre, the
+    lowest index among equals.
     ``groups`` (k,) numbers each centre's group (0..g-1, centres near each other): each
     point keeps a lower bound of its distance to each group (Ding et al.'s Yinyang
     k-means), so an iteration measures a point only against the groups that may hold a
@@ -96,6 +104,13 @@ def _lloyd_kernel(points, weights, centers, labels, groups, order, bounds, max_i
     iterations = 0
     while iterations < max_iter:
         iterations += 1
+        for j in range(k):  # an empty cluster takes the value farthest from its centre
+            if total[j] == 0:
+                i = _reseed(points, weights, centers, labels, sums, total, j)
+                if i >= 0:  # its bounds say nothing now: measured afresh below
+                    upper[i] = np.inf
+                    lower[i, :] = -np.inf
+                    least[i] = -np.inf
         for g in range(ng):
             drift[g] = 0.0
         most = 0.0
@@ -119,14 +134,14 @@ def _lloyd_kernel(points, weights, centers, labels, groups, order, bounds, max_i
         for i in range(n):
             j = labels[i]
             bound = least[i] - worst
-            if upper[i] + travel[j] <= bound:
+            if upper[i] + travel[j] < bound:  # (at a tie a lower index may win)
                 continue
             s = 0.0
             for c in range(d):
                 s += (points[i, c] - centers[j, c]) ** 2
             exact = np.sqrt(s)
             upper[i] = exact - travel[j]
-            if exact <= bound:
+            if exact < bound:
                 continue
             for g in range(ng):
                 now[g] = lower[i, g] - shift[g]
@@ -181,6 +196,33 @@ def _guess(points, i, hubs, reach, now):
 
 
 @compiled
+def _reseed(points, weights, centers, labels, sums, total, j):
+    """Move the value farthest from its centre (the lowest index among equals; one whose
+    cluster keeps other values) into the empty cluster ``j``, as cv2.kmeans does; returns
+    its index, or -1 when no value can move (fewer distinct values than clusters)."""
+    n, d = points.shape
+    far, where = 0.0, -1
+    for i in range(n):
+        m = labels[i]
+        if total[m] - weights[i] <= 0:
+            continue
+        s = 0.0
+        for c in range(d):
+            s += (points[i, c] - centers[m, c]) ** 2
+        if s > far:
+            far, where = s, i
+    if where >= 0:
+        m, w = labels[where], weights[where]
+        total[m] -= w
+        total[j] += w
+        for c in range(d):
+            sums[m, c] -= w * points[where, c]
+            sums[j, c] += w * points[where, c]
+        labels[where] = j
+    return where
+
+
+@compiled
 def _settle(lower, i, now, shift, worst):
     """Store point ``i``'s current group bounds ``now``; returns its stored least bound."""
     smallest = np.inf
@@ -204,7 +246,7 @@ def _scan(points, i, centers, groups, order, bounds, labels, lower, own, own_d):
             start = g
     for step in range(ng):
         g = (start + step) % ng
-        if lower[g] > best or (lower[g] == best and where >= 0):
+        if lower[g] > best:  # (at a tie a lower index in g may win)
             continue
         first, second, first_j = np.inf, np.inf, -1
         for m in range(bounds[g], bounds[g + 1]):

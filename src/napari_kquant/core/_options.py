@@ -218,10 +218,13 @@ class Finish:
 
 def finish(dither=None, dither_strength=1.0, min_size=None, smooth=None) -> Finish:
     """Check the finishing options; the errors name the parameter and the value."""
-    if dither is True:  # the default dithering
-        dither = DITHERS[0]
-    elif dither is False:
-        dither = None
+    if isinstance(dither, bool | np.bool_):  # True: the default dithering
+        dither = DITHERS[0] if dither else None
+    elif dither is not None and not isinstance(dither, str):
+        raise TypeError(
+            f"dither must be True, False, None or one of {', '.join(map(repr, DITHERS))}, "
+            f"got {dither!r}"
+        )
     if dither is not None:
         dither = choice("dither", dither, DITHERS)
     if isinstance(dither_strength, bool) or not isinstance(dither_strength, numbers.Real):
