@@ -124,7 +124,8 @@ def _describe(palette) -> str:
 
 
 def write_palette(path: str, data, meta: dict) -> list[str]:
-    """npe2 writer: save the palette of a result layer (.json, .gpl, .csv)."""
+    """npe2 writer: save the palette of a result layer (.json, .gpl: napari.yaml's writers;
+    the dock's Save palette… writes .csv too)."""
     record = meta.get("metadata", {}).get("napari_kquant", {})
     if "palette" not in record:
         raise ValueError(
