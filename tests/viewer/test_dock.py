@@ -363,3 +363,23 @@ def test_apply_to_many_refuses_a_second_start_and_stops_when_the_viewer_closes(
         assert cv2.imread(str(out / name), cv2.IMREAD_UNCHANGED) is not None, name
     assert snapshot(images) == before
     assert not (tmp_path / "other").exists()
+
+
+def test_a_fresh_install_compiles_the_kernels_in_a_process_of_its_own(tmp_path):
+    """numba's compiler holds the GIL; the first session compiles elsewhere and the first
+    run loads the cache (an empty NUMBA_CACHE_DIR stands for a fresh install)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from napari_kquant.viewer._warm import compile_elsewhere, kernels_cached\n"
+        "assert not kernels_cached()\n"
+        "process = compile_elsewhere()\n"
+        "assert process.wait(timeout=300) == 0\n"
+        "assert kernels_cached() and compile_elsewhere() is None\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=400)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert any(name.endswith(".nbi") for _, _, names in os.walk(tmp_path) for name in names)

@@ -4,6 +4,9 @@ while the viewer waits (numba kernels, napari's label colormaps, matplotlib's fo
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -13,6 +16,17 @@ from ._layers import warm_label_colormaps
 
 _warm_lock = threading.Lock()
 _warmed = False
+_compiler = None
+#: What a fresh install's first run compiles (the sampled fit's Lloyd kernel, the grid
+#: search, adaptive dithering), run once in a process of its own: numba's compiler holds
+#: the GIL for up to half a second at a time, which in this process would stall the
+#: viewer. The first run then loads the kernels from numba's disk cache.
+PRECOMPILE = (
+    "import numpy as np; from napari_kquant import quantize; "
+    "x = np.random.default_rng(0).integers(0, 256, (520, 520, 3), np.uint8); "
+    "quantize(x, 64, channel_axis=-1, seed=0); "
+    "quantize(x[:64, :64], 4, channel_axis=-1, seed=0, dither=True)"
+)
 
 
 def warm_up():
@@ -23,6 +37,8 @@ def warm_up():
     with _warm_lock:
         if _warmed:
             return
+        global _compiler  # kept: a process object dropped while running warns
+        _compiler = compile_elsewhere()
         import importlib
 
         from ..core import _assign  # noqa: F401  (numba: loads the cached kernels)
@@ -42,6 +58,28 @@ def warm_up():
                 importlib.import_module(module)
         warm_plots()
         _warmed = True
+
+
+def compile_elsewhere() -> subprocess.Popen | None:
+    """Start `PRECOMPILE` in a separate Python when numba has not cached the kernels yet
+    (the first session after install); returns the process, or None."""
+    if kernels_cached():
+        return None
+    return subprocess.Popen(
+        [sys.executable, "-c", PRECOMPILE], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env=dict(os.environ),
+    )  # fmt: skip
+
+
+def kernels_cached() -> bool:
+    """Whether numba's disk cache holds the fit's Lloyd kernel (the last to be compiled on
+    a first run); True too where there is no such cache to fill."""
+    from ..core._lloyd import _lloyd_kernel
+
+    try:
+        return os.path.exists(_lloyd_kernel._cache._cache_file._index_path)
+    except AttributeError:  # no disk cache (a read-only install), or numba changed it
+        return True
 
 
 def warm_plots() -> None:
