@@ -30,16 +30,16 @@ import contextlib
 import datetime
 import io
 import os
-import statistics
 import sys
 import tempfile
-import time
 from functools import partial
 
 import cv2
 import numpy as np
 
 from _machine import cpu_and_memory
+from bench_dither import timed
+from bench_quality import mse
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
           "stereo_motorcycle", "hubble_deep_field", "retina")  # fmt: skip
@@ -72,19 +72,6 @@ def ssim(image, picture) -> float:
     from skimage.metrics import structural_similarity
 
     return float(structural_similarity(image, picture, channel_axis=-1, data_range=255))
-
-
-def mse(image, picture) -> float:
-    return float(((picture.astype(np.float64) - image) ** 2).sum(-1).mean())
-
-
-def timed(function, repeats):
-    seconds, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = function()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), out
 
 
 def liq(image, k, level):

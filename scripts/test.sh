@@ -42,7 +42,9 @@ xvfb-run -a -s "-screen 0 1600x1000x24" "$venv/bin/python" -m pytest --durations
 echo "test suite: $((SECONDS - start)) s of pytest (the budget is 360 s on 2 cores)"
 ((status == 0)) || exit $status
 start=$SECONDS
-NO_MKDOCS_2_WARNING=1 VENV=$venv SITE_DIR="$(mktemp -d)/site" bash scripts/docs.sh --quiet
+site=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 VENV=$venv SITE_DIR="$site/site" bash scripts/docs.sh --quiet
+rm -rf "$site"
 echo "docs site: built in strict mode in $((SECONDS - start)) s"
 if [ -z "${KQUANT_SKIP_RELEASE:-}" ]; then
     start=$SECONDS

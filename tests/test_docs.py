@@ -1,6 +1,7 @@
 """The README, the hub page, the docs and the package say the same things, and every code
 block of README.md and docs/ runs (conftest.py at the root: Sybil)."""
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -13,6 +14,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def read(*path) -> str:
     with open(os.path.join(ROOT, *path), encoding="utf-8") as f:
         return f.read()
+
+
+def script(name):
+    """A module of scripts/, imported from its file."""
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(ROOT, "scripts", f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_readme_fits_15_kb_and_starts_with_its_two_commands():
@@ -29,11 +40,7 @@ def test_the_readme_fits_15_kb_and_starts_with_its_two_commands():
 
 
 def test_the_hub_page_is_generated_from_the_readme():
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    try:
-        from hub_description import description
-    finally:
-        sys.path.pop(0)
+    description = script("hub_description").description
     assert read(".napari-hub", "DESCRIPTION.md") == description(read("README.md")), (
         "run scripts/hub_description.py"
     )
@@ -62,11 +69,7 @@ def test_every_docs_page_is_in_the_site_and_the_cli_reference_comes_from_the_par
     nav = sorted(re.findall(r"^  - [^:]+: ([\w-]+\.md)$", config, flags=re.M))
     assert nav == pages
     assert "<!-- kquant --help -->" in read("docs", "cli.md").splitlines()
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    try:
-        from mkdocs_hooks import on_page_markdown
-    finally:
-        sys.path.pop(0)
+    on_page_markdown = script("mkdocs_hooks").on_page_markdown
     page = on_page_markdown("before\n<!-- kquant --help -->\nafter", None, None, None)
     help_text = subprocess.run(
         [sys.executable, "-m", "napari_kquant", "--help"], capture_output=True, text=True,

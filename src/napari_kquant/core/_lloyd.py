@@ -33,14 +33,12 @@ def distinct(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             _, rank = np.unique(column, return_inverse=True)
             levels = int(rank.max()) + 1
         if room // levels < 1:
+            key = None  # the ranks do not fit one int64: rows compared whole
             break
         room //= levels
         key = key * levels + rank.ravel()
-    else:
-        _, first, index, counts = np.unique(key, return_index=True, return_inverse=True,
-                                            return_counts=True)  # fmt: skip
-        return data[first].astype(np.float64), counts.astype(np.float64), index.ravel()
-    _, first, index, counts = np.unique(data, axis=0, return_index=True, return_inverse=True,
+    rows, axis = (data, 0) if key is None else (key, None)
+    _, first, index, counts = np.unique(rows, axis=axis, return_index=True, return_inverse=True,
                                         return_counts=True)  # fmt: skip
     return data[first].astype(np.float64), counts.astype(np.float64), index.ravel()
 
