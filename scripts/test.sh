@@ -38,7 +38,10 @@ venv=${VENV:-.venv}
 "$venv/bin/lint-imports" --no-cache  # the layers import only downwards (pyproject.toml)
 start=$SECONDS
 status=0
-xvfb-run -a -s "-screen 0 1600x1000x24" "$venv/bin/python" -m pytest --durations=10 "$@" || status=$?
+# two worker processes (pytest-xdist; -n 0 runs it in one): the tests wait on subprocesses,
+# Qt events and numba's first compiles, so two overlap where one would sit idle
+xvfb-run -a -s "-screen 0 1600x1000x24" "$venv/bin/python" -m pytest -n 2 --durations=10 "$@" ||
+    status=$?
 echo "test suite: $((SECONDS - start)) s of pytest (the budget is 360 s on 2 cores)"
 ((status == 0)) || exit $status
 start=$SECONDS

@@ -360,7 +360,8 @@ def assign(pixels, ncolour, centers, palette, valid, labels, out, to_features, r
     called after each block, outside ``lock``, which is held around each kernel
     call. Returns (counts, sse), ``counts`` indexed by label.
     """
-    centers = np.ascontiguousarray(centers, np.float64)
+    # a writable copy: numba compiles read-only arrays (a palette's) as another signature
+    centers = np.array(centers, np.float64, order="C")
     if grid is None:
         grid = _no_grid()
     # blocks keep a run stoppable and bound the L*a*b* buffer (12 MB a block)
