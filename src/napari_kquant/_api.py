@@ -94,9 +94,9 @@ def quantize(
         None draws one; it is returned in the result.
     sample : int, "auto" or None
         Fit on at most this many usable pixels drawn at random, then give every
-        pixel its nearest centre; "auto": 50,000, or 1,000 per cluster above
-        K=50. The attempts run on a subsample of 10,000 (40 per cluster above
-        K=250) and the best is refined by exact weighted Lloyd steps over the
+        pixel its nearest centre; "auto": 4,000 per cluster, at least 50,000
+        and at most 768,000 (1,000 per cluster from K=768). The attempts run on
+        a subsample of 10,000 (40 per cluster above K=250) and the best is refined by exact weighted Lloyd steps over the
         sample's distinct colours, until no colour changes cluster or the
         criteria stop it. None fits on every usable
         pixel in one ``cv2.kmeans`` call, which is exactly what a direct call

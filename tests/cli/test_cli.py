@@ -31,7 +31,7 @@ def test_cli_writes_quantized_and_labels_in_rgb_order(tmp_path, capsys):
 
 @pytest.mark.parametrize(("argv", "said"), [
     ([], "sample 50000 px"), (["--sample", "auto"], "sample 50000 px"),
-    (["-k", "70"], "sample 70000 px"), (["--sample", "500"], "sample 500 px"),
+    (["-k", "20"], "sample 80000 px"), (["--sample", "500"], "sample 500 px"),
     (["--sample", "all"], "all pixels"),
 ])  # fmt: skip
 def test_cli_says_how_many_pixels_the_fit_used(tmp_path, capsys, argv, said):

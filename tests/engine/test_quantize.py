@@ -482,8 +482,10 @@ def test_sample_auto_grows_with_k(photos):
     image = photos["astronaut"]
     assert fit(image, 4, channel_axis=-1, seed=0).fit["sample"] == MIN_AUTO_SAMPLE
     assert fit(image, 4, channel_axis=-1, seed=0, sample="auto").fit["sample"] == 50_000
-    assert auto_sample(64) == 64_000 and auto_sample(256) == 256_000
-    assert quantize(image, 60, channel_axis=-1, seed=0).palette.fit["sample"] == 60_000
+    assert auto_sample(12) == 50_000 and auto_sample(13) == 52_000
+    assert auto_sample(64) == 256_000 and auto_sample(192) == auto_sample(256) == 768_000
+    assert auto_sample(768) == 768_000 and auto_sample(1000) == 1_000_000
+    assert quantize(image, 20, channel_axis=-1, seed=0).palette.fit["sample"] == 80_000
 
 
 @pytest.mark.parametrize("bad", ["lots", " auto", "AUTO", ""])

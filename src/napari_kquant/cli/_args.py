@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sample",
         type=_sample,
         default=DEFAULT_SAMPLE,
-        help="pixels to fit on, 'auto' (50,000, or 1,000 per cluster if more) or 'all' "
+        help="pixels to fit on, 'auto' (4,000 per cluster, 50,000 to 768,000) or 'all' "
         "for an exact fit (default: auto)",
     )
     p.add_argument("--color-space", choices=list(COLOR_SPACES), default="rgb")

@@ -96,7 +96,7 @@ def fit_group(
         str,
         {
             "tooltip": "Fit on this many random pixels, then give every pixel its nearest "
-            "centre; 'auto' = 50,000, or 1,000 per cluster above K=50."
+            "centre; 'auto' = 4,000 per cluster, at least 50,000 and at most 768,000."
         },
     ] = DEFAULT_SAMPLE,
     exact: Annotated[
