@@ -96,11 +96,11 @@ def quantize(
         Fit on at most this many usable pixels drawn at random, then give every
         pixel its nearest centre; "auto": 4,000 per cluster, at least 50,000
         and at most 768,000 (1,000 per cluster from K=768). The attempts run on
-        a subsample of 10,000 (40 per cluster above K=250) and the best is refined by exact weighted Lloyd steps over the
-        sample's distinct colours, until no colour changes cluster or the
-        criteria stop it. None fits on every usable
-        pixel in one ``cv2.kmeans`` call, which is exactly what a direct call
-        returns but can take minutes on a large photo.
+        a subsample of 10,000 (40 per cluster above K=250) and the best is
+        refined by exact weighted Lloyd steps over the sample's distinct colours,
+        until no colour changes cluster or the criteria stop it. None fits on
+        every usable pixel in one ``cv2.kmeans`` call, which is exactly what a
+        direct call returns but can take minutes on a large photo.
     color_space : {"rgb", "lab", "od"}
         Cluster the values as they are; or (3 colour channels only) in CIE
         L*a*b*, where distances follow perceived colour differences; or in

@@ -107,3 +107,22 @@ def test_an_empty_cluster_takes_the_point_farthest_from_its_centre():
     expected, expected_labels = numpy_lloyd(points, weights, start, 100, 0.0)
     np.testing.assert_array_equal(centers, expected)
     np.testing.assert_array_equal(labels, expected_labels)
+
+
+@pytest.mark.parametrize("threads", [1, 3, 16])
+def test_lloyd_gives_the_same_fit_on_any_number_of_cores(monkeypatch, threads):
+    """The points' passes run in a fixed number of parts on threads: the sums add up in one
+    order, so the centres are the same to the last bit whatever the machine."""
+    from napari_kquant.core import _assign
+
+    rng = np.random.default_rng(11)
+    points = rng.normal(0, 30, (5000, 3)) + rng.integers(0, 220, (5000, 1))
+    weights = rng.integers(1, 5, 5000).astype(np.float64)
+    start = points[rng.choice(5000, 48, replace=False)] + 0.25
+    groups = np.arange(48) % 3
+    here = lloyd(points, weights, start, 100, 0.0, groups)
+    monkeypatch.setattr(_assign, "workers", lambda: threads)
+    there = lloyd(points, weights, start, 100, 0.0, groups)
+    np.testing.assert_array_equal(there[0], here[0])
+    np.testing.assert_array_equal(there[1], here[1])
+    assert there[2] == here[2]

@@ -373,12 +373,11 @@ def test_the_first_session_compiles_the_kernels_elsewhere_and_later_ones_start_n
     import subprocess
     import sys
 
-    from napari_kquant.core._lloyd import _lloyd_kernel
+    from napari_kquant.core._lloyd import lloyd
     from napari_kquant.viewer import _warm
 
-    one = np.zeros(1, np.int64)
-    _lloyd_kernel(np.zeros((1, 3)), np.ones(1), np.zeros((1, 3)), np.zeros(1, np.int32), one,
-                  one, np.array([0, 1]), 1, 0.0)  # fmt: skip
+    lloyd(np.array([[0.0, 0, 0], [9, 9, 9]]), np.ones(2), np.array([[1.0, 1, 1], [8, 8, 8]]), 5,
+          0.0, np.zeros(2, np.int64))  # fmt: skip
     assert _warm.kernels_cached() and _warm.compile_elsewhere() is None
     done = subprocess.run([sys.executable, "-c", _warm.PRECOMPILE], capture_output=True,
                           text=True, timeout=300)  # fmt: skip

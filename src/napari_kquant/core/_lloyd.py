@@ -8,9 +8,11 @@ have changed (Yinyang bounds).
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
-from ._assign import compiled
+from ._assign import compiled, in_threads
 
 
 def distinct(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -43,6 +45,12 @@ def distinct(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return data[first].astype(np.float64), counts.astype(np.float64), index.ravel()
 
 
+#: The points are split into this many parts, each with its own cluster sums, run on
+#: threads; always this many (whatever the cores), so that the sums add up in one order and
+#: a fit is the same on every machine.
+PARTS = 8
+
+
 def lloyd(points, weights, centers, max_iter: int, epsilon: float, groups: np.ndarray):
     """Weighted Lloyd from ``centers`` on ``points``: (centres, labels, iterations).
 
@@ -54,82 +62,114 @@ def lloyd(points, weights, centers, max_iter: int, epsilon: float, groups: np.nd
     ``groups`` (k,) numbers each centre's group (0..g-1, centres near each other): each
     point keeps a lower bound of its distance to each group (Ding et al.'s Yinyang
     k-means), so an iteration measures a point only against the groups that may hold a
-    nearer centre than its own.
+    nearer centre than its own. The bounds are kept in a form that needs no update per
+    iteration: with ``travel[j]`` how far centre j has moved in all, ``shift[g]`` the sum
+    of group g's largest moves and ``worst`` the sum of all groups' largest, a point's
+    distance to its centre j is at most ``upper[i] + travel[j]``, to group g's others at
+    least ``lower[i, g] - shift[g]``, to every other centre at least ``least[i] -
+    worst``. An iteration then costs a few operations for most points, and the clusters'
+    sums are updated only for the points that change cluster. The points' passes run in
+    `PARTS` parts on threads; the centres move between passes.
     """
     points = np.ascontiguousarray(points, np.float64)
+    weights = np.ascontiguousarray(weights, np.float64)
     centers = np.array(centers, np.float64)
-    labels = np.empty(len(points), np.int32)
+    n, d = points.shape
+    k = len(centers)
+    labels = np.empty(n, np.int32)
     groups = np.ascontiguousarray(groups, np.int64)
     order = np.argsort(groups, kind="stable")
     bounds = np.searchsorted(groups[order], np.arange(groups.max() + 2))
-    done = _lloyd_kernel(points, weights, centers, labels, groups, order, bounds, max_iter,
-                         epsilon)  # fmt: skip
-    return centers, labels, int(done)
-
-
-@compiled
-def _lloyd_kernel(points, weights, centers, labels, groups, order, bounds, max_iter, epsilon):
-    """The bounds are kept in a form that needs no update per iteration: with ``travel[j]``
-    how far centre j has moved in all, ``shift[g]`` the sum of group g's largest moves
-    and ``worst`` the sum of all groups' largest, a point's distance to its centre j is
-    at most ``upper[i] + travel[j]``, to group g's others at least ``lower[i, g] -
-    shift[g]``, to every other centre at least ``least[i] - worst``. An iteration then
-    costs a few operations for most points, and the clusters' sums are updated only for
-    the points that change cluster."""
-    n, d = points.shape
-    k = centers.shape[0]
     ng = len(bounds) - 1
-    upper = np.empty(n)
-    lower = np.empty((n, ng))
-    least = np.empty(n)
-    travel = np.zeros(k)
-    shift = np.zeros(ng)
+    nparts = max(1, min(PARTS, n))
+    edges = np.linspace(0, n, nparts + 1).astype(np.int64)
+    upper, lower, least = np.empty(n), np.empty((n, ng)), np.empty(n)
+    travel, shift, drift = np.zeros(k), np.zeros(ng), np.zeros(ng)
     worst = 0.0
-    now = np.empty(ng)
-    sums = np.zeros((k, d))
-    total = np.zeros(k)
-    drift = np.empty(ng)
+    sums, total = np.zeros((nparts, k, d)), np.zeros((nparts, k))
+    now, changed = np.empty((nparts, ng)), np.zeros(nparts, np.int64)
+    search = (points, centers, groups, order, bounds, labels)
     hubs, reach = _hubs(centers, order, bounds)
-    for i in range(n):
-        _guess(points, i, hubs, reach, now)
-        best = _scan(points, i, centers, groups, order, bounds, labels, now, -1, np.inf)
-        upper[i] = best
-        least[i] = _settle(lower, i, now, shift, worst)
-        j = labels[i]
-        total[j] += weights[i]
-        for c in range(d):
-            sums[j, c] += weights[i] * points[i, c]
+    in_threads(nparts, partial(_start_kernel, *search, weights, hubs, reach, upper, lower,
+                               least, shift, sums, total, now, edges))  # fmt: skip
     iterations = 0
     while iterations < max_iter:
         iterations += 1
-        for j in range(k):  # an empty cluster takes the value farthest from its centre
-            if total[j] == 0:
-                i = _reseed(points, weights, centers, labels, sums, total, j)
-                if i >= 0:  # its bounds say nothing now: measured afresh below
-                    upper[i] = np.inf
-                    lower[i, :] = -np.inf
-                    least[i] = -np.inf
-        for g in range(ng):
-            drift[g] = 0.0
-        most = 0.0
-        for j in range(k):
-            if total[j] > 0:
-                s = 0.0
-                for c in range(d):
-                    new = sums[j, c] / total[j]
-                    s += (new - centers[j, c]) ** 2
-                    centers[j, c] = new
-                step = np.sqrt(s)
-                travel[j] += step
-                drift[groups[j]] = max(drift[groups[j]], step)
-                most = max(most, step)
+        sums_all, total_all = sums.sum(axis=0), total.sum(axis=0)
+        for j in np.flatnonzero(total_all == 0):  # an empty cluster takes the farthest value
+            i = _farthest(points, weights, centers, labels, total_all)
+            if i < 0:  # every value is alone in its cluster
+                continue
+            m, w, part = labels[i], weights[i], np.searchsorted(edges, i, "right") - 1
+            for t, s in ((total[part], sums[part]), (total_all, sums_all)):
+                t[m] -= w
+                t[j] += w
+                s[m] -= w * points[i]
+                s[j] += w * points[i]
+            labels[i] = j
+            upper[i], lower[i], least[i] = np.inf, -np.inf, -np.inf  # measured afresh
+        most = _move_kernel(centers, sums_all, total_all, travel, groups, drift)
         if most <= epsilon:
             break
-        for g in range(ng):
-            shift[g] += drift[g]
+        shift += drift
         worst += most
-        changed = 0
-        for i in range(n):
+        in_threads(nparts, partial(_pass_kernel, *search, weights, upper, lower, least, travel,
+                                   shift, worst, sums, total, now, edges, changed))  # fmt: skip
+        if not changed.any():  # the centres are their clusters' means: converged
+            return centers, labels, iterations
+    hubs, reach = _hubs(centers, order, bounds)  # stopped by the criteria: final labels
+    in_threads(nparts, partial(_final_kernel, *search, hubs, reach, now, edges))
+    return centers, labels, iterations
+
+
+@compiled
+def _start_kernel(points, centers, groups, order, bounds, labels, weights, hubs, reach, upper,
+                  lower, least, shift, sums, total, now, edges, b0, b1):  # fmt: skip
+    """Parts ``b0`` to ``b1``: each point's nearest centre, its bounds, and its part's sums."""
+    d = points.shape[1]
+    for p in range(b0, b1):
+        mine = now[p]
+        for i in range(edges[p], edges[p + 1]):
+            _guess(points, i, hubs, reach, mine)
+            upper[i] = _scan(points, i, centers, groups, order, bounds, labels, mine, -1, np.inf)
+            least[i] = _settle(lower, i, mine, shift, 0.0)
+            j = labels[i]
+            total[p, j] += weights[i]
+            for c in range(d):
+                sums[p, j, c] += weights[i] * points[i, c]
+
+
+@compiled
+def _move_kernel(centers, sums, total, travel, groups, drift):
+    """Each centre to its cluster's mean; adds the steps to ``travel``, each group's
+    largest to ``drift``; returns the largest step."""
+    drift[:] = 0.0
+    most = 0.0
+    for j in range(centers.shape[0]):
+        if total[j] > 0:
+            s = 0.0
+            for c in range(centers.shape[1]):
+                new = sums[j, c] / total[j]
+                s += (new - centers[j, c]) ** 2
+                centers[j, c] = new
+            step = np.sqrt(s)
+            travel[j] += step
+            drift[groups[j]] = max(drift[groups[j]], step)
+            most = max(most, step)
+    return most
+
+
+@compiled
+def _pass_kernel(points, centers, groups, order, bounds, labels, weights, upper, lower, least,
+                 travel, shift, worst, sums, total, now, edges, changed, b0, b1):  # fmt: skip
+    """One iteration's pass over the points of parts ``b0`` to ``b1``: those whose bounds
+    allow a nearer centre are measured; ``changed[p]`` counts part p's moves."""
+    d = points.shape[1]
+    ng = shift.shape[0]
+    for p in range(b0, b1):
+        mine = now[p]
+        moved = 0
+        for i in range(edges[p], edges[p + 1]):
             j = labels[i]
             bound = least[i] - worst
             if upper[i] + travel[j] < bound:  # (at a tie a lower index may win)
@@ -142,26 +182,30 @@ def _lloyd_kernel(points, weights, centers, labels, groups, order, bounds, max_i
             if exact < bound:
                 continue
             for g in range(ng):
-                now[g] = lower[i, g] - shift[g]
-            best = _scan(points, i, centers, groups, order, bounds, labels, now, j, exact)
-            least[i] = _settle(lower, i, now, shift, worst)
+                mine[g] = lower[i, g] - shift[g]
+            best = _scan(points, i, centers, groups, order, bounds, labels, mine, j, exact)
+            least[i] = _settle(lower, i, mine, shift, worst)
             m = labels[i]
             upper[i] = best - travel[m]
             if m != j:
-                changed += 1
+                moved += 1
                 w = weights[i]
-                total[j] -= w
-                total[m] += w
+                total[p, j] -= w
+                total[p, m] += w
                 for c in range(d):
-                    sums[j, c] -= w * points[i, c]
-                    sums[m, c] += w * points[i, c]
-        if changed == 0:  # the centres are their clusters' means: converged
-            return iterations
-    hubs, reach = _hubs(centers, order, bounds)
-    for i in range(n):  # stopped by the criteria: labels of the final centres
-        _guess(points, i, hubs, reach, now)
-        _scan(points, i, centers, groups, order, bounds, labels, now, -1, np.inf)
-    return iterations
+                    sums[p, j, c] -= w * points[i, c]
+                    sums[p, m, c] += w * points[i, c]
+        changed[p] = moved
+
+
+@compiled
+def _final_kernel(points, centers, groups, order, bounds, labels, hubs, reach, now, edges, b0,
+                  b1):  # fmt: skip
+    """Each point's nearest centre, searched afresh (parts ``b0`` to ``b1``)."""
+    for p in range(b0, b1):
+        for i in range(edges[p], edges[p + 1]):
+            _guess(points, i, hubs, reach, now[p])
+            _scan(points, i, centers, groups, order, bounds, labels, now[p], -1, np.inf)
 
 
 @compiled
@@ -194,10 +238,10 @@ def _guess(points, i, hubs, reach, now):
 
 
 @compiled
-def _reseed(points, weights, centers, labels, sums, total, j):
-    """Move the value farthest from its centre (the lowest index among equals; one whose
-    cluster keeps other values) into the empty cluster ``j``, as cv2.kmeans does; returns
-    its index, or -1 when no value can move (fewer distinct values than clusters)."""
+def _farthest(points, weights, centers, labels, total):
+    """The value farthest from its centre (the lowest index among equals) among those whose
+    cluster keeps other values, to move into an empty cluster as cv2.kmeans does; -1 when
+    no value can move (fewer distinct values than clusters)."""
     n, d = points.shape
     far, where = 0.0, -1
     for i in range(n):
@@ -209,14 +253,6 @@ def _reseed(points, weights, centers, labels, sums, total, j):
             s += (points[i, c] - centers[m, c]) ** 2
         if s > far:
             far, where = s, i
-    if where >= 0:
-        m, w = labels[where], weights[where]
-        total[m] -= w
-        total[j] += w
-        for c in range(d):
-            sums[m, c] -= w * points[where, c]
-            sums[j, c] += w * points[where, c]
-        labels[where] = j
     return where
 
 

@@ -74,10 +74,10 @@ def compile_elsewhere() -> subprocess.Popen | None:
 def kernels_cached() -> bool:
     """Whether numba's disk cache holds the fit's Lloyd kernel (the last to be compiled on
     a first run); True too where there is no such cache to fill."""
-    from ..core._lloyd import _lloyd_kernel
+    from ..core._lloyd import _pass_kernel
 
     try:
-        return os.path.exists(_lloyd_kernel._cache._cache_file._index_path)
+        return os.path.exists(_pass_kernel._cache._cache_file._index_path)
     except AttributeError:  # no disk cache (a read-only install), or numba changed it
         return True
 
