@@ -126,3 +126,15 @@ def test_lloyd_gives_the_same_fit_on_any_number_of_cores(monkeypatch, threads):
     np.testing.assert_array_equal(there[0], here[0])
     np.testing.assert_array_equal(there[1], here[1])
     assert there[2] == here[2]
+
+
+def test_lloyd_stops_between_iterations_when_asked():
+    import threading
+
+    rng = np.random.default_rng(2)
+    points = rng.random((500, 3)) * 255
+    stop = threading.Event()
+    start = points[:8].copy()
+    assert lloyd(points, np.ones(500), start, 100, 0.0, np.zeros(8, np.int64), stop) is not None
+    stop.set()
+    assert lloyd(points, np.ones(500), start, 100, 0.0, np.zeros(8, np.int64), stop) is None

@@ -51,8 +51,10 @@ def distinct(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 PARTS = 8
 
 
-def lloyd(points, weights, centers, max_iter: int, epsilon: float, groups: np.ndarray):
-    """Weighted Lloyd from ``centers`` on ``points``: (centres, labels, iterations).
+def lloyd(points, weights, centers, max_iter: int, epsilon: float, groups: np.ndarray,
+          stop=None):  # fmt: skip
+    """Weighted Lloyd from ``centers`` on ``points``: (centres, labels, iterations), or None
+    once ``stop`` (a `threading.Event`) is set: it is looked at between iterations.
 
     Stops when no point changes cluster, after ``max_iter`` iterations, or when no
     centre moves more than ``epsilon`` (cv2's own criteria). A cluster left empty takes
@@ -94,6 +96,8 @@ def lloyd(points, weights, centers, max_iter: int, epsilon: float, groups: np.nd
                                least, shift, sums, total, now, edges))  # fmt: skip
     iterations = 0
     while iterations < max_iter:
+        if stop is not None and stop.is_set():
+            return None
         iterations += 1
         sums_all, total_all = sums.sum(axis=0), total.sum(axis=0)
         for j in np.flatnonzero(total_all == 0):  # an empty cluster takes the farthest value

@@ -42,8 +42,11 @@ from ._sample import fit_level, pool, sample_array, sample_lazy, sample_pixels
 _LUMA = np.array([0.299, 0.587, 0.114])  # Rec. 601 weights for dark-to-light order
 #: How often a run that waits on cv2.kmeans calls its progress hook (so Cancel is heard).
 POLL_SECONDS = 0.1
-#: The refinement's bounds are kept per group of about GROUP_SIZE nearby centres.
+#: The refinement's bounds are kept per group of about GROUP_SIZE nearby centres, in at most
+#: MAX_GROUPS groups (each distinct value keeps a float64 bound per group: at K=4096 on a
+#: 16-bit image, 256 groups would take 2 KB for each of millions of values).
 GROUP_SIZE = 16
+MAX_GROUPS = 32
 
 
 def fit_image(image, channel_axis, alpha, mask, progress, opts):
@@ -339,9 +342,13 @@ def refinement(data, centers, criteria, seed, stop=None):
     groups = np.zeros(len(centers), np.int64)
     if len(centers) >= 2 * GROUP_SIZE:
         cv2.setRNGSeed(seed)  # the grouping is reproducible whatever ran before
-        groups = cv2.kmeans(centers, len(centers) // GROUP_SIZE, None, (3, 10, 0.0), 1,
+        ngroups = min(MAX_GROUPS, len(centers) // GROUP_SIZE)
+        groups = cv2.kmeans(centers, ngroups, None, (3, 10, 0.0), 1,
                             cv2.KMEANS_PP_CENTERS)[1].ravel()  # fmt: skip
-    centers, value_labels, _ = lloyd(values, weights, centers, max_iter, epsilon, groups)
+    fitted = lloyd(values, weights, centers, max_iter, epsilon, groups, stop)
+    if fitted is None:  # stopped (Cancel)
+        return None
+    centers, value_labels, _ = fitted
     labels = value_labels[index].reshape(-1, 1)
     centers = centers.astype(np.float32)  # as cv2.kmeans gives them
     diff = data.astype(np.float64) - centers[labels.ravel()]
