@@ -534,3 +534,17 @@ def test_uint16_values_at_the_top_of_the_range_split_into_their_own_clusters():
     result = quantize(image, 2, seed=1)  # cv2's float32 centres land off the values
     np.testing.assert_array_equal(result.centers.ravel(), [65534.0, 65535.0])
     np.testing.assert_array_equal(result.counts, np.bincount(image.ravel() - 65533)[1:])
+
+
+def test_lab_refinement_finds_distinct_colours_among_the_pixels_with_the_same_result(photos):
+    """In L*a*b* the refinement ranks the pixels' own 8-bit values, not the floats."""
+    from napari_kquant.core._colorspace import to_lab
+
+    sample = np.concatenate([photos[name].reshape(-1, 3) for name in photos])
+    data = to_lab(sample, 255.0)
+    start = data[:: len(data) // 20][:20].copy()
+    by_floats = refinement(data, start, (3, 100, 0.0), 0)
+    by_pixels = refinement(data, start, (3, 100, 0.0), 0, raw=sample)
+    np.testing.assert_array_equal(by_pixels[1], by_floats[1])
+    np.testing.assert_allclose(by_pixels[2], by_floats[2], rtol=1e-6)
+    assert by_pixels[0] == pytest.approx(by_floats[0], rel=1e-6)

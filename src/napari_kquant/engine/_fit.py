@@ -194,7 +194,7 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
     else:
         compactness, fit_labels, centers_feat = kmeans(
             data, k, opts.cv2_criteria(epsilon), opts.attempts, opts.init, opts.seed, progress,
-            staged=opts.sample is not None,
+            staged=opts.sample is not None, raw=sample if opts.lab or opts.od else None,
         )  # fmt: skip
     if opts.lab:
         centers = from_lab(centers_feat, white)
@@ -235,7 +235,7 @@ def attempt_size(k: int) -> int:
     return max(ATTEMPT_SAMPLE, ATTEMPT_PER_CLUSTER * k)
 
 
-def kmeans(data, k, criteria, attempts, init, seed, report, staged=False):
+def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=None):
     """``cv2.kmeans``; with a progress hook, attempts run where the caller can stop waiting.
 
     ``staged`` (sampled fits): when ``data`` holds more than `attempt_size`
@@ -244,7 +244,9 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False):
     distinct values). Its compactness is the one returned. Attempts spend most
     of their iterations finding a good optimum, which a small sample shows as
     well as a large one; the refinement then needs few iterations on the large
-    one.
+    one. ``raw`` (rows of ``data`` before a colour-space transform) is where the
+    refinement finds the distinct values: the pixels' own integer values are ranked
+    at once, their L*a*b* floats only by sorting.
 
     Without a hook it is one call with ``attempts`` (plus the refinement). With
     one, a helper thread runs each attempt as its own call, and the caller
@@ -266,7 +268,7 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False):
     def refine(best, stop=None):
         if subset is data:
             return best
-        return refinement(data, best[2], criteria, seed, stop)
+        return refinement(data, best[2], criteria, seed, stop, raw)
 
     if report is None:
         cv2.setRNGSeed(seed)  # per thread: it must be set in the thread that fits
@@ -318,7 +320,7 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False):
     return state["best"]
 
 
-def refinement(data, centers, criteria, seed, stop=None):
+def refinement(data, centers, criteria, seed, stop=None, raw=None):
     """Exact weighted Lloyd from ``centers`` over the distinct rows of ``data``:
     (compactness, labels, centres), or None if ``stop`` is set.
 
@@ -329,7 +331,7 @@ def refinement(data, centers, criteria, seed, stop=None):
     iteration of a three-channel photo cost a few milliseconds, so the refinement runs
     to convergence within cv2's criteria. With many channels the bounds prune little
     (16 channels at K=256: seconds). Labels are each row's nearest final centre; the
-    compactness is measured on the rows.
+    compactness is measured on the rows. ``raw``: as for `kmeans`.
     """
     from ..core._lloyd import distinct, lloyd
 
@@ -338,7 +340,9 @@ def refinement(data, centers, criteria, seed, stop=None):
     kind, max_iter, epsilon = criteria
     max_iter = max_iter if kind & cv2.TERM_CRITERIA_MAX_ITER else MAX_ITER
     epsilon = epsilon if kind & cv2.TERM_CRITERIA_EPS else 0.0
-    values, weights, index = distinct(data)
+    _, weights, index = distinct(data if raw is None else raw)
+    values = np.empty((len(weights), data.shape[1]))
+    values[index] = data  # the rows of one value (in ``raw``: the pixels) are equal in data
     groups = np.zeros(len(centers), np.int64)
     if len(centers) >= 2 * GROUP_SIZE:
         cv2.setRNGSeed(seed)  # the grouping is reproducible whatever ran before
