@@ -73,6 +73,8 @@ def lloyd(points, weights, centers, max_iter: int, epsilon: float, groups: np.nd
     sums are updated only for the points that change cluster. The points' passes run in
     `PARTS` parts on threads; the centres move between passes.
     """
+    if stop is not None and stop.is_set():
+        return None
     points = np.ascontiguousarray(points, np.float64)
     weights = np.ascontiguousarray(weights, np.float64)
     centers = np.array(centers, np.float64)

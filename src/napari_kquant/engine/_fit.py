@@ -47,6 +47,8 @@ POLL_SECONDS = 0.1
 #: 16-bit image, 256 groups would take 2 KB for each of millions of values).
 GROUP_SIZE = 16
 MAX_GROUPS = 32
+#: ... and fewer where the bounds would take more than this (millions of distinct values).
+BOUNDS_BYTES = 256 << 20
 
 
 def fit_image(image, channel_axis, alpha, mask, progress, opts):
@@ -343,10 +345,13 @@ def refinement(data, centers, criteria, seed, stop=None, raw=None):
     _, weights, index = distinct(data if raw is None else raw)
     values = np.empty((len(weights), data.shape[1]))
     values[index] = data  # the rows of one value (in ``raw``: the pixels) are equal in data
+    if stop is not None and stop.is_set():
+        return None
     groups = np.zeros(len(centers), np.int64)
     if len(centers) >= 2 * GROUP_SIZE:
         cv2.setRNGSeed(seed)  # the grouping is reproducible whatever ran before
-        ngroups = min(MAX_GROUPS, len(centers) // GROUP_SIZE)
+        room = max(2, BOUNDS_BYTES // (8 * len(values)))
+        ngroups = min(MAX_GROUPS, len(centers) // GROUP_SIZE, room)
         groups = cv2.kmeans(centers, ngroups, None, (3, 10, 0.0), 1,
                             cv2.KMEANS_PP_CENTERS)[1].ravel()  # fmt: skip
     fitted = lloyd(values, weights, centers, max_iter, epsilon, groups, stop)
