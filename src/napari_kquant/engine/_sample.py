@@ -170,6 +170,9 @@ def sample_lazy(image, channel_axis, alpha, mask, opts):
     cl = channels_last(image, lay)
     spatial = cl.shape[:-1]
     mask = lazy_mask(mask, spatial, cl.chunks[:-1])
+    # one graph for all chunks, optimised once (a dask array per chunk costs one each)
+    blocks = cl.to_delayed()
+    masks = None if mask is None else mask.to_delayed()
     rng = np.random.default_rng(opts.seed)
     grid = cl.numblocks[:-1]
     order = rng.permutation(math.prod(grid))
@@ -187,7 +190,7 @@ def sample_lazy(image, channel_axis, alpha, mask, opts):
         density = (opts.sample - got) * OVERDRAW / max(rate, 1e-3) / sum(sizes)
         picks = [np.sort(rng.choice(size, min(size, math.ceil(density * size)), replace=False))
                  for size in sizes]  # fmt: skip
-        found = _read(cl, mask, lay, where, picks)
+        found = _read(blocks, masks, lay, where, picks)
         parts += found
         got += sum(len(p) for p in found)
         drawn += sum(len(p) for p in picks)
@@ -195,7 +198,7 @@ def sample_lazy(image, channel_axis, alpha, mask, opts):
         # usable pixels are sparse: look at every pixel, so that the sample is as large as
         # the image allows (the same as a numpy image would give)
         where = [np.unravel_index(b, grid) for b in range(len(order))]
-        parts = _read(cl, mask, lay, where, [None] * len(where))
+        parts = _read(blocks, masks, lay, where, [None] * len(where))
         got = drawn = sum(len(p) for p in parts)
         total = drawn
     if got == 0:
@@ -207,14 +210,15 @@ def sample_lazy(image, channel_axis, alpha, mask, opts):
     return image.dtype, lay.ncolour, sample, estimate
 
 
-def _read(cl, mask, lay, where, picks):
-    """Usable pixels at ``picks`` (None: all) of the chunks at ``where``, computed together."""
+def _read(blocks, masks, lay, where, picks):
+    """Usable pixels at ``picks`` (None: all) of the chunks at ``where``, computed together
+    (``blocks`` and ``masks``: the image's and the mask's chunks as dask delayed objects)."""
     import dask
 
     tasks = []
     for idx, pick in zip(where, picks, strict=True):
-        mask_block = None if mask is None else mask.blocks[idx]
-        block = cl.blocks[(*idx, 0)]
+        mask_block = None if masks is None else masks[idx]
+        block = blocks[(*idx, 0)]
         tasks.append(dask.delayed(_usable_at)(block, mask_block, pick, block_layout(lay)))
     return [p for p in dask.compute(*tasks) if len(p)]
 
