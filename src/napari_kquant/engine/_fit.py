@@ -342,9 +342,10 @@ def refinement(data, centers, criteria, seed, stop=None, raw=None):
     kind, max_iter, epsilon = criteria
     max_iter = max_iter if kind & cv2.TERM_CRITERIA_MAX_ITER else MAX_ITER
     epsilon = epsilon if kind & cv2.TERM_CRITERIA_EPS else 0.0
-    _, weights, index = distinct(data if raw is None else raw)
-    values = np.empty((len(weights), data.shape[1]))
-    values[index] = data  # the rows of one value (in ``raw``: the pixels) are equal in data
+    values, weights, index = distinct(data if raw is None else raw)
+    if raw is not None:  # the rows of one pixel value are equal in data too
+        values = np.empty((len(weights), data.shape[1]))
+        values[index] = data
     if stop is not None and stop.is_set():
         return None
     groups = np.zeros(len(centers), np.int64)

@@ -72,8 +72,8 @@ def compile_elsewhere() -> subprocess.Popen | None:
 
 
 def kernels_cached() -> bool:
-    """Whether numba's disk cache holds the fit's Lloyd kernel (the last to be compiled on
-    a first run); True too where there is no such cache to fill."""
+    """Whether numba's disk cache holds the pass kernel of the fit's Lloyd refinement (which
+    every sampled fit compiles); True too where there is no such cache to fill."""
     from ..core._lloyd import _pass_kernel
 
     try:
