@@ -32,7 +32,9 @@ def test_cli_writes_quantized_and_labels_in_rgb_order(tmp_path, capsys):
 @pytest.mark.parametrize(("argv", "said"), [
     ([], "sample 50000 px"), (["--sample", "auto"], "sample 50000 px"),
     (["-k", "20"], "sample 80000 px"), (["--sample", "500"], "sample 500 px"),
-    (["--sample", "all"], "all pixels"),
+    (["--sample", "all"], "all pixels"), (["--speed", "fast"], "sample 25000 px"),
+    (["--speed", "fast", "-k", "300"], "sample 30000 px"),
+    (["--speed", "fast", "--sample", "700"], "sample 700 px"),
 ])  # fmt: skip
 def test_cli_says_how_many_pixels_the_fit_used(tmp_path, capsys, argv, said):
     src = tmp_path / "in.png"
@@ -102,6 +104,7 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
         (["--criteria", "nope", "-o", "x.png"], "invalid choice: 'nope'"),
         (["-k", "many", "-o", "x.png"], "invalid int value: 'many'"),
         (["--sample", "lots", "-o", "x.png"], "'auto' or 'all', got 'lots'"),
+        (["--speed", "quick", "-o", "x.png"], "invalid choice: 'quick'"),
         (["--nope"], "unrecognized arguments: --nope"),
     ],
 )

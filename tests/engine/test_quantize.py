@@ -3,10 +3,16 @@ import itertools
 import cv2
 import numpy as np
 import pytest
+from skimage import data
 
 from napari_kquant import fit, quantize
-from napari_kquant.core._options import EPSILON_FRACTION, MIN_AUTO_SAMPLE, auto_sample
-from napari_kquant.engine._fit import GROUP_SIZE, attempt_size, refinement
+from napari_kquant.core._options import (
+    EPSILON_FRACTION,
+    MIN_AUTO_SAMPLE,
+    attempt_size,
+    auto_sample,
+)
+from napari_kquant.engine._fit import GROUP_SIZE, refinement
 
 from conftest import BLOCK_COLOURS, expected_block_labels, make_blocks, numpy_lloyd
 
@@ -273,6 +279,10 @@ def test_fewer_colours_than_k_warns_and_still_works(sample):
         ({"init": "pp"}, ValueError, r"init must be one of 'kmeans\+\+', 'random', got 'pp'"),
         ({"color_space": "hsv"}, ValueError, r"color_space must be one of .*, got 'hsv'"),
         ({"seed": -1}, ValueError, r"seed must be between 0 and 2147483647, got -1"),
+        ({"speed": "quick"}, ValueError, r"speed must be one of 'default', 'fast', got 'quick'"),
+        ({"speed": None}, ValueError, r"speed must be one of 'default', 'fast', got None"),
+        ({"speed": "fast", "attempts": 0}, ValueError, r"attempts must be between 1 and"),
+        ({"speed": "fast", "max_iter": 1.5}, TypeError, r"max_iter must be an integer"),
         ({"sample": 2}, ValueError, r"sample=2 is smaller than k=4"),
         ({"channel_axis": 3}, ValueError, r"channel_axis=3 is out of range for an image of"),
         ({"channel_axis": 1.0}, TypeError, r"channel_axis must be an integer or None"),
@@ -374,14 +384,14 @@ def test_raising_from_progress_stops_the_run(photos):
 # --- the staged fit: attempts on a subsample, then Lloyd over the sample's colours -----------
 
 
-def staged_by_hand(image, k, sample, seed, attempts, crit):
+def staged_by_hand(image, k, sample, seed, attempts, crit, speed="default"):
     """What a sampled fit is: the seeded sample, the seeded attempt subsample, the attempts
     (direct cv2 calls), then weighted Lloyd over the sample's distinct colours (numpy).
     Returns (compactness, centres)."""
     pixels = image.reshape(-1, 3)
     chosen = np.sort(np.random.default_rng(seed).choice(len(pixels), sample, replace=False))
     data = pixels[chosen].astype(np.float32)
-    size = attempt_size(k)
+    size = attempt_size(k, speed)
     sub = data[np.sort(np.random.default_rng(seed).choice(sample, size, replace=False))]
     cv2.setRNGSeed(seed)
     _, _, best = cv2.kmeans(sub, k, None, crit, attempts, cv2.KMEANS_PP_CENTERS)
@@ -404,6 +414,53 @@ def test_sampled_fit_is_attempts_on_a_subsample_then_lloyd_on_the_sample(photos,
     assert palette.compactness == pytest.approx(compactness, rel=1e-9)
     order = np.lexsort((*centers.T[::-1], centers @ [0.299, 0.587, 0.114]))
     np.testing.assert_allclose(palette.centers, centers[order], rtol=1e-5)
+
+
+def test_fast_speed_is_the_staged_fit_with_its_own_defaults(photos):
+    image = photos["coffee"]  # 12,288 pixels: all in the fast sample; attempts on 2,500
+    k = 2 * GROUP_SIZE + 3
+    palette = fit(image, k, channel_axis=-1, seed=5, speed="fast")
+    fitted = {key: palette.fit[key] for key in ("speed", "attempts", "max_iter", "sample")}
+    assert fitted == {"speed": "fast", "attempts": 1, "max_iter": 10, "sample": 25_000}
+    assert attempt_size(k, "fast") == 2_500 < attempt_size(k)
+    crit = (3, 10, palette.epsilon)
+    compactness, centers = staged_by_hand(image, k, 12_288, 5, 1, crit, speed="fast")
+    assert palette.compactness == pytest.approx(compactness, rel=1e-9)
+    order = np.lexsort((*centers.T[::-1], centers @ [0.299, 0.587, 0.114]))
+    np.testing.assert_allclose(palette.centers, centers[order], rtol=1e-5)
+
+
+def test_fast_speed_gives_way_to_options_given(photos):
+    palette = fit(photos["chelsea"], 40, channel_axis=-1, seed=1, speed="fast", attempts=2,
+                  max_iter=30, sample=6_000)  # fmt: skip
+    assert (palette.fit["attempts"], palette.fit["max_iter"], palette.fit["sample"]) == (
+        2,
+        30,
+        6_000,
+    )
+    assert (
+        fit(photos["chelsea"], 300, channel_axis=-1, seed=1, speed="fast").fit["sample"] == 30_000
+    )
+
+
+@pytest.mark.parametrize("color_space", ["rgb", "lab"])
+def test_fast_speed_labels_every_pixel_by_its_nearest_centre(color_space):
+    big = cv2.resize(data.astronaut(), (256, 192), interpolation=cv2.INTER_AREA)  # > the sample
+    before = big.copy()
+    result = quantize(big, 32, channel_axis=-1, seed=2, speed="fast", color_space=color_space)
+    again = quantize(big, 32, channel_axis=-1, seed=2, speed="fast", color_space=color_space)
+    np.testing.assert_array_equal(result.labels, again.labels)  # reproducible from the seed
+    np.testing.assert_array_equal(big, before)
+    pixels = big.reshape(-1, 3)
+    if color_space == "lab":
+        scaled = pixels.astype(np.float32) * np.float32(1 / 255)  # as the fit scales them
+        features = cv2.cvtColor(scaled[None], cv2.COLOR_RGB2Lab)[0]
+        centers = result.palette.lab_centers
+    else:
+        features, centers = pixels, result.centers
+    d = ((features[:, None, :].astype(np.float64) - centers[None]) ** 2).sum(-1)
+    own = np.take_along_axis(d, result.labels.reshape(-1, 1).astype(np.int64) - 1, 1)[:, 0]
+    assert np.all(own <= d.min(1) + 1e-6 * (1 + d.min(1)))  # nearest (ties within rounding)
 
 
 def test_a_sample_within_the_attempt_size_is_one_plain_fit(photos):

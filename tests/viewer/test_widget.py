@@ -2,10 +2,12 @@
 
 import threading
 
+import cv2
 import numpy as np
 import pytest
 from napari.layers import Image, Labels
 from napari.utils.notifications import notification_manager
+from skimage import data as photos
 
 import napari_kquant
 from napari_kquant.viewer._result_view import NO_RESULT
@@ -510,6 +512,20 @@ def test_dither_and_clean_up_fields_reach_the_layers_and_their_record(viewer, wi
     dithered = plain.palette.apply(np.dstack([gradient] * 3), channel_axis=-1, dither="ordered",
                                    dither_strength=0.5)  # fmt: skip
     np.testing.assert_array_equal(viewer.layers["ramp k=4 quantized"].data, dithered.quantized)
+
+
+def test_fast_speed_sets_its_fields_and_reaches_the_fit(viewer, widget, qtbot):
+    image = cv2.resize(photos.astronaut(), (160, 120), interpolation=cv2.INTER_AREA)
+    viewer.add_image(image, name="photo", rgb=True)
+    widget.form.speed.value = "fast"
+    assert (widget.form.max_iter.value, widget.form.attempts.value) == (10, 1)
+    run(widget, qtbot, k=12, seed="4")
+    clusters = viewer.layers["photo k=12 clusters"]
+    assert clusters.metadata["napari_kquant"]["palette"]["fit"]["speed"] == "fast"
+    fast = napari_kquant.quantize(image, 12, channel_axis=-1, seed=4, speed="fast")
+    np.testing.assert_array_equal(clusters.data, fast.labels)
+    widget.form.speed.value = "default"  # back: the default's own values
+    assert (widget.form.max_iter.value, widget.form.attempts.value) == (100, 3)
 
 
 def test_od_white_field_and_bad_finishing_values_are_notifications(viewer, widget, qtbot):

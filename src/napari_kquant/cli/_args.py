@@ -11,11 +11,10 @@ import numpy as np
 from ..core._options import (
     COLOR_SPACES,
     CRITERIA,
-    DEFAULT_ATTEMPTS,
     DEFAULT_SAMPLE,
     DITHERS,
     INITS,
-    MAX_ITER,
+    SPEEDS,
 )
 
 #: Exit status when some files of a batch failed and the others were written.
@@ -94,11 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--unit", help="--table: the unit of --pixel-size (default: µm)")
     p.add_argument("--criteria", choices=list(CRITERIA), default="eps+max_iter")
-    p.add_argument("--max-iter", type=int, default=MAX_ITER, help="2 to 100 (default: 100)")
+    p.add_argument(
+        "--max-iter", type=int, default=None, help="2 to 100 (default: 100; 10 with --speed fast)"
+    )
     p.add_argument(
         "--epsilon", type=float, default=None, help="default: 1/1000 of the value range"
     )
-    p.add_argument("--attempts", type=int, default=DEFAULT_ATTEMPTS)
+    p.add_argument("--attempts", type=int, default=None, help="default: 3 (1 with --speed fast)")
     p.add_argument("--init", choices=list(INITS), default="kmeans++")
     p.add_argument("--seed", type=int, default=None, help="default: a random seed, printed")
     p.add_argument(
@@ -109,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         "for an exact fit (default: auto)",
     )
     p.add_argument("--color-space", choices=list(COLOR_SPACES), default="rgb")
+    p.add_argument(
+        "--speed",
+        choices=list(SPEEDS),
+        default="default",
+        help="fast: a quick fit for web pictures (a sample of 100 pixels per cluster, one "
+        "attempt, at most 10 iterations; give the options to change any)",
+    )
     p.add_argument(
         "--white",
         type=_white,

@@ -22,6 +22,18 @@ CRITERIA = {
 }
 INITS = {"kmeans++": cv2.KMEANS_PP_CENTERS, "random": cv2.KMEANS_RANDOM_CENTERS}
 COLOR_SPACES = ("rgb", "lab", "od")
+#: ``speed="fast"``: other defaults for a quick fit of a small picture (what pngquant's
+#: users expect: tenths of a second at K=256). The sample ("auto") is FAST_SAMPLE_PER_CLUSTER
+#: a cluster (at least MIN_FAST_SAMPLE), one attempt (FAST_ATTEMPTS) runs on FAST_ATTEMPT_PER_
+#: CLUSTER a cluster (at least FAST_ATTEMPT_SAMPLE), and each stage stops after FAST_MAX_ITER
+#: iterations. Its error is a few percent above the default's (benchmarks/bench_web.py).
+SPEEDS = ("default", "fast")
+FAST_SAMPLE_PER_CLUSTER = 100
+MIN_FAST_SAMPLE = 25_000
+FAST_ATTEMPT_PER_CLUSTER = 10
+FAST_ATTEMPT_SAMPLE = 2_500
+FAST_ATTEMPTS = 1
+FAST_MAX_ITER = 10
 
 #: Pixels the default call fits on (``sample="auto"``): SAMPLE_PER_CLUSTER per cluster,
 #: at least MIN_AUTO_SAMPLE, at most MAX_AUTO_SAMPLE unless K is so large that it leaves
@@ -69,6 +81,7 @@ class Settings:
     sample: int | None
     color_space: str
     white: float | tuple[float, ...] | str | None = None  # "od": the white level
+    speed: str = "default"
     #: ``sample="auto"`` was asked for: `sample` follows K (see `with_k`)
     sample_auto: bool = field(default=False, repr=False)
 
@@ -85,7 +98,7 @@ class Settings:
 
     def sample_for(self, k: int) -> int | None:
         """The fit sample at ``k`` clusters: `auto_sample` for ``sample="auto"``."""
-        return auto_sample(k) if self.sample_auto else self.sample
+        return auto_sample(k, self.speed) if self.sample_auto else self.sample
 
     def with_k(self, k: int) -> Settings:
         """The same options at another K (the one ``k="auto"`` chose)."""
@@ -105,7 +118,7 @@ class Settings:
 
 
 FIT_OPTIONS = ("criteria", "max_iter", "epsilon", "attempts", "init", "seed", "sample",
-               "color_space", "white")  # fmt: skip
+               "color_space", "white", "speed")  # fmt: skip
 
 
 def check_names(function: str, options: dict) -> None:
@@ -122,26 +135,32 @@ def settings(
     k=8,
     *,
     criteria="eps+max_iter",
-    max_iter=MAX_ITER,
+    max_iter=None,
     epsilon=None,
-    attempts=DEFAULT_ATTEMPTS,
+    attempts=None,
     init="kmeans++",
     seed=None,
     sample=DEFAULT_SAMPLE,
     color_space="rgb",
     white=None,
+    speed="default",
 ) -> Settings:
-    """Check every fit option; the errors name the parameter and the value."""
+    """Check every fit option; the errors name the parameter and the value. ``max_iter``
+    and ``attempts`` None: the ``speed``'s defaults."""
     k = integer("k", k, 1, MAX_K)
+    speed = choice("speed", speed, SPEEDS)
+    defaults = speed_defaults(speed)
     criteria = choice("criteria", criteria, CRITERIA)
+    max_iter = defaults["max_iter"] if max_iter is None else max_iter
     max_iter = integer("max_iter", max_iter, MIN_ITER, MAX_ITER)
     epsilon = _epsilon(epsilon)
+    attempts = defaults["attempts"] if attempts is None else attempts
     attempts = integer("attempts", attempts, 1, MAX_ATTEMPTS)
     init = choice("init", init, INITS)
     seed = secrets.randbelow(SEED_MAX + 1) if seed is None else integer("seed", seed, 0, SEED_MAX)
     sample_auto = isinstance(sample, str) and sample == "auto"
     if sample_auto:
-        sample = auto_sample(k)
+        sample = auto_sample(k, speed)
     elif sample is not None:
         if isinstance(sample, str):
             raise ValueError(f"sample must be a whole number, 'auto' or None, got {sample!r}")
@@ -154,13 +173,29 @@ def settings(
         raise ValueError(f"white={white!r} is only for color_space='od', not {color_space!r}")
     return Settings(
         k, criteria, max_iter, epsilon, attempts, init, seed, sample, color_space, white,
-        sample_auto,
+        speed, sample_auto,
     )  # fmt: skip
 
 
-def auto_sample(k: int) -> int:
+def speed_defaults(speed: str) -> dict:
+    """The ``max_iter`` and ``attempts`` a ``speed`` gives when they are not given."""
+    if speed == "fast":
+        return {"max_iter": FAST_MAX_ITER, "attempts": FAST_ATTEMPTS}
+    return {"max_iter": MAX_ITER, "attempts": DEFAULT_ATTEMPTS}
+
+
+def auto_sample(k: int, speed: str = "default") -> int:
     """The fit sample of ``sample="auto"`` at ``k`` clusters."""
+    if speed == "fast":
+        return max(MIN_FAST_SAMPLE, FAST_SAMPLE_PER_CLUSTER * k)
     return max(MIN_AUTO_SAMPLE, min(SAMPLE_PER_CLUSTER * k, MAX_AUTO_SAMPLE), MIN_PER_CLUSTER * k)
+
+
+def attempt_size(k: int, speed: str = "default") -> int:
+    """How many pixels a sampled fit's attempts run on (the rest refine the best)."""
+    if speed == "fast":
+        return max(FAST_ATTEMPT_SAMPLE, FAST_ATTEMPT_PER_CLUSTER * k)
+    return max(ATTEMPT_SAMPLE, ATTEMPT_PER_CLUSTER * k)
 
 
 def check_white(white):

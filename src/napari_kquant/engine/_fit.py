@@ -27,11 +27,10 @@ from ..core._colorspace import (
 )
 from ..core._layout import is_lazy, is_multiscale
 from ..core._options import (
-    ATTEMPT_PER_CLUSTER,
-    ATTEMPT_SAMPLE,
     EPSILON_FRACTION,
     INITS,
     MAX_ITER,
+    attempt_size,
     callback,
     check_names,
     settings,
@@ -197,6 +196,7 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
         compactness, fit_labels, centers_feat = kmeans(
             data, k, opts.cv2_criteria(epsilon), opts.attempts, opts.init, opts.seed, progress,
             staged=opts.sample is not None, raw=sample if opts.lab or opts.od else None,
+            speed=opts.speed,
         )  # fmt: skip
     if opts.lab:
         centers = from_lab(centers_feat, white)
@@ -232,12 +232,8 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
     return Fitted(palette, float(compactness) * scale * scale, rank[fit_labels.ravel()])
 
 
-def attempt_size(k: int) -> int:
-    """How many pixels a sampled fit's attempts run on (the rest refine the best)."""
-    return max(ATTEMPT_SAMPLE, ATTEMPT_PER_CLUSTER * k)
-
-
-def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=None):
+def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=None,
+           speed="default"):  # fmt: skip
     """``cv2.kmeans``; with a progress hook, attempts run where the caller can stop waiting.
 
     ``staged`` (sampled fits): when ``data`` holds more than `attempt_size`
@@ -246,7 +242,8 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     distinct values). Its compactness is the one returned. Attempts spend most
     of their iterations finding a good optimum, which a small sample shows as
     well as a large one; the refinement then needs few iterations on the large
-    one. ``raw`` (rows of ``data`` before a colour-space transform) is where the
+    one (`core._options.attempt_size`: fewer with ``speed="fast"``). ``raw`` (rows of
+    ``data`` before a colour-space transform) is where the
     refinement finds the distinct values: the pixels' own integer values are ranked
     at once, their L*a*b* floats only by sorting.
 
@@ -263,9 +260,10 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     if len(data) == 1:  # cv2.kmeans would read a single row as one sample per column
         return 0.0, np.zeros((1, 1), np.int32), data
     subset = data
-    if staged and len(data) > attempt_size(k):
+    size = attempt_size(k, speed)
+    if staged and len(data) > size:
         rng = np.random.default_rng(seed)
-        subset = data[np.sort(rng.choice(len(data), attempt_size(k), replace=False))]
+        subset = data[np.sort(rng.choice(len(data), size, replace=False))]
 
     def refine(best, stop=None):
         if subset is data:

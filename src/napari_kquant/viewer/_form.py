@@ -21,14 +21,15 @@ from ..core._options import (
     DITHERS,
     INITS,
     MAX_SMOOTH,
+    SPEEDS,
     finish,
 )
 
 SCOPES = ("whole stack, one palette", "current slice only")
 NEW_PALETTE, FILE_PALETTE = "fit a new palette", "load a palette file"
 #: The form fields that only matter when a new palette is fitted.
-FIT_FIELDS = ("k", "criteria", "max_iter", "epsilon", "attempts", "init", "seed", "sample",
-              "exact", "color_space", "white")  # fmt: skip
+FIT_FIELDS = ("k", "speed", "criteria", "max_iter", "epsilon", "attempts", "init", "seed",
+              "sample", "exact", "color_space", "white")  # fmt: skip
 NO_DITHER = "none"
 OUTPUT_CHOICES = {
     "quantized image + cluster labels": ("quantized", "clusters"),
@@ -65,6 +66,14 @@ def essentials(
 
 
 def fit_group(
+    speed: Annotated[
+        str,
+        {
+            "choices": list(SPEEDS),
+            "tooltip": "fast: a quick fit for web pictures (100 pixels per cluster, one "
+            "attempt, 10 iterations); choosing it sets max iter and attempts.",
+        },
+    ] = "default",
     criteria: Annotated[
         str,
         {
@@ -96,7 +105,8 @@ def fit_group(
         str,
         {
             "tooltip": "Fit on this many random pixels, then give every pixel its nearest "
-            "centre; 'auto' = 4,000 per cluster, at least 50,000 and at most 768,000."
+            "centre; 'auto' = 4,000 per cluster, at least 50,000 and at most 768,000 "
+            "(fast: 100 per cluster, at least 25,000)."
         },
     ] = DEFAULT_SAMPLE,
     exact: Annotated[
@@ -193,7 +203,7 @@ SECTIONS = {
 
 
 SECTION_TIPS = {
-    "Fit": "How K-means runs: stopping criteria, attempts, initial centres, seed, sample.",
+    "Fit": "How K-means runs: speed, stopping criteria, attempts, initial centres, seed, sample.",
     "Colour space": "Where colours are compared: RGB, CIE L*a*b*, or optical density.",
     "Outputs": "Which layers a run adds, dithering of the picture, clean-up of the labels.",
     "Mask and scope": "Cluster only the pixels of a mask; for stacks, the plane on screen.",
@@ -288,6 +298,7 @@ def fit_params(values) -> dict:
         "sample": None if values["exact"] else parse_sample(values["sample"]),
         "color_space": values["color_space"],
         "white": parse_white(values["white"]) if values["color_space"] == "od" else None,
+        "speed": values["speed"],
     }
 
 

@@ -31,6 +31,7 @@ from superqt import QCollapsible
 from ..core._layout import is_lazy
 from ..core._options import (
     settings,
+    speed_defaults,
 )
 from ..engine._palette import Palette
 from ..files._batch import images_in, plan_batch
@@ -110,6 +111,7 @@ class KQuantWidget(Container):
         self.previews = 0  # live previews computed (coalesced: fewer than the changes)
         self.form.changed.connect(notifying(self._settings_changed))
         self.form.changed.connect(notifying(self._show_fields))
+        self.form.speed.changed.connect(notifying(self._speed_changed))
         self.k_view.live.toggled.connect(notifying(self._live_toggled))
         self.worker = None  # the current run's worker; None when idle or cancelled
         self._drawing = None  # the worker whose result layers are being added
@@ -181,6 +183,11 @@ class KQuantWidget(Container):
 
     def _results(self):
         return [layer for layer in self._viewer.layers if is_result(layer)]
+
+    def _speed_changed(self, speed) -> None:
+        """Choosing a speed sets the fields it has its own defaults for (still editable)."""
+        for name, value in speed_defaults(speed).items():
+            getattr(self.form, name).value = value
 
     def _show_fields(self, *_) -> None:
         """Show the fields that apply to these settings and this image, hide the others."""
