@@ -382,3 +382,36 @@ def test_the_first_session_compiles_the_kernels_elsewhere_and_later_ones_start_n
     done = subprocess.run([sys.executable, "-c", _warm.PRECOMPILE], capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_the_first_sessions_compile_covers_dithering_and_clean_up(tmp_path):
+    """A fresh install (an empty numba cache): after `_warm.PRECOMPILE`, a run with
+    dithering and clean-up loads those kernels from the cache and compiles none."""
+    import os
+    import subprocess
+    import sys
+
+    from napari_kquant.viewer import _warm
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", _warm.PRECOMPILE], capture_output=True,
+                           text=True, timeout=600, env=env)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    probe = (
+        "import numpy as np; from napari_kquant import quantize; "
+        "from napari_kquant.finish import _clean, _dither, _regions; "
+        "x = np.random.default_rng(1).integers(0, 256, (80, 90, 3), np.uint8); "
+        "quantize(x, 5, channel_axis=-1, seed=1, min_size=6, smooth=2); "
+        "quantize(x, 5, channel_axis=-1, seed=1, dither=True); "
+        "quantize(x, 5, channel_axis=-1, seed=1, dither='ordered'); "
+        "kernels = [_regions._merge_kernel, _regions._adjacency_kernel, "
+        "_regions._components_kernel, _clean._smooth_kernel, _dither._floyd_steinberg, "
+        "_dither._ordered]; "
+        "print(sum(sum(k.stats.cache_misses.values()) for k in kernels), "
+        "sum(sum(k.stats.cache_hits.values()) for k in kernels))"
+    )
+    later = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                           timeout=600, env=env)  # fmt: skip
+    assert later.returncode == 0, later.stderr
+    misses, hits = map(int, later.stdout.split())
+    assert misses == 0 and hits >= 6
