@@ -322,6 +322,8 @@ def throughput(mode, k):
 
     from napari_kquant import quantize
 
+    if mode not in ("eager", "store", "compute"):
+        raise ValueError(f"mode must be 'eager', 'store' or 'compute', got {mode!r}")
     img = cv2.resize(load_image("astronaut", "4"), (18_257, 18_257))
     quantize(img[:64, :64], k, channel_axis=-1, seed=0)  # JIT outside the timing
     # the dask array is made before the timing, as a layer's or a zarr store's already is

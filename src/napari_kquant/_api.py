@@ -191,12 +191,12 @@ def quantize(
     Notes
     -----
     ``quantize(image, ...)`` is ``fit(image, ...).apply(image, ...)``, with one
-    refinement: when every usable pixel was fitted (``sample=None``, or an image
-    no larger than ``sample``) the labels are the fit's own partition (with
-    ``sample=None``, exactly as a direct ``cv2.kmeans`` call returns it).
-    ``apply`` gives nearest-centre labels, which can differ for a few pixels at
-    cluster boundaries (cv2 stops after its last centre update, before
-    relabelling).
+    refinement: with ``sample=None`` the labels are the fit's own partition,
+    exactly as a direct ``cv2.kmeans`` call returns it, where ``apply`` gives
+    nearest-centre labels, which can differ for a few pixels at cluster
+    boundaries (cv2 stops after its last centre update, before relabelling).
+    With a sample, every pixel gets its nearest centre (an image no larger than
+    the sample keeps the refinement's labels, which are those).
 
     Left-out pixels (mask False, alpha 0, or any non-finite channel) get label
     0 and keep their values. Labels run dark to light by luminance (Rec. 601
@@ -271,7 +271,7 @@ def fit(
 
     Takes the same image, layout and fit options as `napari_kquant.quantize`
     (``criteria``, ``max_iter``, ``epsilon``, ``attempts``, ``init``, ``seed``,
-    ``sample``, ``color_space``, ``white``) with the same defaults and checks;
+    ``sample``, ``color_space``, ``white``, ``speed``) with the same defaults and checks;
     ``quantize(image, ...)`` is ``fit(image, ...).apply(image, ...)``.
 
     Returns

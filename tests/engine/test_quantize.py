@@ -241,12 +241,20 @@ def test_seed_makes_results_reproducible(photos):
     np.testing.assert_array_equal(c.labels, again.labels)
 
 
-def test_small_images_are_fitted_exactly_by_default(photos):
-    image = photos["coffee"][:40, :40]
-    default = quantize(image, 4, channel_axis=-1, seed=1)
-    exact = quantize(image, 4, channel_axis=-1, seed=1, sample=None)
-    np.testing.assert_array_equal(default.labels, exact.labels)
-    assert default.compactness == exact.compactness
+@pytest.mark.parametrize("speed", ["default", "fast"])
+def test_small_images_are_fitted_exactly_by_default_and_labelled_by_nearest_centre(photos, speed):
+    """An image no larger than the attempts' subsample: one cv2.kmeans call on all its
+    pixels, as exact mode, but (a sample's promise) every pixel gets its nearest centre,
+    not cv2's partition, which stops before relabelling (after 10 iterations when fast)."""
+    image = photos["astronaut"][:48, :48]  # 2,304 pixels: under both attempt sizes
+    default = quantize(image, 8, channel_axis=-1, seed=1, speed=speed)
+    exact = quantize(image, 8, channel_axis=-1, seed=1, speed=speed, sample=None)
+    np.testing.assert_array_equal(default.centers, exact.centers)
+    assert default.palette.compactness == exact.palette.compactness
+    nearest = brute_force_labels(image.reshape(-1, 3), default.centers).reshape(48, 48)
+    np.testing.assert_array_equal(default.labels, nearest)
+    if speed == "fast":  # cv2 stopped after 10 iterations: its partition is not nearest
+        assert (exact.labels != nearest).any()
 
 
 # --- fewer colours than k --------------------------------------------------------------------

@@ -62,6 +62,23 @@ def test_the_smallest_floats_are_fitted_without_dividing_by_zero(value, sample):
     np.testing.assert_array_equal(result.quantized, image)
 
 
+@pytest.mark.parametrize("dither", [None, "adaptive", "floyd-steinberg", "ordered"])
+@pytest.mark.parametrize("value", [5e-324, -5e-324, 1e-310, 1e-300, 1e-200, 1e-150])
+def test_a_palette_of_tiny_floats_labels_by_nearest_centre(value, dither):
+    """Found by an attack: applying a palette squared the distances in float64 unscaled,
+    and below 1e-154 they all came out 0 (every pixel label 1)."""
+    image = np.array([[value, 0.0, value, 0.0]])
+    palette = fit(image, 2, seed=0, sample=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow in the scaling
+        result = palette.apply(image, dither=dither)
+    centers = palette.centers.ravel()
+    nearest = np.abs(image[..., None] - centers).argmin(-1) + 1  # no squares: no underflow
+    np.testing.assert_array_equal(result.labels, nearest)
+    assert len(np.unique(result.labels)) == 2
+    np.testing.assert_array_equal(result.quantized, centers[result.labels - 1])
+
+
 def test_big_endian_and_lazy_big_endian_match_native(blocks):
     swapped = blocks.astype(">u2")
     native = quantize(blocks.astype(np.uint16), 4, channel_axis=-1, seed=0)

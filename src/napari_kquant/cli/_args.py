@@ -106,16 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--sample",
         type=_sample,
         default=DEFAULT_SAMPLE,
-        help="pixels to fit on, 'auto' (4,000 per cluster, 50,000 to 768,000) or 'all' "
-        "for an exact fit (default: auto)",
+        help="pixels to fit on, 'auto' (4,000 per cluster, 50,000 to 768,000; with --speed "
+        "fast 100 per cluster, at least 25,000) or 'all' for an exact fit (default: auto)",
     )
     p.add_argument("--color-space", choices=list(COLOR_SPACES), default="rgb")
     p.add_argument(
         "--speed",
         choices=list(SPEEDS),
         default="default",
-        help="fast: a quick fit for web pictures (a sample of 100 pixels per cluster, one "
-        "attempt, at most 10 iterations; give the options to change any)",
+        help="fast: a quick fit for web pictures (a sample of 100 pixels per cluster, at "
+        "least 25,000; one attempt; at most 10 iterations; give the options to change any)",
     )
     p.add_argument(
         "--white",

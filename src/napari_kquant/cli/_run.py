@@ -241,6 +241,8 @@ def run(args: argparse.Namespace, parser=None) -> str:
         clash = ["--palette"] if args.palette else clash
         if clash:
             raise CLIError(f"--quality chooses K: drop {clash[0]}")
+    if not args.palette:
+        settings(1 if args.quality is not None else args.k, **_fit_options(args))  # no file read
     palette = _load_palette(args) if args.palette else None
     k = palette.k if palette is not None else args.k
     if args.quality is not None:

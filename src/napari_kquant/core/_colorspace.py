@@ -17,6 +17,9 @@ import numpy as np
 #: by a power of two before clustering.
 SAFE_MAX = 2.0**50
 SAFE_MIN = 2.0**-20
+#: Float64 distances (the assignment, dithering): values below this are scaled up, their
+#: squares would underflow (1e-300 squared is 0 in float64).
+SAFE_MIN_64 = 2.0**-480
 _TARGET_EXP = 20
 
 
@@ -26,16 +29,25 @@ def rgb_scale(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
 
 
-def safe_scale(max_abs: float, up: bool = True) -> float:
+def safe_scale(max_abs: float, low: float = SAFE_MIN) -> float:
     """1.0, or the power of two that brings ``max_abs`` to about 2**20 (float32-safe
-    squared distances, neither overflowing nor underflowing). ``up=False`` only ever
-    scales down (float64 distances do not underflow at any magnitude we see)."""
+    squared distances, neither overflowing nor underflowing) when it is above SAFE_MAX or
+    below ``low`` (0: never scaled up)."""
     if not math.isfinite(max_abs) or max_abs == 0 or max_abs <= SAFE_MAX:
-        if up and 0 < max_abs < SAFE_MIN:
+        if 0 < max_abs < low:
             # not below the smallest float64 (2**-1074), which 2**(-1073 - 20) would be
             return 2.0 ** max(math.frexp(max_abs)[1] - _TARGET_EXP, -1074)
         return 1.0
     return 2.0 ** (math.frexp(max_abs)[1] - _TARGET_EXP)
+
+
+def safe_scale_64(max_abs: float) -> float:
+    """`safe_scale` for float64 distances: 1.0, or a power of two for values above
+    SAFE_MAX or below `SAFE_MIN_64` (whose squares underflow), at least 2**-1022 so that
+    its inverse is finite."""
+    if math.isfinite(max_abs) and 0 < max_abs < SAFE_MIN_64:
+        return 2.0 ** max(math.frexp(max_abs)[1] - _TARGET_EXP, -1022)
+    return safe_scale(max_abs, low=0.0)
 
 
 def to_lab(rgb: np.ndarray, scale: float) -> np.ndarray:

@@ -13,7 +13,7 @@ from functools import partial
 
 import numpy as np
 
-from ..core._colorspace import OD_MAX, rgb_scale, safe_scale, to_lab, to_od
+from ..core._colorspace import OD_MAX, rgb_scale, safe_scale_64, to_lab, to_od
 from ..core._layout import Layout, layout, pixels, restore, unmask, usable
 from ..core._options import Finish
 from ._result import QuantizeResult
@@ -169,7 +169,7 @@ def assigner(palette, dtype) -> Assigner:
         to_features = partial(to_od, white=palette.white_for(dtype))
         limits = np.array([[0.0] * ncolour, [OD_MAX] * ncolour])
         return Assigner(ncolour, palette.od_centers, colours, to_features, 1.0, limits, False)
-    scale = safe_scale(float(np.abs(centers).max()), up=False)  # float64 distances
+    scale = safe_scale_64(float(np.abs(centers).max()))  # float64 distances
     if scale == 1.0:
         integer = dtype.kind in "ui"
         lo, hi = -np.inf, np.inf  # the dtype's range, or the values the palette was fitted on

@@ -54,8 +54,11 @@ def fit_image(image, channel_axis, alpha, mask, progress, opts):
     """Fit ``opts`` (integer K) to one image: numpy, lazy or multiscale.
 
     Returns (fitted, drawn): ``fitted`` is a `Fitted`; ``drawn`` is None or,
-    for an exact fit of a numpy image, the `Drawn` pixels it clustered (so that
-    `quantize` keeps cv2's own partition).
+    when the fit labelled every usable pixel of a numpy image, the `Drawn` pixels
+    it clustered (so that `quantize` keeps the fit's partition): an exact fit
+    (cv2's own partition), or a sampled one refined on all of them (each pixel's
+    nearest centre). A sampled fit of no more pixels than its attempts run on is
+    not refined: its pixels get their nearest centres afterwards, as with a sample.
     """
     callback("progress", progress)
     pyramid = is_multiscale(image)
@@ -71,8 +74,10 @@ def fit_image(image, channel_axis, alpha, mask, progress, opts):
     if drawn.n_usable == 0:
         raise ValueError("the image has no usable pixel (all masked, transparent or non-finite)")
     fitted = cluster(drawn.sample, drawn.pixels.dtype, drawn.layout.ncolour, opts, progress)
+    refined = len(drawn.sample) > attempt_size(opts.k, opts.speed)
+    own = drawn.exact and (opts.sample is None or refined)
     # one level of a pyramid fitted exactly: every level is still labelled by nearest centre
-    return fitted, drawn if drawn.exact and not pyramid else None
+    return fitted, drawn if own and not pyramid else None
 
 
 def fit_pooled(

@@ -34,7 +34,7 @@ import numba
 import numpy as np
 
 from ..core._assign import compiled, in_threads
-from ..core._colorspace import safe_scale
+from ..core._colorspace import safe_scale_64
 
 _LUT_EMPTY = 255  # the uint8 cache's "not yet looked up": k <= 254 fits beside it
 LUT_MAX_K = 254
@@ -243,7 +243,7 @@ def dither(pix, valid, spatial, ncolour, out_colours, method, strength, out, ori
     valid3 = np.empty((0, 0, 0), np.bool_) if valid is None else valid.reshape(shape4)
     colours = np.array(out_colours[:, :ncolour], np.float64)  # a copy: scaled below
     # huge float values: distances in a power-of-two smaller unit, exact and finite
-    inv = 1.0 / safe_scale(float(np.abs(colours).max()), up=False)
+    inv = 1.0 / safe_scale_64(float(np.abs(colours).max()))
     colours *= inv
     body = colours[1:]
     lo, hi = body.min(axis=0), body.max(axis=0)  # float images: the palette's range

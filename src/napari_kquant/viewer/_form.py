@@ -70,8 +70,9 @@ def fit_group(
         str,
         {
             "choices": list(SPEEDS),
-            "tooltip": "fast: a quick fit for web pictures (100 pixels per cluster, one "
-            "attempt, 10 iterations); choosing it sets max iter and attempts.",
+            "tooltip": "fast: a quick fit for web pictures (sample auto: 100 pixels per "
+            "cluster, at least 25,000; one attempt; 10 iterations); choosing it sets max "
+            "iter and attempts.",
         },
     ] = "default",
     criteria: Annotated[
