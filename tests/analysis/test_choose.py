@@ -41,20 +41,22 @@ def test_the_knee_of_the_curve_is_the_number_of_colour_blobs(n):
     assert list(curve.table().columns) == ["k", "compactness", "mse", "delta_e2000"]
 
 
-@pytest.mark.parametrize("name", ["coffee", "rocket"])
-def test_auto_k_meets_its_target_and_no_smaller_k_does(name):
+@pytest.mark.parametrize(("name", "speed"), [("coffee", "default"), ("rocket", "default"),
+                                           ("coffee", "fast")])  # fmt: skip
+def test_auto_k_meets_its_target_and_no_smaller_k_does(name, speed):
     from skimage import data
 
     from napari_kquant.analysis._choose import _draw, _measurer
     from napari_kquant.core._options import settings
 
     photo = getattr(data, name)()
-    result = quantize(photo, "auto", channel_axis=-1, seed=3)
+    result = quantize(photo, "auto", channel_axis=-1, seed=3, speed=speed)
     auto = result.palette.fit["auto"]
     k = result.palette.k
     assert auto["chosen"] == k and auto["target"] == 3.0 and auto["delta_e2000"] <= 3.0
     # the same sample and fits, every K in turn (a linear search): K meets it, none below
-    opts = settings(256, seed=3, sample=CURVE_SAMPLE, attempts=1)
+    opts = settings(256, seed=3, sample=CURVE_SAMPLE, attempts=1, speed=speed)  # its fits
+    assert opts.max_iter == (10 if speed == "fast" else 100)
     dtype, ncolour, pixels = _draw(photo, -1, None, None, opts)
     error = _measurer(pixels, dtype, ncolour, opts)
     errors = [error(j) for j in range(1, k + 1)]

@@ -143,7 +143,7 @@ def auto_k(image, channel_axis, alpha, mask, target, opts, progress=None) -> tup
     target = DEFAULT_TARGET if target is None else _check_target(target)
     opts = settings(
         MAX_AUTO_K, seed=opts.seed, sample=CURVE_SAMPLE, attempts=1,
-        color_space=opts.color_space, white=opts.white,
+        color_space=opts.color_space, white=opts.white, speed=opts.speed,
     )  # fmt: skip
     dtype, ncolour, pixels = _draw(image, channel_axis, alpha, mask, opts)
     if ncolour != 3:
