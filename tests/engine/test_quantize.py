@@ -269,6 +269,15 @@ def test_fewer_colours_than_k_warns_and_still_works(sample):
     np.testing.assert_array_equal(np.unique(result.quantized), [0, 100, 200])
 
 
+@pytest.mark.parametrize("speed", ["default", "fast"])
+def test_the_duplicate_warning_counts_the_pixels_colours(speed):
+    """Found by an attack: a centre of 255s came back as 254.99998 beside 255, and the
+    warning said 3 colours for a picture of 2."""
+    image = np.repeat(np.array([[[0, 0, 0], [255, 255, 255]]], np.uint8), 500, 1)
+    with pytest.warns(UserWarning, match=r"^k=8, but .* only 2 distinct colours; 6 clusters"):
+        quantize(image, 8, channel_axis=-1, seed=1, speed=speed)
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 

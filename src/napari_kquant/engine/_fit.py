@@ -212,11 +212,14 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
     order = dark_to_light(centers, ncolour)
     rank = np.empty(k, np.int64)
     rank[order] = np.arange(1, k + 1)
-    distinct = len(np.unique(centers_feat, axis=0))
-    if distinct < k:
+    if len(np.unique(centers_feat, axis=0)) < k:
+        # counted on the pixels: two centres of one colour can differ in the last bit
+        distinct = len(np.unique(data, axis=0))
+        found = f"the clustered pixels have only {distinct} distinct colours"
+        if distinct >= k:
+            distinct, found = len(np.unique(centers_feat, axis=0)), "the fit found fewer"
         warnings.warn(
-            f"k={k}, but the clustered pixels have only {distinct} distinct colours; "
-            f"{k - distinct} clusters duplicate others",
+            f"k={k}, but {found}; {k - distinct} clusters duplicate others",
             UserWarning,
             stacklevel=4,
         )
