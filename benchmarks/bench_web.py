@@ -130,7 +130,8 @@ def main(argv=None):
 
     print("\n## K=256, no dithering\n")
     print("| photo | tuned on | MP | ours time | ours ΔE00 | ours MSE | fast time | fast ΔE00 | "
-          "fast + lab time | fast + lab ΔE00 | libimagequant time | its ΔE00 | its MSE |")  # fmt: skip
+          "fast + lab time | fast + lab ΔE00 | libimagequant time | its ΔE00 | "
+          "its MSE |")  # fmt: skip
     print("| --- " * 13 + "|")
     for name, image in images.items():
         megapixels = image.shape[0] * image.shape[1] / 1e6
