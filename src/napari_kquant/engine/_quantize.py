@@ -1,7 +1,7 @@
 """The engine's half of `quantize`: a fitted palette applied to the image it was fitted on.
 
-When every usable pixel was fitted, the labels are cv2's own partition (painted);
-otherwise the palette is applied as `Palette.apply` applies it (`apply_palette`, with the
+When the fit labelled every usable pixel (an exact fit: cv2's own partition; a sampled fit
+refined on all of them: each pixel's nearest centre), its labels are painted; otherwise the palette is applied as `Palette.apply` applies it (`apply_palette`, with the
 `Finish` options checked once by the caller).
 """
 
@@ -22,11 +22,12 @@ def quantize_fitted(
     fitted: Fitted, drawn: Drawn | None, image, done: Finish, channel_axis, alpha, mask,
     progress, apply_hook,
 ) -> QuantizeResult:  # fmt: skip
-    """The result of `quantize` from its fit (``drawn``: the pixels an exact fit clustered)."""
+    """The result of `quantize` from its fit (``drawn``: the pixels the fit labelled, all
+    of them)."""
     palette = fitted.palette
     if drawn is None:
         return apply_palette(palette, image, channel_axis, alpha, mask, apply_hook, done)
-    # every usable pixel was fitted: cv2's own partition, painted
+    # the fit labelled every usable pixel: its partition, painted
     asg = assigner(palette, drawn.pixels.dtype)
     labels = np.zeros(len(drawn.pixels), asg.label_dtype)
     if drawn.valid is None:
