@@ -1,8 +1,9 @@
 """The engine's half of `quantize`: a fitted palette applied to the image it was fitted on.
 
 When the fit labelled every usable pixel (an exact fit: cv2's own partition; a sampled fit
-refined on all of them: each pixel's nearest centre), its labels are painted; otherwise the palette is applied as `Palette.apply` applies it (`apply_palette`, with the
-`Finish` options checked once by the caller).
+refined on all of them: each pixel's nearest centre), its labels are painted; otherwise the
+palette is applied as `Palette.apply` applies it (`apply_palette`, with the `Finish`
+options checked once by the caller).
 """
 
 from __future__ import annotations
