@@ -78,6 +78,12 @@ def main(wheel: str) -> None:
     check(widget.k_view.curve is not None and widget.k_view.plot is not None,
           f"Suggest K drew no curve: {widget.k_view.status.text()}")  # fmt: skip
     viewer.close()
+    from napari_kquant.viewer import _warm
+
+    with _warm._warm_lock:  # the dock's warm-up is done: its precompile started, if needed
+        compiler = _warm._compiler
+    if compiler is not None:  # a fresh install's: it writes numba's cache into this venv
+        check(compiler.wait(timeout=600) == 0, "the dock's background precompile failed")
 
     kquant = Path(sys.prefix) / ("Scripts" if os.name == "nt" else "bin") / "kquant"
     with tempfile.TemporaryDirectory() as folder:
