@@ -29,25 +29,22 @@ def rgb_scale(dtype: np.dtype) -> float:
     return float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
 
 
-def safe_scale(max_abs: float, low: float = SAFE_MIN) -> float:
+def safe_scale(max_abs: float, low: float = SAFE_MIN, least: int = -1074) -> float:
     """1.0, or the power of two that brings ``max_abs`` to about 2**20 (float32-safe
     squared distances, neither overflowing nor underflowing) when it is above SAFE_MAX or
-    below ``low`` (0: never scaled up)."""
+    below ``low``; never below 2**``least`` (by default the smallest float64, which
+    2**(-1073 - 20) would be)."""
     if not math.isfinite(max_abs) or max_abs == 0 or max_abs <= SAFE_MAX:
         if 0 < max_abs < low:
-            # not below the smallest float64 (2**-1074), which 2**(-1073 - 20) would be
-            return 2.0 ** max(math.frexp(max_abs)[1] - _TARGET_EXP, -1074)
+            return 2.0 ** max(math.frexp(max_abs)[1] - _TARGET_EXP, least)
         return 1.0
     return 2.0 ** (math.frexp(max_abs)[1] - _TARGET_EXP)
 
 
 def safe_scale_64(max_abs: float) -> float:
-    """`safe_scale` for float64 distances: 1.0, or a power of two for values above
-    SAFE_MAX or below `SAFE_MIN_64` (whose squares underflow), at least 2**-1022 so that
-    its inverse is finite."""
-    if math.isfinite(max_abs) and 0 < max_abs < SAFE_MIN_64:
-        return 2.0 ** max(math.frexp(max_abs)[1] - _TARGET_EXP, -1022)
-    return safe_scale(max_abs, low=0.0)
+    """`safe_scale` for float64 distances: scaled up only below `SAFE_MIN_64` (whose
+    squares underflow), and never below 2**-1022, so that its inverse is finite."""
+    return safe_scale(max_abs, low=SAFE_MIN_64, least=-1022)
 
 
 def to_lab(rgb: np.ndarray, scale: float) -> np.ndarray:

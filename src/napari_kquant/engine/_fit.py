@@ -212,12 +212,13 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
     order = dark_to_light(centers, ncolour)
     rank = np.empty(k, np.int64)
     rank[order] = np.arange(1, k + 1)
-    if len(np.unique(centers_feat, axis=0)) < k:
+    distinct = len(np.unique(centers_feat, axis=0))
+    if distinct < k:
         # counted on the pixels: two centres of one colour can differ in the last bit
-        distinct = len(np.unique(data, axis=0))
-        found = f"the clustered pixels have only {distinct} distinct colours"
-        if distinct >= k:
-            distinct, found = len(np.unique(centers_feat, axis=0)), "the fit found fewer"
+        colours = len(np.unique(data, axis=0))
+        found = "the fit found fewer"
+        if colours < k:
+            distinct, found = colours, f"the clustered pixels have only {colours} distinct colours"
         warnings.warn(
             f"k={k}, but {found}; {k - distinct} clusters duplicate others",
             UserWarning,
