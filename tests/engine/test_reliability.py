@@ -79,6 +79,19 @@ def test_a_palette_of_tiny_floats_labels_by_nearest_centre(value, dither):
     np.testing.assert_array_equal(result.quantized, centers[result.labels - 1])
 
 
+@pytest.mark.parametrize("dither", [None, "adaptive", "ordered"])
+def test_pixels_far_beyond_a_tiny_palette_are_labelled_without_overflow(dither):
+    """Found by the property test once tiny palettes were scaled up: 4 over a scale of
+    2**-1022 overflowed (a RuntimeWarning, inf features, a NaN compactness)."""
+    palette = Palette.from_colors(np.array([[0.0], [2.2250738585072014e-308]]))
+    image = np.array([[0, 4, 0]], np.uint8)[..., None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = palette.apply(image, channel_axis=-1, alpha=False, dither=dither)
+    assert result.labels[0, 0] == result.labels[0, 2] == 1  # 0 is centre 1 exactly
+    assert result.counts.sum() == 3 and np.isfinite(result.compactness)
+
+
 def test_big_endian_and_lazy_big_endian_match_native(blocks):
     swapped = blocks.astype(">u2")
     native = quantize(blocks.astype(np.uint16), 4, channel_axis=-1, seed=0)

@@ -50,8 +50,16 @@ def output_colours(centers: np.ndarray, dtype) -> np.ndarray:
     return colours
 
 
+#: Scaled values are kept within this, so that squared distances stay finite: where a tiny
+#: palette was scaled up, a pixel far beyond it is equally far from every centre (as in
+#: unscaled float64, where its distances to them are equal too).
+SCALED_MAX = 2.0**500
+
+
 def _scaled(block, ncolour, scale):
-    return block[:, :ncolour].astype(np.float64) / scale
+    with np.errstate(over="ignore"):
+        features = block[:, :ncolour].astype(np.float64) / scale
+    return np.clip(features, -SCALED_MAX, SCALED_MAX, out=features)
 
 
 @dataclass(frozen=True)
