@@ -74,7 +74,7 @@ def _merge_small(plane, min_size, cut=(False,) * 4, core=None):
     sure_large = ~small & ~unsure
     final, certain = _merge_kernel(
         np.where(open_, np.maximum(size, min_size), size), label, first, min_size,
-        indptr, neighbour, border, contact, unsure, sure_large, open_, track,
+        indptr, neighbour, border, contact, unsure, sure_large, open_, True if track else None,
     )  # fmt: skip
     exact = True
     if track:
@@ -200,7 +200,9 @@ def _adjacency_kernel(region, small):
                 if b >= 0 and b != a:
                     count[a + 1] += small[a]
                     count[b + 1] += small[b]
-    fill = np.cumsum(count)
+    fill = count  # its running sum, in place (np.cumsum would compile 0.2 s more at first use)
+    for a in range(n):
+        fill[a + 1] += fill[a]
     neighbour = np.empty(fill[n], np.int32)
     key = np.empty(fill[n], np.int64)
     for y in range(ny):  # in raster order, so each neighbour's first entry has its lowest key
@@ -282,7 +284,9 @@ def _merge_kernel(
     track,
 ):
     """The rounds of `clean_labels`' Notes; returns the final label of every region and,
-    with ``track``, whether it is certainly the label the whole plane would give.
+    with ``track`` True, whether it is certainly the label the whole plane would give.
+    ``track`` None leaves that out: numba then prunes every ``track is not None``
+    branch before compiling (a whole plane's first clean-up compiles 1.8 s less).
 
     ``size`` counts regions that touch a cut side as at least ``min_size``. Those with
     fewer pixels inside are ``unsure``: in the whole plane they may be small. What they
@@ -307,12 +311,14 @@ def _merge_kernel(
       ``ld`` and the groups next to it ``gt`` every round: in the plane it might pick.
     """
     n = size.size
-    parent = np.arange(n)
+    parent = np.empty(n, np.int64)  # not np.arange: its compilation costs a first use 0.3 s
+    for i in range(n):
+        parent[i] = i
     gsize = size.copy()
     glabel = label.copy()
     gfirst = first.copy()
     after = np.full(n, -1, np.int64)  # members of a group: a linked list from its root
-    last = np.arange(n)
+    last = parent.copy()
     acc = np.zeros(n, np.int64)
     acc_key = np.full(n, _NO_KEY, np.int64)
     touched = np.empty(n, np.int64)
@@ -327,28 +333,28 @@ def _merge_kernel(
     seen = np.zeros(n, np.bool_)
     marks = np.empty(indptr[n], np.int64)  # regions whose groups become gt after the unions
     active = _where((gsize < min_size) & ~unsure)
-    nlabels = label.max() + 1 if track and n else 0
+    nlabels = label.max() + 1 if track is not None and n else 0
     stamp = np.zeros(nlabels, np.int64)  # per label: the cut pieces next to a group
     piece_acc = np.zeros(nlabels, np.int64)
     piece_key = np.zeros(nlabels, np.int64)
     pieces = np.zeros(nlabels, np.int64)
     visit = 0
-    idle = _where(unsure) if track else np.empty(0, np.int64)
+    idle = _where(unsure) if track is not None else np.empty(0, np.int64)
     while True:
-        if track:
+        if track is not None:
             _idle_marks(idle, parent, gt, rt, ld, sure_large, after, indptr, neighbour)
         if active.size == 0:
             break
         for g in active:  # 1. every small group picks a neighbour
             nt = 0
-            doubt = _LABEL if track and gt[g] else _SURE
+            doubt = _LABEL if track is not None and gt[g] else _SURE
             m = g
             while m >= 0:
                 for j in range(indptr[m], indptr[m + 1]):
                     h = _find(parent, neighbour[j])
                     if h == g:
                         continue
-                    if track and rt[neighbour[j]]:
+                    if track is not None and rt[neighbour[j]]:
                         doubt = _LABEL
                     if acc[h] == 0:
                         touched[nt] = h
@@ -358,7 +364,7 @@ def _merge_kernel(
                 m = after[m]
             best = -1
             bb, bs, bl, bk = 0, 0, 0, 0
-            if track:
+            if track is not None:
                 visit += 1
                 for t in range(nt):  # cut pieces of one label may be one region: add them up
                     h = touched[t]
@@ -381,7 +387,7 @@ def _merge_kernel(
                     best, bb, bs, bl, bk = h, acc[h], hs, glabel[h], acc_key[h]
                 acc[h] = 0
                 acc_key[h] = _NO_KEY
-            if track and best >= 0:  # would the cut pieces of another label, as one, win?
+            if track is not None and best >= 0:  # another label's cut pieces, as one, win?
                 own = glabel[best] if cut[best] else -1
                 for t in range(nt):
                     h = touched[t]
@@ -435,7 +441,7 @@ def _merge_kernel(
                 end[chain[c]] = t
                 et[chain[c]] = doubt
         nmarks = 0
-        if track:
+        if track is not None:
             for g in active:
                 if pt[g] != _SURE:  # in the plane g might join any of its neighbours
                     m = g
@@ -471,7 +477,7 @@ def _merge_kernel(
                 active[nactive] = g
                 nactive += 1
         active = active[:nactive]
-        if track:  # the next idle groups: former ones and this round's that stop here
+        if track is not None:  # the next idle groups: former ones, this round's that stop
             for g in active:
                 seen[g] = True
             nidle = 0
@@ -487,11 +493,11 @@ def _merge_kernel(
             for g in active:
                 seen[g] = False
     final = np.empty(n, np.int64)
-    certain = np.ones(n if track else 0, np.bool_)
+    certain = np.ones(n if track is not None else 0, np.bool_)
     for r in range(n):
         root = _find(parent, r)
         final[r] = glabel[root]
-        if track:
+        if track is not None:
             certain[r] = not (ld[r] or ld[root] or (gt[root] and not sure_large[root]))
     return final, certain
 
