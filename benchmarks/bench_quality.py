@@ -1,7 +1,7 @@
 """Does the default hold on photographs it was not tuned on? MSE against a converged reference.
 
     pip install -e ".[bench]"                       # scikit-learn, scikit-image
-    python benchmarks/bench_quality.py              # 7 photos at 4 MP, K = 64 and 256 (~8 min)
+    python benchmarks/bench_quality.py              # 7 photos at 4 MP, K = 16, 64, 256 (~15 min)
     python benchmarks/bench_quality.py -k 16 64 --seeds 0 1 2
 
 The photos are scikit-image's, resized to 4 MP as bench.py does: the three the defaults were
@@ -10,9 +10,11 @@ immunohistochemistry, a stained slide; hubble_deep_field and retina, dark backgr
 The reference is scikit-learn's KMeans, one k-means++ start run to convergence on a
 1,000,000-pixel sample (seed 0), every pixel then given its nearest centre. MSE is the mean
 over pixels of the squared RGB distance between the picture as saved (8-bit) and the input.
-Ours is `quantize(img, K, channel_axis=-1, seed=s)` with the defaults, averaged over seeds;
-the time is the median. The issue's targets: at most 1.01x the reference at K <= 64 and
-1.015x at K=256 on every photo.
+Ours is `quantize(img, K, channel_axis=-1, seed=s)` with the defaults, averaged over seeds
+(six by default: one seed's result lands in one local optimum, 1-3% apart at K=16-64, and
+so does the reference's single start), with the worst seed's ratio beside it; the time is
+the median. The issue's targets: at most 1.01x the reference at K <= 64 and 1.015x at K=256
+on every photo.
 """
 
 from __future__ import annotations
@@ -55,8 +57,8 @@ def reference(image, k) -> float:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-k", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("-k", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     parser.add_argument("--photos", nargs="+", default=list(PHOTOS), choices=PHOTOS)
     args = parser.parse_args(argv)
 
@@ -66,8 +68,9 @@ def main(argv=None):
     print(f"# {datetime.date.today()} · {cpu} · {len(os.sched_getaffinity(0))} cores · "
           f"{memory:.0f} GiB · Python {sys.version.split()[0]}")  # fmt: skip
     quantize(load_image("coffee", "4")[:64, :64], 4, channel_axis=-1)  # kernels loaded
-    print("| photo | tuned on | K | reference MSE | ours MSE | ours / reference | ours time |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| photo | tuned on | K | reference MSE | ours MSE | ours / reference | worst seed | "
+          "ours time |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for k in args.k:
         for name in args.photos:
             image = load_image(name, "4")
@@ -80,7 +83,8 @@ def main(argv=None):
                 errors.append(mse(image, result.quantized))
             ours = float(np.mean(errors))
             print(f"| {name} | {'yes' if name in TUNED else 'no'} | {k} | {ref:.2f} | "
-                  f"{ours:.2f} | {ours / ref:.3f} | {statistics.median(times):.2f} s |",
+                  f"{ours:.2f} | {ours / ref:.3f} | {max(errors) / ref:.3f} | "
+                  f"{statistics.median(times):.2f} s |",
                   flush=True)  # fmt: skip
 
 

@@ -386,7 +386,8 @@ def test_the_first_session_compiles_the_kernels_elsewhere_and_later_ones_start_n
 
 def test_the_first_sessions_compile_covers_dithering_and_clean_up(tmp_path):
     """A fresh install (an empty numba cache): after `_warm.PRECOMPILE`, a run with
-    dithering and clean-up loads those kernels from the cache and compiles none."""
+    dithering and clean-up (whole planes and in chunks) loads those kernels from the
+    cache and compiles none."""
     import os
     import subprocess
     import sys
@@ -404,6 +405,9 @@ def test_the_first_sessions_compile_covers_dithering_and_clean_up(tmp_path):
         "quantize(x, 5, channel_axis=-1, seed=1, min_size=6, smooth=2); "
         "quantize(x, 5, channel_axis=-1, seed=1, dither=True); "
         "quantize(x, 5, channel_axis=-1, seed=1, dither='ordered'); "
+        "import dask.array as da; "
+        "y = np.ones((90, 100), np.uint8); y[2::9, 4::6] = 3; "
+        "_clean.clean_lazy(da.from_array(y, chunks=45), min_size=5).compute(); "
         "kernels = [_regions._merge_kernel, _regions._adjacency_kernel, "
         "_regions._components_kernel, _clean._smooth_kernel, _dither._floyd_steinberg, "
         "_dither._ordered]; "
@@ -414,4 +418,4 @@ def test_the_first_sessions_compile_covers_dithering_and_clean_up(tmp_path):
                            timeout=600, env=env)  # fmt: skip
     assert later.returncode == 0, later.stderr
     misses, hits = map(int, later.stdout.split())
-    assert misses == 0 and hits >= 6
+    assert misses == 0 and hits >= 7

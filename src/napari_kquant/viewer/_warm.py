@@ -18,18 +18,21 @@ _warm_lock = threading.Lock()
 _warmed = False
 _compiler = None
 #: What a fresh install's first runs compile (the sampled fit's Lloyd kernel, the grid
-#: search, dithering, the clean-up's regions and majority filter: 10-15 s in all), run
-#: once in a process of its own: numba's compiler holds the GIL for up to half a second at
-#: a time, which in this process would stall the viewer. Runs then load the kernels from
-#: numba's disk cache.
+#: search, dithering, the clean-up's regions and majority filter, whole and in chunks:
+#: 10-15 s in all), run once in a process of its own: numba's compiler holds the GIL for up
+#: to half a second at a time, which in this process would stall the viewer. Runs then
+#: load the kernels from numba's disk cache.
 PRECOMPILE = (
     "import numpy as np; from napari_kquant import quantize; "
     "x = np.random.default_rng(0).integers(0, 256, (520, 520, 3), np.uint8); "
     "quantize(x, 64, channel_axis=-1, seed=0); "
     "quantize(x[:64, :64], 4, channel_axis=-1, seed=0, dither=True); "
     "quantize(x[:64, :64], 4, channel_axis=-1, seed=0, dither='ordered'); "
-    "quantize(x[:64, :64], 4, channel_axis=-1, seed=0, min_size=4, smooth=1)"
-)
+    "quantize(x[:64, :64], 4, channel_axis=-1, seed=0, min_size=4, smooth=1); "
+    "import dask.array as da; from napari_kquant.finish._clean import clean_lazy; "
+    "y = np.ones((96, 96), np.uint8); y[3::7, 5::7] = 2; "
+    "clean_lazy(da.from_array(y, chunks=48), min_size=4).compute()"
+)  # the last: chunked clean-up (planes over 2**25 pixels) has a merge kernel of its own
 
 
 def warm_up():
