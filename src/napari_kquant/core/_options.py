@@ -199,6 +199,12 @@ def attempt_size(k: int, speed: str = "default") -> int:
     return max(ATTEMPT_SAMPLE, ATTEMPT_PER_CLUSTER * k)
 
 
+def refines(n: int, k: int, speed: str = "default") -> bool:
+    """Whether a sampled fit of ``n`` pixels runs its attempts on `attempt_size` of them
+    and refines the best on all ``n`` (each then labelled by its nearest centre)."""
+    return n > attempt_size(k, speed)
+
+
 def check_white(white):
     """None, "auto", or one positive level or one per channel (a tuple), JSON-ready."""
     if white is None or (isinstance(white, str) and white == "auto"):

@@ -33,6 +33,7 @@ from ..core._options import (
     attempt_size,
     callback,
     check_names,
+    refines,
     settings,
 )
 from ._palette import Palette
@@ -74,8 +75,7 @@ def fit_image(image, channel_axis, alpha, mask, progress, opts):
     if drawn.n_usable == 0:
         raise ValueError("the image has no usable pixel (all masked, transparent or non-finite)")
     fitted = cluster(drawn.sample, drawn.pixels.dtype, drawn.layout.ncolour, opts, progress)
-    refined = len(drawn.sample) > attempt_size(opts.k, opts.speed)
-    own = drawn.exact and (opts.sample is None or refined)
+    own = drawn.exact and (opts.sample is None or refines(len(drawn.sample), opts.k, opts.speed))
     # one level of a pyramid fitted exactly: every level is still labelled by nearest centre
     return fitted, drawn if own and not pyramid else None
 
@@ -246,15 +246,15 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     """``cv2.kmeans``; with a progress hook, attempts run where the caller can stop waiting.
 
     ``staged`` (sampled fits): when ``data`` holds more than `attempt_size`
-    rows, the attempts run on a seeded subsample of that many, and the best one
-    is refined on all of ``data`` (`refinement`: exact weighted Lloyd over its
-    distinct values). Its compactness is the one returned. Attempts spend most
-    of their iterations finding a good optimum, which a small sample shows as
-    well as a large one; the refinement then needs few iterations on the large
-    one (`core._options.attempt_size`: fewer with ``speed="fast"``). ``raw`` (rows of
-    ``data`` before a colour-space transform) is where the
-    refinement finds the distinct values: the pixels' own integer values are ranked
-    at once, their L*a*b* floats only by sorting.
+    rows (`core._options.refines`), the attempts run on a seeded subsample of
+    that many, and the best one is refined on all of ``data`` (`refinement`:
+    exact weighted Lloyd over its distinct values). Its compactness is the one
+    returned. Attempts spend most of their iterations finding a good optimum,
+    which a small sample shows as well as a large one; the refinement then needs
+    few iterations on the large one (`core._options.attempt_size`: fewer with
+    ``speed="fast"``). ``raw`` (rows of ``data`` before a colour-space
+    transform) is where the refinement finds the distinct values: the pixels'
+    own integer values are ranked at once, their L*a*b* floats only by sorting.
 
     Without a hook it is one call with ``attempts`` (plus the refinement). With
     one, a helper thread runs each attempt as its own call, and the caller
@@ -269,10 +269,9 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     if len(data) == 1:  # cv2.kmeans would read a single row as one sample per column
         return 0.0, np.zeros((1, 1), np.int32), data
     subset = data
-    size = attempt_size(k, speed)
-    if staged and len(data) > size:
+    if staged and refines(len(data), k, speed):
         rng = np.random.default_rng(seed)
-        subset = data[np.sort(rng.choice(len(data), size, replace=False))]
+        subset = data[np.sort(rng.choice(len(data), attempt_size(k, speed), replace=False))]
 
     def refine(best, stop=None):
         if subset is data:
