@@ -30,6 +30,7 @@ from ..core._options import (
     EPSILON_FRACTION,
     INITS,
     MAX_ITER,
+    REFINE_EACH_MAX_K,
     attempt_size,
     callback,
     check_names,
@@ -247,23 +248,25 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
 
     ``staged`` (sampled fits): when ``data`` holds more than `attempt_size`
     rows (`core._options.refines`), the attempts run on a seeded subsample of
-    that many, and the best one is refined on all of ``data`` (`refinement`:
-    exact weighted Lloyd over its distinct values). Its compactness is the one
-    returned. Attempts spend most of their iterations finding a good optimum,
-    which a small sample shows as well as a large one; the refinement then needs
-    few iterations on the large one (`core._options.attempt_size`: fewer with
-    ``speed="fast"``). ``raw`` (rows of ``data`` before a colour-space
-    transform) is where the refinement finds the distinct values: the pixels'
-    own integer values are ranked at once, their L*a*b* floats only by sorting.
+    that many and are refined on all of ``data`` (`refinement`: exact weighted
+    Lloyd over its distinct values): up to K = `REFINE_EACH_MAX_K` every
+    attempt, the best refined one kept; above it the attempt best on the
+    subsample. Its compactness is the one returned. Attempts spend most of their
+    iterations finding a good optimum, which a small sample shows nearly as well
+    as a large one; the refinement then needs few iterations on the large one
+    (`core._options.attempt_size`: fewer with ``speed="fast"``). ``raw`` (rows
+    of ``data`` before a colour-space transform) is where the refinement finds
+    the distinct values: the pixels' own integer values are ranked at once,
+    their L*a*b* floats only by sorting.
 
-    Without a hook it is one call with ``attempts`` (plus the refinement). With
-    one, a helper thread runs each attempt as its own call, and the caller
-    polls ``report`` every `POLL_SECONDS`, so an exception from the hook
-    (Cancel) stops the run at once: the helper is abandoned (it starts no
-    further call, and nothing it returns is used). OpenCV draws every attempt's
-    initial centres from the same per-thread RNG and keeps the first attempt
-    with the strictly lowest compactness, and so does the helper (seeded in its
-    own thread), so the result is identical to one call (tested).
+    Without a hook the attempts are one call (one call each when each is
+    refined). With a hook, a helper thread runs each attempt as its own call,
+    and the caller polls ``report`` every `POLL_SECONDS`, so an exception from
+    the hook (Cancel) stops the run at once: the helper is abandoned (it starts
+    no further call, and nothing it returns is used). OpenCV draws every
+    attempt's initial centres from the same per-thread RNG and keeps the first
+    attempt with the strictly lowest compactness, and so does the helper
+    (seeded in its own thread), so the result is identical to one call (tested).
     """
     flags = INITS[init]
     if len(data) == 1:  # cv2.kmeans would read a single row as one sample per column
@@ -272,15 +275,24 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     if staged and refines(len(data), k, speed):
         rng = np.random.default_rng(seed)
         subset = data[np.sort(rng.choice(len(data), attempt_size(k, speed), replace=False))]
+    each = subset is not data and k <= REFINE_EACH_MAX_K and attempts > 1
 
-    def refine(best, stop=None):
+    def best(found):  # the first of the lowest compactness, as cv2 keeps
+        return min(found, key=lambda attempt: attempt[0])
+
+    def refine(found, stop=None):
         if subset is data:
-            return best
-        return refinement(data, best[2], criteria, seed, stop, raw)
+            return best(found)
+        starts = [attempt[2] for attempt in found] if each else [best(found)[2]]
+        return refinement(data, np.stack(starts), criteria, seed, stop, raw)
 
     if report is None:
         cv2.setRNGSeed(seed)  # per thread: it must be set in the thread that fits
-        return refine(cv2.kmeans(subset, k, None, criteria, attempts, flags))
+        if each:
+            return refine(
+                [cv2.kmeans(subset, k, None, criteria, 1, flags) for _ in range(attempts)]
+            )
+        return refine([cv2.kmeans(subset, k, None, criteria, attempts, flags)])
     steps = attempts + (subset is not data)
     state = {"step": 0, "best": None, "error": None}
     stop, done = threading.Event(), threading.Event()
@@ -288,16 +300,15 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     def in_order():
         try:
             cv2.setRNGSeed(seed)
+            found = []
             for attempt in range(attempts):
                 if stop.is_set():
                     return
                 state["step"] = attempt
-                found = cv2.kmeans(subset, k, None, criteria, 1, flags)
-                if state["best"] is None or found[0] < state["best"][0]:
-                    state["best"] = found
-            if subset is not data and not stop.is_set():
-                state["step"] = attempts
-                state["best"] = refine(state["best"], stop)
+                found.append(cv2.kmeans(subset, k, None, criteria, 1, flags))
+            if not stop.is_set():
+                state["step"] = steps - 1
+                state["best"] = refine(found, stop)
         except Exception as e:  # handed to the caller
             state["error"] = e
         finally:
@@ -330,7 +341,8 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
 
 def refinement(data, centers, criteria, seed, stop=None, raw=None):
     """Exact weighted Lloyd from ``centers`` over the distinct rows of ``data``:
-    (compactness, labels, centres), or None if ``stop`` is set.
+    (compactness, labels, centres), or None if ``stop`` is set. ``centers`` (k, d),
+    or (starts, k, d): each start refined, the first of the lowest error kept.
 
     cv2.kmeans would measure every row against every centre in each iteration (seconds
     at K=256 on 256,000 rows). Each distinct row once, with its count
@@ -352,23 +364,34 @@ def refinement(data, centers, criteria, seed, stop=None, raw=None):
     if raw is not None:  # the rows of one pixel value are equal in data too
         values = np.empty((len(weights), data.shape[1]))
         values[index] = data
-    if stop is not None and stop.is_set():
-        return None
-    groups = np.zeros(len(centers), np.int64)
-    if len(centers) >= 2 * GROUP_SIZE:
-        cv2.setRNGSeed(seed)  # the grouping is reproducible whatever ran before
-        room = max(2, BOUNDS_BYTES // (8 * len(values)))
-        ngroups = min(MAX_GROUPS, len(centers) // GROUP_SIZE, room)
-        groups = cv2.kmeans(centers, ngroups, None, (3, 10, 0.0), 1,
-                            cv2.KMEANS_PP_CENTERS)[1].ravel()  # fmt: skip
-    fitted = lloyd(values, weights, centers, max_iter, epsilon, groups, stop)
-    if fitted is None:  # stopped (Cancel)
-        return None
-    centers, value_labels, _ = fitted
+    kept, lowest = None, np.inf
+    for start in np.asarray(centers).reshape(-1, *np.shape(centers)[-2:]):
+        if stop is not None and stop.is_set():
+            return None
+        groups = np.zeros(len(start), np.int64)
+        if len(start) >= 2 * GROUP_SIZE:
+            cv2.setRNGSeed(seed)  # the grouping is reproducible whatever ran before
+            room = max(2, BOUNDS_BYTES // (8 * len(values)))
+            ngroups = min(MAX_GROUPS, len(start) // GROUP_SIZE, room)
+            groups = cv2.kmeans(start, ngroups, None, (3, 10, 0.0), 1,
+                                cv2.KMEANS_PP_CENTERS)[1].ravel()  # fmt: skip
+        fitted = lloyd(values, weights, start, max_iter, epsilon, groups, stop)
+        if fitted is None:  # stopped (Cancel)
+            return None
+        error = weighted_error(values, weights, *fitted[:2])
+        if error < lowest:
+            kept, lowest = fitted, error
+    centers, value_labels, _ = kept
     labels = value_labels[index].reshape(-1, 1)
     centers = centers.astype(np.float32)  # as cv2.kmeans gives them
     diff = data.astype(np.float64) - centers[labels.ravel()]
     return float(np.einsum("ij,ij->", diff, diff)), labels, centers
+
+
+def weighted_error(values, weights, centers, labels):
+    """The sum of squared distances of ``values`` to their centres, each times its weight."""
+    diff = values - centers[labels]
+    return float(weights @ np.einsum("ij,ij->i", diff, diff))
 
 
 def dark_to_light(centers, ncolour):
