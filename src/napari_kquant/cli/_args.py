@@ -9,11 +9,18 @@ import argparse
 import numpy as np
 
 from ..core._options import (
+    AUTO_SAMPLE_TEXT,
     COLOR_SPACES,
     CRITERIA,
+    DEFAULT_ATTEMPTS,
     DEFAULT_SAMPLE,
     DITHERS,
+    FAST_ATTEMPTS,
+    FAST_MAX_ITER,
+    FAST_SAMPLE_TEXT,
     INITS,
+    MAX_ITER,
+    MIN_ITER,
     SPEEDS,
 )
 
@@ -94,28 +101,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unit", help="--table: the unit of --pixel-size (default: µm)")
     p.add_argument("--criteria", choices=list(CRITERIA), default="eps+max_iter")
     p.add_argument(
-        "--max-iter", type=int, default=None, help="2 to 100 (default: 100; 10 with --speed fast)"
+        "--max-iter",
+        type=int,
+        default=None,
+        help=f"{MIN_ITER} to {MAX_ITER} (default: {MAX_ITER}; {FAST_MAX_ITER} with --speed fast)",
     )
     p.add_argument(
         "--epsilon", type=float, default=None, help="default: 1/1000 of the value range"
     )
-    p.add_argument("--attempts", type=int, default=None, help="default: 3 (1 with --speed fast)")
+    p.add_argument(
+        "--attempts",
+        type=int,
+        default=None,
+        help=f"default: {DEFAULT_ATTEMPTS} ({FAST_ATTEMPTS} with --speed fast)",
+    )
     p.add_argument("--init", choices=list(INITS), default="kmeans++")
     p.add_argument("--seed", type=int, default=None, help="default: a random seed, printed")
     p.add_argument(
         "--sample",
         type=_sample,
         default=DEFAULT_SAMPLE,
-        help="pixels to fit on, 'auto' (4,000 per cluster, 50,000 to 768,000; with --speed "
-        "fast 100 per cluster, at least 25,000) or 'all' for an exact fit (default: auto)",
+        help=f"pixels to fit on, 'auto' ({AUTO_SAMPLE_TEXT}; with --speed fast "
+        f"{FAST_SAMPLE_TEXT}) or 'all' for an exact fit (default: auto)",
     )
     p.add_argument("--color-space", choices=list(COLOR_SPACES), default="rgb")
     p.add_argument(
         "--speed",
         choices=list(SPEEDS),
         default="default",
-        help="fast: a quick fit for web pictures (a sample of 100 pixels per cluster, at "
-        "least 25,000; one attempt; at most 10 iterations; give the options to change any)",
+        help=f"fast: a quick fit for web pictures (a sample of {FAST_SAMPLE_TEXT}; "
+        f"{FAST_ATTEMPTS} attempt; at most {FAST_MAX_ITER} iterations; give the options to "
+        "change any)",
     )
     p.add_argument(
         "--white",

@@ -60,6 +60,12 @@ ATTEMPT_PER_CLUSTER = 40
 #: refinement alone is within 1% and refining three would add 0.4 s.
 REFINE_EACH_MAX_K = 32
 DEFAULT_ATTEMPTS = 3
+#: The two samples in words, for help texts and tooltips.
+AUTO_SAMPLE_TEXT = (
+    f"{SAMPLE_PER_CLUSTER:,} per cluster, at least {MIN_AUTO_SAMPLE:,} and at most "
+    f"{MAX_AUTO_SAMPLE:,}"
+)
+FAST_SAMPLE_TEXT = f"{FAST_SAMPLE_PER_CLUSTER} per cluster, at least {MIN_FAST_SAMPLE:,}"
 #: OpenCV runs at least 2 and at most 100 iterations whatever it is asked.
 MIN_ITER, MAX_ITER = 2, 100
 #: Labels are uint8 or uint16; nobody reads a palette of more colours.

@@ -379,7 +379,7 @@ def refinement(data, centers, criteria, seed, stop=None, raw=None):
         if fitted is None:  # stopped (Cancel)
             return None
         error = weighted_error(values, weights, *fitted[:2])
-        if error < lowest:
+        if kept is None or error < lowest:
             kept, lowest = fitted, error
     centers, value_labels, _ = kept
     labels = value_labels[index].reshape(-1, 1)

@@ -14,11 +14,15 @@ from magicgui import magicgui
 from psygnal import Signal
 
 from ..core._options import (
+    AUTO_SAMPLE_TEXT,
     COLOR_SPACES,
     CRITERIA,
     DEFAULT_ATTEMPTS,
     DEFAULT_SAMPLE,
     DITHERS,
+    FAST_ATTEMPTS,
+    FAST_MAX_ITER,
+    FAST_SAMPLE_TEXT,
     INITS,
     MAX_SMOOTH,
     SPEEDS,
@@ -70,8 +74,8 @@ def fit_group(
         str,
         {
             "choices": list(SPEEDS),
-            "tooltip": "fast: a quick fit for web pictures (sample auto: 100 pixels per "
-            "cluster, at least 25,000; one attempt; 10 iterations); choosing it sets max "
+            "tooltip": f"fast: a quick fit for web pictures (sample auto: {FAST_SAMPLE_TEXT}; "
+            f"{FAST_ATTEMPTS} attempt; {FAST_MAX_ITER} iterations); choosing it sets max "
             "iter and attempts.",
         },
     ] = "default",
@@ -106,8 +110,7 @@ def fit_group(
         str,
         {
             "tooltip": "Fit on this many random pixels, then give every pixel its nearest "
-            "centre; 'auto' = 4,000 per cluster, at least 50,000 and at most 768,000 "
-            "(fast: 100 per cluster, at least 25,000)."
+            f"centre; 'auto' = {AUTO_SAMPLE_TEXT} (fast: {FAST_SAMPLE_TEXT})."
         },
     ] = DEFAULT_SAMPLE,
     exact: Annotated[
