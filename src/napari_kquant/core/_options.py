@@ -51,14 +51,15 @@ MIN_PER_CLUSTER = 1000
 #: ATTEMPT_PER_CLUSTER per cluster if more, and refines them on the whole sample.
 ATTEMPT_SAMPLE = 10_000
 ATTEMPT_PER_CLUSTER = 40
-#: Up to this K every attempt is refined and the best refined one kept; above it only the
+#: At these K every attempt is refined and the best refined one kept; at others only the
 #: attempt best on the subsample. Attempts land in local optima 1-3% apart, and the subsample
 #: cannot tell which will refine best: refining all of them brings the MSE within 1% of a
-#: converged fit at K=8-32 on every photo of benchmarks/bench_quality.py (hubble K=16
-#: 1.017 -> 1.008, rocket K=32 1.016 -> 1.007) for 0.03 s at K=16 and 0.1 s at K=32 on
-#: 4 MP. The cost grows as K x the sample (itself 4,000 K); from K=64 the best attempt's
-#: refinement alone is within 1% and refining three would add 0.4 s.
-REFINE_EACH_MAX_K = 32
+#: converged fit at K=16-32 on every photo of benchmarks/bench_quality.py (hubble K=16
+#: 1.017 -> 1.008, rocket K=32 1.016 -> 1.007), for +0.05-0.1 s at K=16 and +0.1-0.2 s at
+#: K=32 on 4 MP. Up to K=12 the best attempt alone is within 1% (hubble K=12 1.007; K=8
+#: 1.006), and refining three would make the default K=8 call 1.5x slower; from K=64 too
+#: (1.008 at most), where refining three would add 0.4 s (cost grows as K x the sample).
+REFINE_EACH_KS = range(13, 33)
 DEFAULT_ATTEMPTS = 3
 #: The two samples in words, for help texts and tooltips.
 AUTO_SAMPLE_TEXT = (
@@ -216,7 +217,7 @@ def attempt_size(k: int, speed: str = "default") -> int:
 def refines(n: int, k: int, speed: str = "default") -> bool:
     """Whether a sampled fit of ``n`` pixels runs its attempts on `attempt_size` of them
     and refines the best on all ``n`` (each then labelled by its nearest centre): every
-    attempt up to K = `REFINE_EACH_MAX_K`."""
+    attempt at K in `REFINE_EACH_KS`."""
     return n > attempt_size(k, speed)
 
 

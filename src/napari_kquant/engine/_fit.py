@@ -30,7 +30,7 @@ from ..core._options import (
     EPSILON_FRACTION,
     INITS,
     MAX_ITER,
-    REFINE_EACH_MAX_K,
+    REFINE_EACH_KS,
     attempt_size,
     callback,
     check_names,
@@ -249,8 +249,8 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     ``staged`` (sampled fits): when ``data`` holds more than `attempt_size`
     rows (`core._options.refines`), the attempts run on a seeded subsample of
     that many and are refined on all of ``data`` (`refinement`: exact weighted
-    Lloyd over its distinct values): up to K = `REFINE_EACH_MAX_K` every
-    attempt, the best refined one kept; above it the attempt best on the
+    Lloyd over its distinct values): at K in `REFINE_EACH_KS` (13 to 32) every
+    attempt, the best refined one kept; at other K the attempt best on the
     subsample. Its compactness is the one returned. Attempts spend most of their
     iterations finding a good optimum, which a small sample shows nearly as well
     as a large one; the refinement then needs few iterations on the large one
@@ -275,7 +275,7 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     if staged and refines(len(data), k, speed):
         rng = np.random.default_rng(seed)
         subset = data[np.sort(rng.choice(len(data), attempt_size(k, speed), replace=False))]
-    each = subset is not data and k <= REFINE_EACH_MAX_K and attempts > 1
+    each = subset is not data and k in REFINE_EACH_KS and attempts > 1
 
     def best(found):  # the first of the lowest compactness, as cv2 keeps
         return min(found, key=lambda attempt: attempt[0])
