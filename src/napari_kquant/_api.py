@@ -99,8 +99,8 @@ def quantize(
         and at most 768,000 (1,000 per cluster from K=768). The attempts run on
         a subsample of 10,000 (40 per cluster above K=250) and are refined by
         exact weighted Lloyd steps over the sample's distinct colours, until no
-        colour changes cluster or the criteria stop it: up to K=32 every attempt
-        (the lowest error kept), above it the attempt best on the subsample. None fits on
+        colour changes cluster or the criteria stop it: at K=13-32 every attempt
+        (the lowest error kept), at other K the attempt best on the subsample. None fits on
         every usable pixel in one ``cv2.kmeans`` call, which is exactly what a
         direct call returns but can take minutes on a large photo.
     color_space : {"rgb", "lab", "od"}
