@@ -566,6 +566,29 @@ def test_progress_announces_the_refinement_and_cancel_stops_it(photos):
     assert "K-means attempt 3 of 3" in seen
 
 
+def test_progress_announces_each_refinement_where_every_attempt_is_refined(photos):
+    seen = []
+    quantize(photos["coffee"], 16, channel_axis=-1, sample=12_000, seed=0,
+             progress=lambda fraction, message: seen.append((fraction, message)))  # fmt: skip
+    fitting = [(f, m) for f, m in seen if m.startswith("K-means")]
+    steps = list(dict.fromkeys(m for _, m in fitting))
+    assert steps == [f"K-means attempt {i} of 3" for i in (1, 2, 3)] + [
+        f"K-means refinement {i} of 3 on 12,000 pixels" for i in (1, 2, 3)
+    ]
+    fractions = [f for f, _ in fitting]
+    assert fractions == sorted(fractions)
+
+    class Stop(Exception):
+        pass
+
+    def hook(fraction, message):
+        if message.startswith("K-means refinement 2"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        quantize(photos["coffee"], 16, channel_axis=-1, sample=12_000, seed=0, progress=hook)
+
+
 def test_sample_auto_grows_with_k(photos):
     image = photos["astronaut"]
     assert fit(image, 4, channel_axis=-1, seed=0).fit["sample"] == MIN_AUTO_SAMPLE

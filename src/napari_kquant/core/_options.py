@@ -64,7 +64,8 @@ DEFAULT_ATTEMPTS = 3
 #: The two samples in words, for help texts and tooltips.
 AUTO_SAMPLE_TEXT = (
     f"{SAMPLE_PER_CLUSTER:,} per cluster, at least {MIN_AUTO_SAMPLE:,} and at most "
-    f"{MAX_AUTO_SAMPLE:,}"
+    f"{MAX_AUTO_SAMPLE:,} ({MIN_PER_CLUSTER:,} per cluster above "
+    f"K={MAX_AUTO_SAMPLE // MIN_PER_CLUSTER})"
 )
 FAST_SAMPLE_TEXT = f"{FAST_SAMPLE_PER_CLUSTER} per cluster, at least {MIN_FAST_SAMPLE:,}"
 #: OpenCV runs at least 2 and at most 100 iterations whatever it is asked.

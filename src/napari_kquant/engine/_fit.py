@@ -280,11 +280,11 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     def best(found):  # the first of the lowest compactness, as cv2 keeps
         return min(found, key=lambda attempt: attempt[0])
 
-    def refine(found, stop=None):
+    def refine(found, stop=None, started=None):
         if subset is data:
             return best(found)
         starts = [attempt[2] for attempt in found] if each else [best(found)[2]]
-        return refinement(data, np.stack(starts), criteria, seed, stop, raw)
+        return refinement(data, np.stack(starts), criteria, seed, stop, raw, started)
 
     if report is None:
         cv2.setRNGSeed(seed)  # per thread: it must be set in the thread that fits
@@ -293,9 +293,13 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
                 [cv2.kmeans(subset, k, None, criteria, 1, flags) for _ in range(attempts)]
             )
         return refine([cv2.kmeans(subset, k, None, criteria, attempts, flags)])
-    steps = attempts + (subset is not data)
+    refinements = 0 if subset is data else attempts if each else 1
+    steps = attempts + refinements
     state = {"step": 0, "best": None, "error": None}
     stop, done = threading.Event(), threading.Event()
+
+    def started(i):  # refinement i begins
+        state["step"] = attempts + i
 
     def in_order():
         try:
@@ -307,8 +311,7 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
                 state["step"] = attempt
                 found.append(cv2.kmeans(subset, k, None, criteria, 1, flags))
             if not stop.is_set():
-                state["step"] = steps - 1
-                state["best"] = refine(found, stop)
+                state["best"] = refine(found, stop, started)
         except Exception as e:  # handed to the caller
             state["error"] = e
         finally:
@@ -317,6 +320,9 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     def message(step):
         if step < attempts:
             return f"K-means attempt {step + 1} of {attempts}"
+        if refinements > 1:
+            which = f"{step - attempts + 1} of {refinements} "
+            return f"K-means refinement {which}on {len(data):,} pixels"
         return f"K-means refinement on {len(data):,} pixels"
 
     helper = threading.Thread(target=in_order, name="kquant-kmeans", daemon=True)
@@ -339,10 +345,11 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     return state["best"]
 
 
-def refinement(data, centers, criteria, seed, stop=None, raw=None):
+def refinement(data, centers, criteria, seed, stop=None, raw=None, started=None):
     """Exact weighted Lloyd from ``centers`` over the distinct rows of ``data``:
     (compactness, labels, centres), or None if ``stop`` is set. ``centers`` (k, d),
-    or (starts, k, d): each start refined, the first of the lowest error kept.
+    or (starts, k, d): each start refined, the first of the lowest error kept;
+    ``started(i)`` is called as start i begins.
 
     cv2.kmeans would measure every row against every centre in each iteration (seconds
     at K=256 on 256,000 rows). Each distinct row once, with its count
@@ -365,9 +372,11 @@ def refinement(data, centers, criteria, seed, stop=None, raw=None):
         values = np.empty((len(weights), data.shape[1]))
         values[index] = data
     kept, lowest = None, np.inf
-    for start in np.asarray(centers).reshape(-1, *np.shape(centers)[-2:]):
+    for i, start in enumerate(np.asarray(centers).reshape(-1, *np.shape(centers)[-2:])):
         if stop is not None and stop.is_set():
             return None
+        if started is not None:
+            started(i)
         groups = np.zeros(len(start), np.int64)
         if len(start) >= 2 * GROUP_SIZE:
             cv2.setRNGSeed(seed)  # the grouping is reproducible whatever ran before
