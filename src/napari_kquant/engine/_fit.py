@@ -400,7 +400,7 @@ def refinement(data, centers, criteria, seed, stop=None, raw=None, started=None)
 def weighted_error(values, weights, centers, labels):
     """The sum of squared distances of ``values`` to their centres, each times its weight."""
     diff = values - centers[labels]
-    return float(weights @ np.einsum("ij,ij->i", diff, diff))
+    return float(np.einsum("i,ij,ij->", weights, diff, diff))  # no BLAS: its threads spin after
 
 
 def dark_to_light(centers, ncolour):
