@@ -57,7 +57,7 @@ ATTEMPT_PER_CLUSTER = 40
 #: converged fit at K=16-32 on every photo of benchmarks/bench_quality.py (hubble K=16
 #: 1.017 -> 1.008, rocket K=32 1.016 -> 1.007), for +0.05-0.1 s at K=16 and +0.1-0.2 s at
 #: K=32 on 4 MP. Up to K=12 the best attempt alone is within 1% (hubble K=12 1.007; K=8
-#: 1.006), and refining three would make the default K=8 call 1.5x slower; from K=64 too
+#: 1.006), and refining three would add a fifth to the default K=8 call on 4 MP; from K=64 too
 #: (1.008 at most), where refining three would add 0.4 s (cost grows as K x the sample).
 REFINE_EACH_KS = range(13, 33)
 DEFAULT_ATTEMPTS = 3
