@@ -21,7 +21,7 @@ import numpy as np
 from bench import SIZES, load_image
 from napari_kquant import quantize
 from napari_kquant.core._assign import cells
-from napari_kquant.core._options import EPSILON_FRACTION, REFINE_EACH_KS, settings
+from napari_kquant.core._options import EPSILON_FRACTION, refines_each, settings
 from napari_kquant.engine._apply import assigner
 from napari_kquant.engine._fit import attempt_size, refinement
 from napari_kquant.engine._sample import sample_array
@@ -59,8 +59,7 @@ def main() -> None:
                     for _ in range(count)]  # fmt: skip
 
         t_attempts, found = median_time(attempts)
-        # every attempt refined at K in REFINE_EACH_KS, else the best
-        each = k in REFINE_EACH_KS
+        each = refines_each(k, opts.attempts)  # every attempt refined, else the best
         starts = np.stack([f[2] for f in found] if each else [min(found, key=lambda f: f[0])[2]])
         t_refine, _ = median_time(lambda: refinement(data, starts, criteria, 0))  # noqa: B023
         t_total, result = median_time(lambda: quantize(img, k, channel_axis=-1, seed=0))  # noqa: B023

@@ -217,9 +217,15 @@ def attempt_size(k: int, speed: str = "default") -> int:
 
 def refines(n: int, k: int, speed: str = "default") -> bool:
     """Whether a sampled fit of ``n`` pixels runs its attempts on `attempt_size` of them
-    and refines the best on all ``n`` (each then labelled by its nearest centre): every
-    attempt at K in `REFINE_EACH_KS`."""
+    and refines them on all ``n`` (each pixel then labelled by its nearest centre):
+    which of them, `refines_each` says."""
     return n > attempt_size(k, speed)
+
+
+def refines_each(k: int, attempts: int) -> bool:
+    """Whether a fit that `refines` refines every attempt and keeps the best refined one
+    (K in `REFINE_EACH_KS`), rather than only the attempt best on the subsample."""
+    return k in REFINE_EACH_KS and attempts > 1
 
 
 def check_white(white):

@@ -30,11 +30,11 @@ from ..core._options import (
     EPSILON_FRACTION,
     INITS,
     MAX_ITER,
-    REFINE_EACH_KS,
     attempt_size,
     callback,
     check_names,
     refines,
+    refines_each,
     settings,
 )
 from ._palette import Palette
@@ -249,9 +249,9 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     ``staged`` (sampled fits): when ``data`` holds more than `attempt_size`
     rows (`core._options.refines`), the attempts run on a seeded subsample of
     that many and are refined on all of ``data`` (`refinement`: exact weighted
-    Lloyd over its distinct values): at K in `REFINE_EACH_KS` (13 to 32) every
-    attempt, the best refined one kept; at other K the attempt best on the
-    subsample. Its compactness is the one returned. Attempts spend most of their
+    Lloyd over its distinct values): where `core._options.refines_each` (K from
+    13 to 32) every attempt, the best refined one kept; else the attempt best on
+    the subsample. Its compactness is the one returned. Attempts spend most of their
     iterations finding a good optimum, which a small sample shows nearly as well
     as a large one; the refinement then needs few iterations on the large one
     (`core._options.attempt_size`: fewer with ``speed="fast"``). ``raw`` (rows
@@ -275,7 +275,7 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
     if staged and refines(len(data), k, speed):
         rng = np.random.default_rng(seed)
         subset = data[np.sort(rng.choice(len(data), attempt_size(k, speed), replace=False))]
-    each = subset is not data and k in REFINE_EACH_KS and attempts > 1
+    each = subset is not data and refines_each(k, attempts)
 
     def best(found):  # the first of the lowest compactness, as cv2 keeps
         return min(found, key=lambda attempt: attempt[0])
@@ -371,8 +371,9 @@ def refinement(data, centers, criteria, seed, stop=None, raw=None, started=None)
     if raw is not None:  # the rows of one pixel value are equal in data too
         values = np.empty((len(weights), data.shape[1]))
         values[index] = data
+    starts = np.asarray(centers).reshape(-1, *np.shape(centers)[-2:])
     kept, lowest = None, np.inf
-    for i, start in enumerate(np.asarray(centers).reshape(-1, *np.shape(centers)[-2:])):
+    for i, start in enumerate(starts):
         if stop is not None and stop.is_set():
             return None
         if started is not None:
@@ -387,7 +388,8 @@ def refinement(data, centers, criteria, seed, stop=None, raw=None, started=None)
         fitted = lloyd(values, weights, start, max_iter, epsilon, groups, stop)
         if fitted is None:  # stopped (Cancel)
             return None
-        error = weighted_error(values, weights, *fitted[:2])
+        # (one start: nothing to compare, so no error measured)
+        error = weighted_error(values, weights, *fitted[:2]) if len(starts) > 1 else 0.0
         if kept is None or error < lowest:
             kept, lowest = fitted, error
     centers, value_labels, _ = kept
