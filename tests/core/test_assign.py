@@ -145,25 +145,6 @@ def test_no_grid_for_a_palette_that_would_not_fit(monkeypatch):
     check(palette, random_image(7))  # a search of every centre instead
 
 
-@pytest.mark.parametrize("k, n", [(1, 50_000), (5, 50_000), (40, 50_000), (300, 300_000)])
-def test_initial_labels_are_the_nearest_centre_by_either_path(monkeypatch, k, n):
-    """Numpy for few pairs, else the kernel: through a grid from GRID_MIN_K centres and
-    CELL_MIN_PIXELS rows (the last case), rows beyond the centres' box included."""
-    from napari_kquant.core import _assign
-
-    rows = np.random.default_rng(k).random((n, 3)).astype(np.float32) * 255
-    rows[:1000] *= 3  # beyond the grid's box
-    centers = np.random.default_rng(k + 1).random((k, 3)) * 255
-    centers[k // 2] = centers[0]  # equal centres: the lower index
-    expected = nearest_by_search(rows, centers) - 1
-    by_numpy = _assign.nearest_labels(rows, centers)
-    monkeypatch.setattr(_assign, "NUMPY_PAIRS", 0)
-    by_kernel = _assign.nearest_labels(rows, centers)
-    for labels in (by_numpy, by_kernel):
-        assert labels.dtype == np.int32 and labels.shape == (n, 1)
-        np.testing.assert_array_equal(labels.ravel(), expected)
-
-
 def check_in_space(palette, image, every=7):
     """Every ``every``-th pixel has the label of its nearest centre, measured where the
     palette measures (the whole image goes through the grid)."""

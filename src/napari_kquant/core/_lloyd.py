@@ -115,17 +115,13 @@ def lloyd(points, weights, centers, max_iter: int, epsilon: float, groups: np.nd
             labels[i] = j
             upper[i], lower[i], least[i] = np.inf, -np.inf, -np.inf  # measured afresh
         most = _move_kernel(centers, sums_all, total_all, travel, groups, drift)
-        if most <= epsilon:
-            break
         shift += drift
         worst += most
         in_threads(nparts, partial(_pass_kernel, *search, weights, upper, lower, least, travel,
                                    shift, worst, sums, total, now, edges, changed))  # fmt: skip
-        if not changed.any():  # the centres are their clusters' means: converged
-            return centers, labels, iterations
-    hubs, reach = _hubs(centers, order, bounds)  # stopped by the criteria: final labels
-    in_threads(nparts, partial(_final_kernel, *search, hubs, reach, now, edges))
-    return centers, labels, iterations
+        if most <= epsilon or not changed.any():  # (no change: the centres are the means)
+            break
+    return centers, labels, iterations  # each value labelled by its nearest final centre
 
 
 @compiled
@@ -202,16 +198,6 @@ def _pass_kernel(points, centers, groups, order, bounds, labels, weights, upper,
                     sums[p, j, c] -= w * points[i, c]
                     sums[p, m, c] += w * points[i, c]
         changed[p] = moved
-
-
-@compiled
-def _final_kernel(points, centers, groups, order, bounds, labels, hubs, reach, now, edges, b0,
-                  b1):  # fmt: skip
-    """Each point's nearest centre, searched afresh (parts ``b0`` to ``b1``)."""
-    for p in range(b0, b1):
-        for i in range(edges[p], edges[p + 1]):
-            _guess(points, i, hubs, reach, now[p])
-            _scan(points, i, centers, groups, order, bounds, labels, now[p], -1, np.inf)
 
 
 @compiled
