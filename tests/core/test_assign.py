@@ -1,7 +1,8 @@
 """The search grid (`_assign.cells`): every pixel still gets its nearest centre, whatever
 its dtype or space (8-bit, 16-bit, float, L*a*b*, optical density).
 
-Images here have at least `CELL_MIN_PIXELS` pixels, so the grid is used; the expected
+Images here have at least `CELL_MIN_PIXELS` pixels, so the grid is used from `CELL_MIN_K`
+centres (below, every centre is measured, three channels written out); the expected
 labels come from a search of every centre in float64, the lowest index among equals.
 """
 

@@ -91,7 +91,7 @@ class Assigner:
         labels = np.empty(len(pix), self.label_dtype)
         out = np.empty_like(pix)
         grid = None
-        if _assign.uses_cells(self.centers.shape[1], len(pix), self.key in _GRIDS):
+        if _assign.uses_cells(*self.centers.shape[::-1], len(pix), self.key in _GRIDS):
             grid = _grid(self)
         counts, sse = _assign.assign(
             pix, self.ncolour, self.centers, self.colours, valid, labels, out,
