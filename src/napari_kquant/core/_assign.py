@@ -22,7 +22,8 @@ import numpy as np
 _BLOCK = 16384  # pixels per parallel work item
 #: Three-channel pixels (8-bit RGB, 16-bit, floats, L*a*b*, optical density) are searched
 #: through a grid of 32 x 32 x 32 cells over a box of the distance space (see `grid`):
-#: each cell lists the centres that can be nearest somewhere in it (see `cells`).
+#: each cell lists the centres that can be nearest somewhere in it (see `cells`); from
+#: `CELL_MIN_K` centres and `CELL_MIN_PIXELS` pixels.
 _CELL_BITS = 5
 _SIDE = 1 << _CELL_BITS
 _NCELLS = 1 << (3 * _CELL_BITS)
