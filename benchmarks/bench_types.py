@@ -7,9 +7,10 @@
 The photo (scikit-image's astronaut, resized as bench.py does) is quantized as 8-bit RGB,
 16-bit (x 257), float32 in [0, 1], and 8-bit with ``color_space="lab"`` and ``"od"``. Each row
 is timed twice in this process, the median of ``--repeats`` runs each: with the search grid
-(the default: nearest centres through `core._assign.cells`, built over the data's own space)
-and with it switched off (every pixel measured against every centre: what every type but
-8-bit RGB did before). Both give the same labels; the script checks that they are exactly
+(the default from `core._assign.CELL_MIN_K` centres: nearest centres through
+`core._assign.cells`, built over the data's own space; below, every centre is measured
+either way) and with it switched off (every pixel measured against every centre: what every
+type but 8-bit RGB did before). Both give the same labels; the script checks that they are exactly
 the nearest centre (the lowest index among equals) of a search of every centre, in float64,
 on a sample of ``--check`` pixels of each result. The ratio column is the time over the
 8-bit RGB time at the same K.
@@ -83,7 +84,8 @@ def main(argv=None):
     print(f"# astronaut at {img.shape[0] * img.shape[1] / 1e6:.1f} MP, defaults, "
           f"median of {args.repeats}")  # fmt: skip
     quantize(img[:64, :64], 4, channel_axis=-1)  # imports and compiled kernels
-    print("| image | K | grid (default) | vs 8-bit | every centre | vs 8-bit | exact |")
+    grid_from = f"default (grid from K={_assign.CELL_MIN_K})"
+    print(f"| image | K | {grid_from} | vs 8-bit | every centre | vs 8-bit | exact |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     switch = _assign.CELL_MIN_PIXELS
     for k in args.k:

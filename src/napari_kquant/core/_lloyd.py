@@ -282,11 +282,11 @@ def _scan(points, i, centers, groups, order, bounds, labels, lower, own, own_d):
             s = 0.0
             for c in range(points.shape[1]):
                 s += (points[i, c] - centers[j, c]) ** 2
-            if s < first or (s == first and j < first_j):  # squared: one root per group
+            s = np.sqrt(s)
+            if s < first or (s == first and j < first_j):
                 second, first, first_j = first, s, j
             elif s < second:
                 second = s
-        first, second = np.sqrt(first), np.sqrt(second)
         if first < best or (first == best and first_j < where):
             lower[g] = second
             if where >= 0:  # the previous best is now one of its group's others
