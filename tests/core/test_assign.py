@@ -47,10 +47,12 @@ def test_random_palettes_match_a_search_of_every_centre(k):
     check(Palette.from_colors(centers, dtype="uint8"), random_image(k))
 
 
-def test_equally_near_centres_keep_the_lowest_index():
+@pytest.mark.parametrize("extra", [40, 0])  # K=56 (the grid) and K=16 (every centre)
+def test_equally_near_centres_keep_the_lowest_index(extra):
     # whole-number centres one level apart: many pixels sit exactly between two
     centers = np.array([[x, y, z] for x in (100, 101) for y in (50, 51) for z in (7, 8)], float)
-    centers = np.vstack([centers, centers[::-1], np.random.default_rng(0).random((40, 3)) * 255])
+    more = np.random.default_rng(0).random((extra, 3)) * 255
+    centers = np.vstack([centers, centers[::-1], more])
     image = np.random.default_rng(1).integers(95, 107, (512, 512, 3), dtype=np.uint8)
     image[..., 1] -= 50
     image[..., 2] = np.random.default_rng(2).integers(0, 16, (512, 512))
