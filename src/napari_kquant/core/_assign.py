@@ -237,8 +237,8 @@ def _assign_kernel(
                 total += d
                 counts[b, j + 1] += 1
                 continue
-            # three channels, written out (each read once, no loop over channels): 1.6x
-            # faster than through inline helpers (16.7 MP, K=8 and 16)
+            # three channels, written out (each read once, no loop over channels): 1.5x
+            # faster than loops in inline helpers (16.7 MP, K=8 and 16, through the grid)
             p0 = np.float64(features[i, 0])
             p1 = np.float64(features[i, 1])
             p2 = np.float64(features[i, 2])
