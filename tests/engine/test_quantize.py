@@ -9,9 +9,9 @@ from napari_kquant import fit, quantize
 from napari_kquant.core._options import (
     EPSILON_FRACTION,
     MIN_AUTO_SAMPLE,
-    REFINE_EACH_KS,
     attempt_size,
     auto_sample,
+    refines_each,
 )
 from napari_kquant.engine._fit import GROUP_SIZE, refinement
 
@@ -405,7 +405,7 @@ def test_raising_from_progress_stops_the_run(photos):
 def staged_by_hand(image, k, sample, seed, attempts, crit, speed="default", each=None):
     """What a sampled fit is: the seeded sample, the seeded attempt subsample, the attempts
     (direct cv2 calls), then weighted Lloyd over the sample's distinct colours (numpy)
-    from each attempt at K in REFINE_EACH_KS (else from the best), the lowest error
+    from each attempt where `refines_each` (else from the best), the lowest error
     kept. Returns (compactness, centres)."""
     pixels = image.reshape(-1, 3)
     chosen = np.sort(np.random.default_rng(seed).choice(len(pixels), sample, replace=False))
@@ -414,7 +414,7 @@ def staged_by_hand(image, k, sample, seed, attempts, crit, speed="default", each
     sub = data[np.sort(np.random.default_rng(seed).choice(sample, size, replace=False))]
     cv2.setRNGSeed(seed)
     found = [cv2.kmeans(sub, k, None, crit, 1, cv2.KMEANS_PP_CENTERS) for _ in range(attempts)]
-    if not (k in REFINE_EACH_KS if each is None else each):
+    if not (refines_each(k, attempts) if each is None else each):
         found = [min(found, key=lambda attempt: attempt[0])]
     colours, counts = np.unique(data.astype(np.float64), axis=0, return_counts=True)
     results = []

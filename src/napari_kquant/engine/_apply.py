@@ -91,7 +91,8 @@ class Assigner:
         labels = np.empty(len(pix), self.label_dtype)
         out = np.empty_like(pix)
         grid = None
-        if _assign.uses_cells(*self.centers.shape[::-1], len(pix), self.key in _GRIDS):
+        k, nfeat = self.centers.shape
+        if _assign.uses_cells(nfeat, k, len(pix), self.key in _GRIDS):
             grid = _grid(self)
         counts, sse = _assign.assign(
             pix, self.ncolour, self.centers, self.colours, valid, labels, out,
