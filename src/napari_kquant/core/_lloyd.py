@@ -92,7 +92,12 @@ def lloyd(points, weights, centers, max_iter: int, epsilon: float, groups: np.nd
     worst = 0.0
     sums, total = np.zeros((nparts, k, d)), np.zeros((nparts, k))
     now, changed = np.empty((nparts, ng)), np.zeros(nparts, np.int64)
-    search = (points, centers, groups, order, bounds, labels)
+    # The bounds are sums and differences of distances: at a tie, rounding can put a
+    # bound a few ulps above the distance it bounds. A bound must pass the best distance
+    # by ``slack`` to skip a search (far more than any rounding: a lower index among
+    # equals is never skipped, and the slack costs nothing measurable).
+    slack = 1e-9 * np.sqrt(d) * max(np.abs(points).max(initial=0.0), np.abs(centers).max())
+    search = (points, centers, groups, order, bounds, labels, slack)
     hubs, reach = _hubs(centers, order, bounds)
     in_threads(nparts, partial(_start_kernel, *search, weights, hubs, reach, upper, lower,
                                least, shift, sums, total, now, edges))  # fmt: skip
@@ -125,15 +130,16 @@ def lloyd(points, weights, centers, max_iter: int, epsilon: float, groups: np.nd
 
 
 @compiled
-def _start_kernel(points, centers, groups, order, bounds, labels, weights, hubs, reach, upper,
-                  lower, least, shift, sums, total, now, edges, b0, b1):  # fmt: skip
+def _start_kernel(points, centers, groups, order, bounds, labels, slack, weights, hubs, reach,
+                  upper, lower, least, shift, sums, total, now, edges, b0, b1):  # fmt: skip
     """Parts ``b0`` to ``b1``: each point's nearest centre, its bounds, and its part's sums."""
     d = points.shape[1]
     for p in range(b0, b1):
         mine = now[p]
         for i in range(edges[p], edges[p + 1]):
             _guess(points, i, hubs, reach, mine)
-            upper[i] = _scan(points, i, centers, groups, order, bounds, labels, mine, -1, np.inf)
+            upper[i] = _scan(points, i, centers, groups, order, bounds, labels, slack, mine, -1,
+                             np.inf)  # fmt: skip
             least[i] = _settle(lower, i, mine, shift, 0.0)
             j = labels[i]
             total[p, j] += weights[i]
@@ -162,8 +168,9 @@ def _move_kernel(centers, sums, total, travel, groups, drift):
 
 
 @compiled
-def _pass_kernel(points, centers, groups, order, bounds, labels, weights, upper, lower, least,
-                 travel, shift, worst, sums, total, now, edges, changed, b0, b1):  # fmt: skip
+def _pass_kernel(points, centers, groups, order, bounds, labels, slack, weights, upper,
+                 lower, least, travel, shift, worst, sums, total, now, edges, changed, b0,
+                 b1):  # fmt: skip
     """One iteration's pass over the points of parts ``b0`` to ``b1``: those whose bounds
     allow a nearer centre are measured; ``changed[p]`` counts part p's moves."""
     d = points.shape[1]
@@ -173,7 +180,7 @@ def _pass_kernel(points, centers, groups, order, bounds, labels, weights, upper,
         moved = 0
         for i in range(edges[p], edges[p + 1]):
             j = labels[i]
-            bound = least[i] - worst
+            bound = least[i] - worst - slack
             if upper[i] + travel[j] < bound:  # (at a tie a lower index may win)
                 continue
             s = 0.0
@@ -185,7 +192,7 @@ def _pass_kernel(points, centers, groups, order, bounds, labels, weights, upper,
                 continue
             for g in range(ng):
                 mine[g] = lower[i, g] - shift[g]
-            best = _scan(points, i, centers, groups, order, bounds, labels, mine, j, exact)
+            best = _scan(points, i, centers, groups, order, bounds, labels, slack, mine, j, exact)
             least[i] = _settle(lower, i, mine, shift, worst)
             m = labels[i]
             upper[i] = best - travel[m]
@@ -259,11 +266,11 @@ def _settle(lower, i, now, shift, worst):
 
 
 @compiled
-def _scan(points, i, centers, groups, order, bounds, labels, lower, own, own_d):
+def _scan(points, i, centers, groups, order, bounds, labels, slack, lower, own, own_d):
     """Point ``i``'s nearest centre (written to ``labels[i]``; returns its distance),
     searching the groups whose bound in ``lower`` (ng,) is below the best distance so
-    far; ``own`` (-1: none) is its current centre, at ``own_d``. Leaves ``lower[g]`` a
-    lower bound of the distance to every centre of group g but the nearest."""
+    far plus ``slack``; ``own`` (-1: none) is its current centre, at ``own_d``. Leaves
+    ``lower[g]`` a lower bound of the distance to every centre of group g but the nearest."""
     best, where = own_d, own
     ng = len(bounds) - 1
     start = 0
@@ -272,7 +279,7 @@ def _scan(points, i, centers, groups, order, bounds, labels, lower, own, own_d):
             start = g
     for step in range(ng):
         g = (start + step) % ng
-        if lower[g] > best:  # (at a tie a lower index in g may win)
+        if lower[g] > best + slack:  # (at a tie a lower index in g may win)
             continue
         first, second, first_j = np.inf, np.inf, -1
         for m in range(bounds[g], bounds[g + 1]):
