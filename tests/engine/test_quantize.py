@@ -318,6 +318,21 @@ def test_bad_options_raise_clear_errors(blocks, kwargs, error, match):
     np.testing.assert_array_equal(blocks, before)
 
 
+def test_numeric_options_take_numpy_scalars_and_0d_arrays(blocks):
+    """What numpy gives (np.int64(4), np.array(4), np.float32(0.5)) counts as the number;
+    a 1-element list or array, or a boolean, does not."""
+    plain = quantize(blocks, 4, channel_axis=-1, seed=3, max_iter=7, epsilon=0.5)
+    for wrap in (np.int64, np.array):
+        same = quantize(blocks, wrap(4), channel_axis=wrap(-1), seed=wrap(3), max_iter=wrap(7),
+                        epsilon=np.array(0.5))  # fmt: skip
+        np.testing.assert_array_equal(same.labels, plain.labels)
+        assert same.palette == plain.palette
+        assert type(same.palette.fit["k"]) is int and type(same.palette.fit["epsilon"]) is float
+    for bad in (np.array([4]), [4], np.array(True), np.True_):
+        with pytest.raises(TypeError, match=r"^k must be an integer, got "):
+            quantize(blocks, bad, channel_axis=-1)
+
+
 def test_lab_needs_three_colour_channels():
     with pytest.raises(ValueError, match=r"color_space='lab' needs 3 colour channels .* has 1"):
         quantize(np.zeros((5, 5), np.uint8), 1, color_space="lab")

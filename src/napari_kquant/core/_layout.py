@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._options import flag
+from ._options import flag, scalar
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ def layout(shape, dtype, channel_axis, alpha) -> Layout:
         if alpha:
             raise ValueError("alpha=True needs a channel_axis")
         return Layout(None, 1, False)
+    channel_axis = scalar(channel_axis)
     if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
         raise TypeError(f"channel_axis must be an integer or None, got {channel_axis!r}")
     if not -ndim <= channel_axis < ndim or ndim < 2:

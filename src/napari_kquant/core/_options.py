@@ -296,6 +296,7 @@ def finish(dither=None, dither_strength=1.0, min_size=None, smooth=None) -> Fini
         )
     if dither is not None:
         dither = choice("dither", dither, DITHERS)
+    dither_strength = scalar(dither_strength)
     if isinstance(dither_strength, bool) or not isinstance(dither_strength, numbers.Real):
         raise TypeError(f"dither_strength must be a number from 0 to 1, got {dither_strength!r}")
     try:
@@ -317,7 +318,14 @@ def finish(dither=None, dither_strength=1.0, min_size=None, smooth=None) -> Fini
     return done
 
 
+def scalar(value):
+    """A 0-d numpy array as its Python scalar (``np.array(5)`` as 5), for the checks of
+    numeric options; anything else as it is."""
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
 def integer(name, value, lo, hi=None) -> int:
+    value = scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < lo or (hi is not None and value > hi):
@@ -349,6 +357,7 @@ def callback(name, value):
 
 
 def _epsilon(value):
+    value = scalar(value)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
