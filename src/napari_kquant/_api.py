@@ -80,7 +80,8 @@ def quantize(
         (``cv2.TERM_CRITERIA_*``).
     max_iter : int or None
         Iterations per attempt, 2 to 100 (OpenCV's own limits). None: 100 (10
-        with ``speed="fast"``).
+        with ``speed="fast"``). With ``criteria="eps"`` OpenCV runs up to 100
+        whatever is given, and the palette records 100.
     epsilon : float or None
         Centre movement below which an attempt has converged, in the units of
         the clustered values. None: 1/1000 of the data's value range.

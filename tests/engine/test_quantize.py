@@ -183,6 +183,7 @@ def test_exact_mode_equals_direct_cv2_kmeans(
         image.reshape(-1, 3).astype(np.float32), k, None, (cv_type, 10, 1.0), 3, flags
     )
     assert result.compactness == compactness
+    assert result.palette.fit["max_iter"] == (100 if criteria == "eps" else 10)  # what ran
     ours = result.labels.ravel()
     # the same partition: a one-to-one map between their labels and ours
     pairs = np.unique(np.stack([labels.ravel(), ours]), axis=1)

@@ -170,6 +170,8 @@ def settings(
     criteria = choice("criteria", criteria, CRITERIA)
     max_iter = defaults["max_iter"] if max_iter is None else max_iter
     max_iter = integer("max_iter", max_iter, MIN_ITER, MAX_ITER)
+    if criteria == "eps":  # OpenCV then runs up to 100 whatever the count: record what runs
+        max_iter = MAX_ITER
     epsilon = _epsilon(epsilon)
     attempts = defaults["attempts"] if attempts is None else attempts
     attempts = integer("attempts", attempts, 1, MAX_ATTEMPTS)
