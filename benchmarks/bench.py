@@ -39,7 +39,7 @@ import time
 import cv2
 import numpy as np
 
-from _machine import cpu_and_memory
+from _machine import cpu_and_memory, kquant_version
 
 IMAGES = ("astronaut", "coffee", "chelsea")
 SIZES = {"4": 4_000_000, "16.7": 4096 * 4096}
@@ -363,6 +363,7 @@ def machine():
     pools = {p["internal_api"] for p in threadpoolctl.threadpool_info()}
     cpu, mem = cpu_and_memory()
     return (
+        f"napari-kquant {kquant_version()}, "
         f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}, "
         f"OpenCV {cv2.__version__}, numpy {np.__version__}, thread pools: {sorted(pools)}"
     )

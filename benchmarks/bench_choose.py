@@ -15,7 +15,7 @@ import time
 import cv2
 import numpy as np
 
-from _machine import cpu_and_memory
+from _machine import cpu_and_memory, kquant_version
 
 
 def timed(function, *args, **kwargs):
@@ -53,7 +53,8 @@ def main() -> None:
     seconds, _ = timed(preview, photo, True, {}, params)
     rows.append(("live preview, K=16 (the screen's worth, engine only)", seconds, ""))
     cpu, memory = cpu_and_memory()
-    print(f"Machine: {cpu}, {memory:.0f} GiB, Python {platform.python_version()}, "
+    print(f"napari-kquant {kquant_version()}; "
+          f"machine: {cpu}, {memory:.0f} GiB, Python {platform.python_version()}, "
           f"OpenCV {cv2.__version__}, numpy {np.__version__}; 16.7 MP RGB photo\n")  # fmt: skip
     print("| step | seconds | result |\n| --- | --- | --- |")
     for name, seconds, note in rows:

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from _machine import cpu_and_memory
+from _machine import cpu_and_memory, kquant_version
 
 
 def make_image(path, side, chunk):
@@ -78,7 +78,8 @@ def main(argv=None):
 
     cpu, memory = cpu_and_memory()
     cores = len(os.sched_getaffinity(0))
-    print(f"# {datetime.date.today()} · {cpu} · {cores} cores · {memory:.0f} GiB · "
+    print(f"# {datetime.date.today()} · napari-kquant {kquant_version()} · "
+          f"{cpu} · {cores} cores · {memory:.0f} GiB · "
           f"Python {sys.version.split()[0]} · dask {dask.__version__}")  # fmt: skip
     folder = tempfile.mkdtemp(prefix="kquant-bench-", dir=args.folder)
     try:

@@ -30,8 +30,7 @@ import time
 import cv2
 import numpy as np
 
-import napari_kquant
-from _machine import cpu_and_memory
+from _machine import cpu_and_memory, kquant_version
 from napari_kquant import load_photo, quantize
 
 
@@ -106,7 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     cpu, memory = cpu_and_memory()
     print(
-        f"napari-kquant {napari_kquant.__version__}, Python {platform.python_version()}, "
+        f"napari-kquant {kquant_version()}, Python {platform.python_version()}, "
         f"{cpu}, {memory:.0f} GiB"
     )
     image = photo()

@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 
 import napari_kquant
-from _machine import cpu_and_memory
+from _machine import cpu_and_memory, kquant_version
 from napari_kquant import Palette, fit, quantize
 
 SLOW_SECONDS = 60.0
@@ -295,7 +295,7 @@ def machine(magick) -> str:
     return (
         f"{len(os.sched_getaffinity(0))} cores usable of {os.cpu_count()} ({cpu}), "
         f"{mem:.0f} GiB, load average {os.getloadavg()[0]:.2f}; Python "
-        f"{platform.python_version()}, napari-kquant {napari_kquant.__version__}, "
+        f"{platform.python_version()}, napari-kquant {kquant_version()}, "
         f"OpenCV {cv2.__version__}, numpy {np.__version__}, numba {numba.__version__}, "
         f"Pillow {pillow}, {magick.version if magick else 'ImageMagick: not found'}"
     )

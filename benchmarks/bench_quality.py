@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from _machine import cpu_and_memory
+from _machine import cpu_and_memory, kquant_version
 from bench import load_image
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
@@ -65,7 +65,8 @@ def main(argv=None):
     from napari_kquant import quantize
 
     cpu, memory = cpu_and_memory()
-    print(f"# {datetime.date.today()} · {cpu} · {len(os.sched_getaffinity(0))} cores · "
+    print(f"# {datetime.date.today()} · napari-kquant {kquant_version()} · "
+          f"{cpu} · {len(os.sched_getaffinity(0))} cores · "
           f"{memory:.0f} GiB · Python {sys.version.split()[0]}")  # fmt: skip
     quantize(load_image("coffee", "4")[:64, :64], 4, channel_axis=-1)  # kernels loaded
     print("| photo | tuned on | K | reference MSE | ours MSE | ours / reference | worst seed | "

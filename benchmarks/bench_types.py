@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from _machine import cpu_and_memory
+from _machine import cpu_and_memory, kquant_version
 from bench import SIZES, load_image
 
 FORMS = ("uint8", "uint16", "float32", "lab", "od")
@@ -78,7 +78,8 @@ def main(argv=None):
     from napari_kquant.core import _assign
 
     cpu, memory = cpu_and_memory()
-    print(f"# {datetime.date.today()} · {cpu} · {len(__import__('os').sched_getaffinity(0))} "
+    print(f"# {datetime.date.today()} · napari-kquant {kquant_version()} · "
+          f"{cpu} · {len(__import__('os').sched_getaffinity(0))} "
           f"cores · {memory:.0f} GiB · Python {sys.version.split()[0]}")  # fmt: skip
     img = load_image("astronaut", args.size)
     print(f"# astronaut at {img.shape[0] * img.shape[1] / 1e6:.1f} MP, defaults, "

@@ -38,7 +38,7 @@ from functools import partial
 import cv2
 import numpy as np
 
-from _machine import cpu_and_memory
+from _machine import cpu_and_memory, kquant_version
 from bench_dither import timed
 from bench_quality import mse
 
@@ -108,11 +108,10 @@ def main(argv=None):
 
     import imagequant  # noqa: F401  (fail now, not after minutes)
 
-    import napari_kquant
     from napari_kquant import quantize
 
     cpu, memory = cpu_and_memory()
-    print(f"# {datetime.date.today()} · napari-kquant {napari_kquant.__version__} · {cpu} · "
+    print(f"# {datetime.date.today()} · napari-kquant {kquant_version()} · {cpu} · "
           f"{len(os.sched_getaffinity(0))} cores · {memory:.0f} GiB · "
           f"Python {sys.version.split()[0]}")  # fmt: skip
     images = {name: photo(name) for name in args.photos}
