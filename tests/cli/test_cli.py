@@ -448,16 +448,18 @@ def test_a_table_never_lands_inside_an_input_or_an_output_store(tmp_path, capsys
     assert snapshot(src) == before
 
 
-def test_a_batch_that_writes_nothing_leaves_no_new_folder(tmp_path):
+def test_a_batch_that_writes_nothing_leaves_no_new_folder_and_no_palette(tmp_path):
     palette = tmp_path / "p.gpl"
     palette.write_text("GIMP Palette\n0 0 0\n255 255 255\n")
     for name in ("a.png", "b.png"):
         (tmp_path / name).write_bytes(b"not an image")
     new = tmp_path / "new"
     proc = kquant(tmp_path / "a.png", tmp_path / "b.png", "--palette", palette, "--out-dir", new,
-                  "--table", new / "t.csv", cwd=tmp_path)  # fmt: skip
+                  "--table", new / "t.csv", "--save-palette", tmp_path / "kept.json",
+                  cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 1 and "2 of 2 files failed" in proc.stderr
     assert not (tmp_path / "new").exists()
+    assert not (tmp_path / "kept.json").exists()  # it lands with the first image, or never
 
 
 def test_batch_keeps_an_applied_palette_and_refuses_a_broken_out_dir(tmp_path, capsys):

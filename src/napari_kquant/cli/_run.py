@@ -404,11 +404,11 @@ def run_batch(args: argparse.Namespace, parser) -> int:
 def _apply_batch(
     args, palette, pooled, outputs, inputs, labels_dtype, failed, tqdm, finishing
 ) -> int:
-    """The batch's writes: the palette kept, each image, the table."""
+    """The batch's writes: each image, the palette kept with the first that lands (none
+    lands: no palette), the table."""
+    keep = []  # the --save-palette file, until it lands with an image
     if args.save_palette is not None:
-        write_all([], [], texts=[(args.save_palette, _palette_text(args.save_palette, palette))])
-        what = f"pooled palette: k={palette.k}, seed {palette.seed}" if pooled else "palette"
-        tqdm.write(f"{what} -> {args.save_palette}")
+        keep = [(args.save_palette, _palette_text(args.save_palette, palette))]
     tables = []
     bar = tqdm(args.images, desc="applying", unit="image", disable=None, file=sys.stderr)
     for path in bar:
@@ -440,9 +440,14 @@ def _apply_batch(
                 planned,
                 [arrays[o.what] for o in planned],
                 [result.compactness, None if args.table is None else result.plane_counts],
+                texts=keep,
                 colours=output_colours(result.centers, image.dtype)[1:],
                 labels=result.labels,
             )
+            if keep:
+                what = f"pooled palette: k={palette.k}, seed {palette.seed}"
+                tqdm.write(f"{what if pooled else 'palette'} -> {args.save_palette}")
+                keep = []
             if args.table is not None:
                 ndim = image.ndim - (channel_axis is not None)
                 tables.append(_table(palette, counts, ndim, args, source=path))
