@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from napari_kquant import fit, quantize
+from napari_kquant import fit, merge, quantize, split
 from napari_kquant.core._options import (
     EPSILON_FRACTION,
     MIN_AUTO_SAMPLE,
@@ -332,6 +332,19 @@ def test_numeric_options_take_numpy_scalars_and_0d_arrays(blocks):
     for bad in (np.array([4]), [4], np.array(True), np.True_):
         with pytest.raises(TypeError, match=r"^k must be an integer, got "):
             quantize(blocks, bad, channel_axis=-1)
+    od = quantize(blocks, 4, channel_axis=-1, seed=3, color_space="od", white=np.array(250))
+    assert od.palette.fit["white"] == 250.0
+    auto = quantize(blocks, "auto", channel_axis=-1, seed=3, target=np.array(5.0))
+    assert auto.palette == quantize(blocks, "auto", channel_axis=-1, seed=3, target=5.0).palette
+    one, two = np.array(1), np.array(2)
+    assert (
+        split(plain, blocks, one, two, channel_axis=-1, seed=1).palette
+        == split(plain, blocks, 1, 2, channel_axis=-1, seed=1).palette
+    )
+    assert merge(plain, np.array([1, 2])).palette == merge(plain, [1, 2]).palette
+    assert plain.table(background=one, pixel_size=np.array(0.5)).equals(
+        plain.table(background=1, pixel_size=0.5)
+    )
 
 
 def test_lab_needs_three_colour_channels():

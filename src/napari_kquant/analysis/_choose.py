@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core._colorspace import resolve_white, rgb_scale, to_lab, to_od
 from ..core._layout import is_multiscale
-from ..core._options import MAX_AUTO_K, MAX_K, callback, settings
+from ..core._options import MAX_AUTO_K, MAX_K, callback, scalar, settings
 from ..engine._fit import cluster
 from ..engine._sample import fit_level, sample_pixels
 
@@ -296,6 +296,7 @@ def _check_ks(ks) -> list[int]:
 
 
 def _check_target(target) -> float:
+    target = scalar(target)
     if isinstance(target, bool) or not isinstance(target, int | float | np.integer | np.floating):
         raise TypeError(f"target must be a mean CIEDE2000 (a number), got {target!r}")
     if not (math.isfinite(target) and target > 0):

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core._colorspace import from_lab, from_od, rgb_scale
 from ..core._layout import is_lazy, layout, pixels, restore
-from ..core._options import settings
+from ..core._options import scalar, settings
 from ..engine._apply import assigner, label_dtype
 from ..engine._fit import cluster, dark_to_light
 from ..engine._palette import Palette
@@ -100,6 +100,7 @@ def split(
     _check_computed(result)
     palette = result.palette
     (label,) = _labels([label], palette.k, at_least=1, name="label")
+    n = scalar(n)
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
         raise ValueError(f"n must be a whole number of at least 2, got {n!r}")
     if is_lazy(image) or isinstance(image, list):
@@ -327,11 +328,12 @@ def _single(palette, label) -> Palette:
 
 
 def _labels(labels, k, at_least, name="labels") -> list[int]:
+    labels = scalar(labels)
     if isinstance(labels, int | np.integer) and not isinstance(labels, bool):
         labels = [labels]
     if isinstance(labels, str | bytes) or not hasattr(labels, "__iter__"):
         raise TypeError(f"{name} must be cluster labels (whole numbers 1..{k}), got {labels!r}")
-    values = list(labels)
+    values = [scalar(v) for v in labels]
     if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
         raise TypeError(f"{name} must be cluster labels (whole numbers 1..{k}), got {values!r}")
     chosen = sorted({int(v) for v in values})

@@ -232,6 +232,7 @@ def refines_each(k: int, attempts: int) -> bool:
 
 def check_white(white):
     """None, "auto", or one positive level or one per channel (a tuple), JSON-ready."""
+    white = scalar(white)
     if white is None or (isinstance(white, str) and white == "auto"):
         return white
     shown = f"white must be None, 'auto', or positive number(s), got {white!r}"

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core._colorspace import rgb_scale, to_lab
 from ..core._layout import is_lazy
+from ..core._options import scalar
 
 #: A cluster is suggested as background (glass, empty slide) when it is the lightest one
 #: and near-white: CIE L* at least this ...
@@ -120,6 +121,7 @@ def suggest_background(palette) -> int | None:
 
 
 def check_background(background, k: int) -> list[int]:
+    background = scalar(background)
     if isinstance(background, int | np.integer) and not isinstance(background, bool | np.bool_):
         background = [background]
     if not isinstance(background, list | tuple | set | frozenset | range | np.ndarray):
@@ -146,6 +148,7 @@ def pixel_area(pixel_size, ndim: int) -> float:
     """The area of one pixel: the product of its sizes along the last two axes (the one
     axis of a 1-D image). ``pixel_size`` is one size for every axis, or one per spatial
     axis (a napari layer's ``scale``), or one per each of the last two."""
+    pixel_size = scalar(pixel_size)
     if pixel_size is None:
         return 1.0
     last = min(ndim, 2)
