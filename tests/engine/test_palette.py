@@ -353,6 +353,14 @@ def test_a_folder_is_not_a_palette_file(tmp_path):
         palette.save(tmp_path / "p.json")
 
 
+@pytest.mark.parametrize("path", [None, 3, ["p.json"]])
+def test_a_path_that_is_no_path_is_refused_by_name(path):
+    with pytest.raises(TypeError, match=r"^path must be a file path .*, got "):
+        Palette.load(path)
+    with pytest.raises(TypeError, match=r"^path must be a file path .*, got "):
+        Palette.from_colors(["#000"]).save(path)
+
+
 def test_palette_is_immutable(blocks):
     palette = fit(blocks, 4, channel_axis=-1, seed=0)
     with pytest.raises(ValueError, match="read-only"):

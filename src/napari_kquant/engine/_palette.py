@@ -415,7 +415,7 @@ class Palette:
 
         The file is written whole or not at all (a temporary file, then a rename).
         """
-        write(os.fsdecode(path), self)
+        write(_path(path), self)
 
     @classmethod
     def load(cls, path) -> Palette:
@@ -427,7 +427,14 @@ class Palette:
             The file is missing, unreadable, or not a palette; the message names
             the file and what is wrong.
         """
-        return read(os.fsdecode(path), cls)
+        return read(_path(path), cls)
+
+
+def _path(path) -> str:
+    try:
+        return os.fsdecode(path)
+    except TypeError:
+        raise TypeError(f"path must be a file path (str or os.PathLike), got {path!r}") from None
 
 
 def apply_palette(palette, image, channel_axis, alpha, mask, progress, done: Finish):
