@@ -81,6 +81,7 @@ def test_cli_without_image_uses_the_bundled_photo(tmp_path, capsys):
         (["{d}/in.png", "-k", "0", "-o", "{d}/o.png"], "k must be between 1 and 65535, got 0"),
         (["{d}/in.png", "-k", "5000", "-o", "{d}/o.png"], "k=5000 is larger than the number"),
         (["{d}/in.png", "--max-iter", "500", "-o", "{d}/o.png"], "max_iter must be between"),
+        (["{d}/in.png", "--write-labels", "-o", "{d}/o.png"], "--write-labels is for batches"),
     ],
 )
 def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):

@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         _check_not_empty(args)
         if args.indexed and args.table and not (args.output or args.labels or args.out_dir):
             raise CLIError("--indexed writes -o, --labels or --out-dir as palette files: give one")
+        if args.write_labels and not args.out_dir:
+            raise CLIError("--write-labels is for batches (--out-dir); one image's: --labels FILE")
         if args.scheduler is not None:
             with _client(args.scheduler):
                 return _dispatch(args, parser)
