@@ -194,6 +194,19 @@ def test_exact_mode_equals_direct_cv2_kmeans(
     )
 
 
+@pytest.mark.parametrize("sample", [None, "auto"])
+def test_an_epsilon_whose_square_overflows_stops_as_any_huge_one(blocks, sample):
+    """OpenCV squares epsilon: from ~1e154 the square is inf and cv2.kmeans crashed the
+    process (found by an attack through the dock's epsilon field)."""
+    options = {"channel_axis": -1, "seed": 2, "sample": sample}
+    huge = quantize(blocks, 4, epsilon=1e155, **options)
+    assert huge.epsilon == 1e155  # recorded as given
+    for epsilon in (1e300, 1e100):
+        other = quantize(blocks, 4, epsilon=epsilon, **options)
+        np.testing.assert_array_equal(other.labels, huge.labels)
+        assert other.compactness == huge.compactness
+
+
 def test_default_epsilon_is_relative_to_the_data(blocks):
     result = quantize(blocks, 4, channel_axis=-1, seed=0, sample=None)
     span = float(blocks.max()) - float(blocks.min())

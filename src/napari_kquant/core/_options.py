@@ -81,6 +81,8 @@ MAX_SAMPLE = 2**40
 #: With ``epsilon=None`` the tolerance is this fraction of the data's value
 #: range, so uint8, uint16 and float images converge alike.
 EPSILON_FRACTION = 1e-3
+#: The largest epsilon given to OpenCV (see `Settings.cv2_criteria`).
+CV2_MAX_EPSILON = 1e100
 SEED_MAX = 2**31 - 1  # cv2.setRNGSeed takes a C int
 
 
@@ -111,7 +113,10 @@ class Settings:
         return self.color_space == "od"
 
     def cv2_criteria(self, epsilon: float) -> tuple:
-        return (CRITERIA[self.criteria], self.max_iter, epsilon)
+        """OpenCV's criteria; ``epsilon`` at most `CV2_MAX_EPSILON` (OpenCV squares it: from
+        ~1e154 the square overflows and cv2.kmeans crashes the process). No move of float32
+        data comes near that bound, so the fit stops exactly where the larger one would."""
+        return (CRITERIA[self.criteria], self.max_iter, min(epsilon, CV2_MAX_EPSILON))
 
     def sample_for(self, k: int) -> int | None:
         """The fit sample at ``k`` clusters: `auto_sample` for ``sample="auto"``."""
