@@ -85,6 +85,21 @@ def test_grayscale_uint16_keeps_colormap_and_contrast(viewer, widget, qtbot):
     np.testing.assert_allclose(clusters.colormap.color_dict[2], expected[1], atol=1e-6)
 
 
+@pytest.mark.parametrize("planes", [3, 4])
+def test_a_grey_stack_of_3_or_4_planes_on_the_last_axis_stays_grey(viewer, widget, qtbot, planes):
+    """Not RGB: napari would guess RGB from the last axis (sides of 30 px or more) if the
+    result did not say."""
+    stack = np.random.default_rng(0).integers(0, 255, (40, 36, planes), np.uint8)
+    viewer.add_image(stack, name="grey", rgb=False, scale=(1, 2, 3))
+    run(widget, qtbot, k=3, seed="0")
+    quantized, clusters = viewer.layers["grey k=3 quantized"], viewer.layers["grey k=3 clusters"]
+    assert not quantized.rgb and quantized.data.shape == stack.shape
+    assert tuple(quantized.scale) == tuple(clusters.scale) == (1, 2, 3)
+    expected = napari_kquant.quantize(stack, 3, seed=0)
+    np.testing.assert_array_equal(clusters.data, expected.labels)
+    np.testing.assert_array_equal(quantized.data, expected.quantized)
+
+
 def test_stack_whole_and_current_slice(viewer, widget, qtbot):
     stack = np.stack([make_blocks(seed=s) for s in range(3)])
     viewer.add_image(stack, name="stack", rgb=True)

@@ -195,9 +195,15 @@ def output_layers(
     common["metadata"] = {"napari_kquant": record}
     tuples = []
     if "quantized" in outputs:
-        look = {"rgb": True} if layer.rgb else {
-            "colormap": layer.colormap, "contrast_limits": layer.contrast_limits
-        }  # fmt: skip
+        look = (
+            {"rgb": True}
+            if layer.rgb
+            else {
+                "rgb": False,
+                "colormap": layer.colormap,
+                "contrast_limits": layer.contrast_limits,
+            }
+        )  # fmt: skip (rgb=False: napari would guess RGB from a last axis of 3 or 4)
         kwargs = {**common, **look, "name": f"{run_title(layer, params, k)} quantized"}
         tuples.append((result.quantized, kwargs, "image"))
     if "clusters" in outputs:
