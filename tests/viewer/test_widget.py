@@ -58,6 +58,20 @@ def test_rgb_run_adds_two_layers_that_overlay_the_source(viewer, widget, qtbot):
     assert [row[2] for row in widget.view.rows()] == ["25.0%"] * 4
 
 
+def test_more_clusters_than_colours_is_a_warning_notification(viewer, widget, qtbot):
+    two = np.zeros((40, 40, 3), np.uint8)
+    two[20:] = 200
+    viewer.add_image(two, name="two", rgb=True)
+    start = len(notification_manager.records)
+    run(widget, qtbot, k=5, seed="0")
+    assert "two k=5 clusters" in viewer.layers
+    warned = [r.message for r in notification_manager.records[start:] if r.severity == "warning"]
+    assert warned == [
+        "K-means quantization: k=5, but the clustered pixels have only 2 distinct colours; "
+        "3 clusters duplicate others"
+    ]
+
+
 def test_rgba_transparent_pixels_get_background(viewer, widget, qtbot):
     rgba = np.concatenate([make_blocks(), np.full((32, 32, 1), 255, np.uint8)], axis=-1)
     rgba[:8, :8, 3] = 0

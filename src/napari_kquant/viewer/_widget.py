@@ -15,7 +15,7 @@ import numpy as np
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.layers import Labels
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QFileDialog,
@@ -500,6 +500,7 @@ class KQuantWidget(Container):
         self.native.destroyed.connect(notifying(self._stop.set))
         worker.returned.connect(notifying(returned))
         worker.errored.connect(notifying(partial(self._on_errored, worker)))
+        worker.warned.connect(notifying(partial(self._on_warned, worker, set())))
         worker.finished.connect(notifying(partial(self._on_finished, worker)))
         self.worker = worker
         self.run_button.enabled = False
@@ -507,6 +508,14 @@ class KQuantWidget(Container):
         self.progress.value = 0
         self.status.value = status
         start(worker)
+
+    def _on_warned(self, worker, said: set, warning: tuple) -> None:
+        """The run's own warnings (``UserWarning``: K above the distinct colours, ...) as
+        napari notifications, each once; napari's worker only collects them."""
+        text, category = str(warning[0]), warning[1]
+        if worker is self.worker and category is UserWarning and text not in said:
+            said.add(text)
+            show_warning(f"K-means quantization: {text}")
 
     def _apply_to_many_clicked(self) -> None:
         try:
