@@ -72,6 +72,22 @@ def test_more_clusters_than_colours_is_a_warning_notification(viewer, widget, qt
     ]
 
 
+@pytest.mark.parametrize("change", ["removed", "new data"])
+def test_a_source_changed_during_the_run_gets_no_stale_result(viewer, widget, qtbot, change):
+    """The result comes back through the event loop: whatever happens to the source before
+    it is processed happens during the run."""
+    source = viewer.add_image(make_blocks(), name="blocks", rgb=True)
+    widget.form.k.value = 4
+    widget.run()
+    if change == "removed":
+        viewer.layers.remove(source)
+    else:
+        source.data = make_blocks(seed=5)[:16]
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert [layer.name for layer in viewer.layers] == ([] if change == "removed" else ["blocks"])
+    assert widget.status.value.startswith("failed" if change == "removed" else "not added")
+
+
 def test_rgba_transparent_pixels_get_background(viewer, widget, qtbot):
     rgba = np.concatenate([make_blocks(), np.full((32, 32, 1), 255, np.uint8)], axis=-1)
     rgba[:8, :8, 3] = 0

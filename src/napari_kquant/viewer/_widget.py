@@ -228,7 +228,7 @@ class KQuantWidget(Container):
         worker = create_worker(
             compute, stop, self._bridge, *job, _start_thread=False, _ignore_errors=True
         )  # errors arrive at _on_errored
-        self._start(worker, partial(self._on_returned, worker), "starting")
+        self._start(worker, partial(self._on_returned, worker, job[0].data), "starting")
 
     def cancel(self):
         """Stop the current run now: control comes back at once, and nothing is added.
@@ -413,13 +413,19 @@ class KQuantWidget(Container):
         self.progress.value = int(1000 * fraction)
         self.status.value = message
 
-    def _on_returned(self, worker, value):
+    def _on_returned(self, worker, source, value):
+        """``source``: the layer's data when the run started."""
         if worker is not self.worker or not alive(self.native):
             return  # abandoned (cancelled) or the viewer was closed: nothing reaches it
         layer, result, record, tuples = value
         self.view.put_away()  # no cluster highlighted while the layers are refreshed
         if layer not in self._viewer.layers:
             self.status.value = "failed: the source layer was removed during the run"
+            return
+        if layer.data is not source:  # the result would not line up with what is shown
+            self.status.value = "not added: the source layer's data changed during the run"
+            show_info(f"K-means quantization: {layer.name!r} got new data during the run; "
+                      "nothing was added (run again)")  # fmt: skip
             return
         if "palette_from" in record:
             done = f"done: palette of {record['palette_from']}"
