@@ -256,14 +256,17 @@ def test_outputs_that_would_lose_data_are_refused_before_any_work(folder, argv, 
 
 
 @pytest.mark.parametrize(
-    ("display", "said"),
-    [(None, ""), (":987", " (DISPLAY=:987 does not answer)")],
+    ("given", "said"),
+    [
+        ({}, ""),
+        ({"DISPLAY": ":987"}, " (DISPLAY=:987 does not answer)"),
+        ({"QT_QPA_PLATFORM": "offscreen"}, " (QT_QPA_PLATFORM=offscreen gives napari no OpenGL)"),
+    ],
 )
-def test_no_display_is_one_line(tmp_path, display, said):
+def test_no_display_is_one_line(tmp_path, given, said):
     env = {k: v for k, v in os.environ.items()
            if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}  # fmt: skip
-    if display:
-        env["DISPLAY"] = display
+    env.update(given)
     exe = os.path.join(os.path.dirname(sys.executable), "kquant")
     proc = subprocess.run([exe, "-k", "3"], env=env, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2

@@ -37,11 +37,15 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def has_display() -> bool:
-    """Whether Qt can open a window here: an offscreen platform, or an X or Wayland display
-    that answers (Qt aborts the process when the display it is given does not)."""
+    """Whether Qt can open a window napari can draw in here: an X or Wayland display that
+    answers (Qt aborts the process when the display it is given does not), or VNC; not
+    the offscreen and minimal platforms (no OpenGL)."""
     if sys.platform != "linux":
         return True
-    if os.environ.get("QT_QPA_PLATFORM", "") in ("offscreen", "minimal", "vnc"):
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform in ("offscreen", "minimal"):  # no OpenGL: napari fails at its first layer
+        return False
+    if platform == "vnc":
         return True
     if os.environ.get("WAYLAND_DISPLAY"):
         return True
@@ -67,8 +71,10 @@ def has_display() -> bool:
 def open_viewer(args: argparse.Namespace):
     """A napari viewer with the image loaded and the widget docked, set to ``-k``."""
     if not has_display():
-        shown = os.environ.get("DISPLAY")
+        shown, platform = os.environ.get("DISPLAY"), os.environ.get("QT_QPA_PLATFORM")
         where = f" (DISPLAY={shown} does not answer)" if shown else ""
+        if platform in ("offscreen", "minimal"):
+            where = f" (QT_QPA_PLATFORM={platform} gives napari no OpenGL)"
         raise CLIError(f"no display to open napari on{where}; give -o OUT to write a file instead")
     try:
         import napari
