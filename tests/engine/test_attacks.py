@@ -127,3 +127,19 @@ def test_a_failed_commit_names_the_target_not_a_temporary_file(tmp_path):
         transaction.commit()
     assert target.read_text() == "the user's file"  # put back
     assert sorted(p.name for p in tmp_path.iterdir()) == ["palette.json"]
+
+
+def test_threads_saving_one_palette_path_all_succeed_and_leave_one_whole_file(tmp_path):
+    """The replaced file is kept aside by a second link, not moved: its path never stands
+    empty for another writer (moving it made 1-2 of 8 threads fail in most rounds)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    palettes = [Palette.from_colors([[i, i, i]]) for i in range(8)]
+    path = tmp_path / "same.json"
+    palettes[0].save(path)
+    for _ in range(10):
+        with ThreadPoolExecutor(8) as pool:
+            for job in [pool.submit(p.save, path) for p in palettes]:
+                job.result()  # no FileError
+        assert Palette.load(path) in palettes
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["same.json"]

@@ -78,7 +78,7 @@ class Transaction:
         """Rename every staged file into place, all or none.
 
         Existing targets (files the user asked to replace, or our own zarr
-        stores) are first moved aside; if a rename fails, the ones already made
+        stores) are first kept aside; if a rename fails, the ones already made
         are undone and the old targets put back. The old targets are removed
         only once everything is in place.
         """
@@ -95,9 +95,9 @@ class Transaction:
                 done.append(step)
                 if os.path.lexists(target):
                     folder = os.path.dirname(os.path.abspath(target))
-                    step[1] = tempfile.mkdtemp(prefix=".old.", dir=folder)
-                    os.rmdir(step[1])
-                    os.replace(target, step[1])
+                    aside = tempfile.mkdtemp(prefix=".old.", dir=folder)
+                    os.rmdir(aside)
+                    step[1] = _keep_aside(target, aside)
                 os.replace(tmp, target)
                 step[2] = True
         except BaseException as e:
@@ -110,6 +110,8 @@ class Transaction:
                             os.remove(target)
                     if aside is not None:
                         os.replace(aside, target)
+                        if os.path.lexists(aside):  # a second link of target: rename did nothing
+                            os.remove(aside)
             if isinstance(e, OSError):  # named by the target, not by a temporary path
                 raise FileError(
                     f"cannot write {done[-1][0]!r}: {e.strerror or e} (is another program "
@@ -135,6 +137,25 @@ class Transaction:
             elif os.path.exists(tmp):
                 os.remove(tmp)
         self._staged = []
+
+
+def _keep_aside(target: str, aside: str) -> str | None:
+    """Keep an existing target at ``aside`` until the commit ends (returns ``aside``; None
+    when the target is gone): a file by a second (hard) link, so that its path never
+    stands empty (another writer of the same path would find nothing there); a folder, or
+    a file on a file system without links, by moving it."""
+    if not (os.path.isdir(target) and not os.path.islink(target)):
+        for _ in range(100):
+            try:
+                os.link(target, aside, follow_symlinks=False)
+                return aside
+            except FileNotFoundError:  # replaced by another writer while being linked
+                if not os.path.lexists(target):
+                    return None
+            except OSError:  # no links here (or not allowed): move it
+                break
+    os.replace(target, aside)
+    return aside
 
 
 def _usual_mode(path: str, mode: int) -> None:
