@@ -143,3 +143,22 @@ def test_threads_saving_one_palette_path_all_succeed_and_leave_one_whole_file(tm
                 job.result()  # no FileError
         assert Palette.load(path) in palettes
         assert sorted(p.name for p in tmp_path.iterdir()) == ["same.json"]
+
+
+def test_palette_files_and_colours_that_do_not_add_up_are_refused(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("label,hex,dtype,red,green\n1,#ff0000,uint8,255.0,0.0\n")  # blue cut off
+    with pytest.raises(ValueError, match=r"hex column holds RGB .* 2 colour columns"):
+        Palette.load(path)
+    path.write_text("label,hex,dtype,channel_0,channel_1\n1,,uint8,255.0,0.0\n")  # 2 channels
+    assert Palette.load(path).nchannels == 2
+    palette = Palette.from_colors([[10, 20, 30]], dtype=np.uint8)
+    record = {**palette.to_dict(), "value_range": [5.0, 1.0]}
+    (tmp_path / "p.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=r"value_range must be \(min, max\), got"):
+        Palette.load(tmp_path / "p.json")
+    for colour in (-1, 256):
+        with pytest.raises(
+            ValueError, match=rf"colors must be within uint8's range 0..255, got {colour}"
+        ):
+            Palette.from_colors([[colour, 0, 0]], dtype=np.uint8)

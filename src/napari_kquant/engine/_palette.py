@@ -166,6 +166,8 @@ class Palette:
                 ) from None
             if not (math.isfinite(low) and math.isfinite(high)):
                 raise ValueError(f"value_range must be finite, got {self.value_range!r}")
+            if low > high:
+                raise ValueError(f"value_range must be (min, max), got {self.value_range!r}")
             set_(self, "value_range", (low, high))
         if self.seed is not None:
             if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
@@ -349,7 +351,16 @@ class Palette:
             raise ValueError(
                 f"color_space={color_space!r} needs the colours' dtype (e.g. dtype='uint8')"
             )
-        return cls(_frozen(colors, "colors"), color_space, white=white, dtype=dtype, name=name)
+        colors = _frozen(colors, "colors")
+        if dtype is not None and np.dtype(_palette_dtype(dtype)).kind in "ui":
+            info = np.iinfo(_palette_dtype(dtype))  # given colours: no fit's rounding allowed
+            outside = (colors < info.min) | (colors > info.max)
+            if outside.any():
+                raise ValueError(
+                    f"colors must be within {np.dtype(dtype)}'s range {info.min}..{info.max}, "
+                    f"got {colors[outside][0]:g}"
+                )
+        return cls(colors, color_space, white=white, dtype=dtype, name=name)
 
     # --- files ------------------------------------------------------------------------------
 

@@ -176,6 +176,13 @@ def _from_csv(text, cls):
         return _hex_only(rows, header, cls)
     if not value_columns:
         raise ValueError(f"no colour columns in the header {header}")
+    at = header.index("hex") if "hex" in header else len(header)
+    hexes = [row[at] for row in rows[1:] if at < len(row)]  # (short rows: refused below)
+    if len(value_columns) != 3 and any(h.strip() for h in hexes):
+        raise ValueError(
+            f"the hex column holds RGB colours, but the CSV has {len(value_columns)} colour "
+            f"columns ({', '.join(header[i] for i in value_columns)}): one is missing?"
+        )
     centers, lab_centers = [], []
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
