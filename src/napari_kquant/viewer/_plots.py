@@ -7,7 +7,7 @@ import functools
 import inspect
 import logging
 
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFrame, QScrollArea
 
@@ -109,6 +109,21 @@ def notifying(callback):
             return None
 
     return call
+
+
+def warnings_shown(dock, worker):
+    """A slot for ``worker.warned``: its ``UserWarning``s (K above the distinct colours,
+    ...) as napari notifications, each once, while it is ``dock.worker`` (not cancelled);
+    napari's worker only collects them."""
+    said = set()
+
+    def show(warning: tuple) -> None:
+        text = str(warning[0])
+        if worker is dock.worker and warning[1] is UserWarning and text not in said:
+            said.add(text)
+            show_warning(f"K-means quantization: {text}")
+
+    return show
 
 
 def _positional(callback) -> int:

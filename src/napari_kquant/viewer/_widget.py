@@ -15,7 +15,7 @@ import numpy as np
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.layers import Labels
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QFileDialog,
@@ -60,7 +60,7 @@ from ._layers import (
     run,
     run_name,
 )
-from ._plots import alive, message, notifying, scrolling, start
+from ._plots import alive, message, notifying, scrolling, start, warnings_shown
 from ._preview import preview
 from ._result_view import ResultView
 from ._warm import warm_up
@@ -424,8 +424,7 @@ class KQuantWidget(Container):
             return
         if layer.data is not source:  # the result would not line up with what is shown
             self.status.value = "not added: the source layer's data changed during the run"
-            show_info(f"K-means quantization: {layer.name!r} got new data during the run; "
-                      "nothing was added (run again)")  # fmt: skip
+            show_info(f"K-means quantization: {layer.name!r} got new data; nothing was added")
             return
         if "palette_from" in record:
             done = f"done: palette of {record['palette_from']}"
@@ -506,7 +505,7 @@ class KQuantWidget(Container):
         self.native.destroyed.connect(notifying(self._stop.set))
         worker.returned.connect(notifying(returned))
         worker.errored.connect(notifying(partial(self._on_errored, worker)))
-        worker.warned.connect(notifying(partial(self._on_warned, worker, set())))
+        worker.warned.connect(notifying(warnings_shown(self, worker)))
         worker.finished.connect(notifying(partial(self._on_finished, worker)))
         self.worker = worker
         self.run_button.enabled = False
@@ -514,14 +513,6 @@ class KQuantWidget(Container):
         self.progress.value = 0
         self.status.value = status
         start(worker)
-
-    def _on_warned(self, worker, said: set, warning: tuple) -> None:
-        """The run's own warnings (``UserWarning``: K above the distinct colours, ...) as
-        napari notifications, each once; napari's worker only collects them."""
-        text, category = str(warning[0]), warning[1]
-        if worker is self.worker and category is UserWarning and text not in said:
-            said.add(text)
-            show_warning(f"K-means quantization: {text}")
 
     def _apply_to_many_clicked(self) -> None:
         try:
