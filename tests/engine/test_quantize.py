@@ -207,6 +207,14 @@ def test_an_epsilon_whose_square_overflows_stops_as_any_huge_one(blocks, sample)
         assert other.compactness == huge.compactness
 
 
+def test_a_huge_epsilon_on_tiny_values_is_kept_as_given():
+    """Epsilon is divided by the data's scale for OpenCV: 1e300 / 1e-30 is inf there, and
+    the palette must still record the finite value given."""
+    tiny = np.random.default_rng(0).random((32, 32)) * 1e-30
+    result = quantize(tiny, 3, seed=0, epsilon=1e300)
+    assert result.epsilon == result.palette.epsilon == 1e300
+
+
 def test_default_epsilon_is_relative_to_the_data(blocks):
     result = quantize(blocks, 4, channel_axis=-1, seed=0, sample=None)
     span = float(blocks.max()) - float(blocks.min())
@@ -358,6 +366,12 @@ def test_numeric_options_take_numpy_scalars_and_0d_arrays(blocks):
     assert plain.table(background=one, pixel_size=np.array(0.5)).equals(
         plain.table(background=1, pixel_size=0.5)
     )
+    assert plain.table(background=[one], pixel_size=[two, np.array(3.0)]).equals(
+        plain.table(background=[1], pixel_size=[2, 3.0])
+    )
+    for bad in (np.array(np.datetime64(4, "ns")), np.ma.array(4, mask=True), np.array(4 + 0j)):
+        with pytest.raises(TypeError, match=r"^k must be an integer, got "):
+            quantize(blocks, bad, channel_axis=-1)
 
 
 def test_lab_needs_three_colour_channels():

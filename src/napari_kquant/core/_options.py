@@ -327,9 +327,12 @@ def finish(dither=None, dither_strength=1.0, min_size=None, smooth=None) -> Fini
 
 
 def scalar(value):
-    """A 0-d numpy array as its Python scalar (``np.array(5)`` as 5), for the checks of
-    numeric options; anything else as it is."""
-    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+    """A 0-d numpy array of numbers (bool, integer, float) as its Python scalar
+    (``np.array(5)`` as 5), for the checks of numeric options; anything else (a masked
+    value, a date, a record) as it is, to be refused there."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
+        return value if np.ma.is_masked(value) else value.item()
+    return value
 
 
 def integer(name, value, lo, hi=None) -> int:

@@ -236,7 +236,7 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
         value_range=value_range,
         fit=record,
         seed=seed,
-        epsilon=float(epsilon) * scale,
+        epsilon=float(epsilon) * scale if opts.epsilon is None else opts.epsilon,  # as given
         compactness=float(compactness) * scale * scale,
     )
     return Fitted(palette, float(compactness) * scale * scale, rank[fit_labels.ravel()])

@@ -139,6 +139,7 @@ def check_background(background, k: int) -> list[int]:
 
 
 def _label(value) -> int:
+    value = scalar(value)
     if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
         raise TypeError
     return int(value)
@@ -159,9 +160,10 @@ def pixel_area(pixel_size, ndim: int) -> float:
             f"pixel_size must be a number or one number per spatial axis, got {pixel_size!r}"
         )
     else:
-        if not all(_is_size(s) for s in pixel_size):
+        given = [scalar(s) for s in pixel_size]
+        if not all(_is_size(s) for s in given):
             raise TypeError(f"pixel_size must hold numbers, got {pixel_size!r}")
-        sizes = [float(s) for s in pixel_size]
+        sizes = [float(s) for s in given]
         if len(sizes) not in (ndim, last):
             raise ValueError(
                 f"pixel_size must hold {ndim} sizes (one per spatial axis) or the last {last}, "
