@@ -162,3 +162,22 @@ def test_palette_files_and_colours_that_do_not_add_up_are_refused(tmp_path):
             ValueError, match=rf"colors must be within uint8's range 0..255, got {colour}"
         ):
             Palette.from_colors([[colour, 0, 0]], dtype=np.uint8)
+
+
+def test_a_folder_that_appears_at_a_file_target_is_never_replaced(tmp_path):
+    """Found by an attack: a folder made at kquant's --labels path while it ran was moved
+    aside, replaced by the picture and deleted with what it held."""
+    from napari_kquant.core._staged import FileError, Transaction
+
+    other, target = tmp_path / "o.png", tmp_path / "l.png"
+    other.write_bytes(b"old")
+    transaction = Transaction()
+    transaction.stage_bytes(str(other), b"new")
+    transaction.stage_bytes(str(target), b"new")
+    target.mkdir()  # appears while the run works
+    (target / "data.txt").write_text("precious")
+    with pytest.raises(FileError, match=r"l\.png' appeared while this run worked"):
+        transaction.commit()
+    transaction.abort()
+    assert (target / "data.txt").read_text() == "precious" and other.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.png", "o.png"]

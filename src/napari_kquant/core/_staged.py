@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import secrets
 import shutil
 import tempfile
 import threading
@@ -33,7 +34,7 @@ def _remove(path) -> None:
     """Remove a file or folder this transaction moved aside (it replaced it)."""
     if not os.path.lexists(path):
         return
-    if os.path.isdir(path) and not os.path.islink(path):
+    if _is_folder(path):
         shutil.rmtree(path, ignore_errors=True)
     else:
         os.remove(path)
@@ -85,7 +86,8 @@ class Transaction:
         done = []  # [target, where the old target was moved aside (or None), renamed]
         try:
             appeared = [t for _, t, _ in self._staged if t in self._new and os.path.lexists(t)]
-            if appeared:
+            appeared += [t for _, t, folder in self._staged if not folder and _is_folder(t)]
+            if appeared:  # (a file never replaces a folder: it may hold anything)
                 raise FileError(
                     f"{appeared[0]!r} appeared while this run worked (another program or run "
                     "writing it?): it is left as it is, and nothing was written"
@@ -95,8 +97,7 @@ class Transaction:
                 done.append(step)
                 if os.path.lexists(target):
                     folder = os.path.dirname(os.path.abspath(target))
-                    aside = tempfile.mkdtemp(prefix=".old.", dir=folder)
-                    os.rmdir(aside)
+                    aside = os.path.join(folder, f".old.{secrets.token_hex(8)}")
                     step[1] = _keep_aside(target, aside)
                 os.replace(tmp, target)
                 step[2] = True
@@ -104,7 +105,7 @@ class Transaction:
             for target, aside, renamed in reversed(done):
                 with contextlib.suppress(OSError):  # another writer may have moved it
                     if renamed:  # ours: take it back out
-                        if os.path.isdir(target) and not os.path.islink(target):
+                        if _is_folder(target):
                             shutil.rmtree(target, ignore_errors=True)
                         else:
                             os.remove(target)
@@ -139,12 +140,16 @@ class Transaction:
         self._staged = []
 
 
+def _is_folder(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
 def _keep_aside(target: str, aside: str) -> str | None:
     """Keep an existing target at ``aside`` until the commit ends (returns ``aside``; None
     when the target is gone): a file by a second (hard) link, so that its path never
     stands empty (another writer of the same path would find nothing there); a folder, or
     a file on a file system without links, by moving it."""
-    if not (os.path.isdir(target) and not os.path.islink(target)):
+    if not _is_folder(target):
         for _ in range(100):
             try:
                 os.link(target, aside, follow_symlinks=False)
