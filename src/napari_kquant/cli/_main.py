@@ -14,7 +14,7 @@ import warnings
 from ..files._files import read_image
 from ..files._photos import photo_path
 from ._args import USAGE, CLIError, build_parser
-from ._run import QualityNotMet, _check_not_empty, colour_axis, run, run_batch
+from ._run import QualityNotMet, _check_not_empty, colour_axis, interrupt_in, run, run_batch
 from ._slide import run_slide, wants_slide
 
 #: --quality's MIN not met (pngquant's status)
@@ -120,12 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     except QualityNotMet as e:
         print(f"kquant: {e}", file=sys.stderr)
         return QUALITY_NOT_MET
-    except KeyboardInterrupt:
-        print("kquant: interrupted; nothing more was written", file=sys.stderr)
-        return _leave(130)
-    except _Terminated:
-        print("kquant: terminated; nothing more was written", file=sys.stderr)
-        return _leave(143)
+    except (KeyboardInterrupt, _Terminated, SystemError) as e:
+        stop = interrupt_in(e)  # (a SystemError: a signal handled as numba returned)
+        if isinstance(stop, KeyboardInterrupt):
+            print("kquant: interrupted; nothing more was written", file=sys.stderr)
+            return _leave(130)
+        if isinstance(stop, _Terminated):
+            print("kquant: terminated; nothing more was written", file=sys.stderr)
+            return _leave(143)
+        raise
 
 
 def _client(address: str):

@@ -452,6 +452,8 @@ def _apply_batch(
                 ndim = image.ndim - (channel_axis is not None)
                 tables.append(_table(palette, counts, ndim, args, source=path))
         except Exception as e:  # one bad file must not stop the batch
+            if interrupt_in(e) is not None:  # SIGTERM or Ctrl-C: the batch stops
+                raise
             failed[path] = str(e) or type(e).__name__
             tqdm.write(f"kquant: {os.path.basename(path)}: failed: {e}", file=sys.stderr)
             continue
@@ -480,6 +482,17 @@ def _apply_batch(
         )
         return SOME_FAILED
     return 0
+
+
+def interrupt_in(error: BaseException) -> BaseException | None:
+    """The SIGTERM or Ctrl-C (an exception that is not an ``Exception``) in the chain of
+    ``error``: a signal handled while numba hands a kernel's arrays back to Python
+    surfaces as a SystemError, with the handler's exception at the root of its chain."""
+    while error is not None:
+        if not isinstance(error, Exception):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _pooled_palette(args, failed, tqdm):
