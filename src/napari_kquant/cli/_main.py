@@ -36,13 +36,19 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 # --- napari ---------------------------------------------------------------------------------
 
 
+def _qt_platform() -> str:
+    """The Qt platform QT_QPA_PLATFORM names first (it may add options after ':' and
+    fallbacks after ';')."""
+    return os.environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
+
+
 def has_display() -> bool:
     """Whether Qt can open a window napari can draw in here: an X or Wayland display that
     answers (Qt aborts the process when the display it is given does not), or VNC; not
     the offscreen and minimal platforms (no OpenGL)."""
     if sys.platform != "linux":
         return True
-    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    platform = _qt_platform()
     if platform in ("offscreen", "minimal"):  # no OpenGL: napari fails at its first layer
         return False
     if platform == "vnc":
@@ -71,7 +77,7 @@ def has_display() -> bool:
 def open_viewer(args: argparse.Namespace):
     """A napari viewer with the image loaded and the widget docked, set to ``-k``."""
     if not has_display():
-        shown, platform = os.environ.get("DISPLAY"), os.environ.get("QT_QPA_PLATFORM")
+        shown, platform = os.environ.get("DISPLAY"), _qt_platform()
         where = f" (DISPLAY={shown} does not answer)" if shown else ""
         if platform in ("offscreen", "minimal"):
             where = f" (QT_QPA_PLATFORM={platform} gives napari no OpenGL)"
