@@ -660,6 +660,31 @@ def test_a_signal_seen_as_numba_returns_stops_a_batch_as_any_signal(tmp_path, ca
     assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]
 
 
+def test_sigterm_ends_kquant_while_napari_shows_the_image(tmp_path):
+    """`kquant -k 3` with no output opens napari; in Qt's event loop our SIGTERM handler (a
+    Python one) never ran, and the process ignored SIGTERM. The signal is sent once napari
+    has started up (CPU used, main thread asleep in the event loop); sent earlier, the
+    status must be the same."""
+    import signal
+
+    exe = os.path.join(os.path.dirname(sys.executable), "kquant")
+    with subprocess.Popen([exe, "-k", "3"], cwd=tmp_path, stderr=subprocess.PIPE) as process:
+        try:
+            while process.poll() is None:
+                with open(f"/proc/{process.pid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+                if _cpu_seconds(process.pid) > 2.0 and state == "S":
+                    break
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=0.05)
+            assert process.poll() is None, process.stderr.read()
+            process.send_signal(signal.SIGTERM)
+            status = process.wait(timeout=60)
+        finally:
+            process.kill()
+    assert status in (-signal.SIGTERM, 143)
+
+
 def test_batch_outputs_that_collide_name_both_images_and_what_each_would_write(tmp_path):
     for name in ("x.png", "x-labels.png"):
         write_rgb(tmp_path / name, make_blocks())

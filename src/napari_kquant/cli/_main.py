@@ -39,7 +39,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def _qt_platform() -> str:
     """The Qt platform QT_QPA_PLATFORM names first (it may add options after ':' and
     fallbacks after ';')."""
-    return os.environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
+    return os.environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip().lower()
 
 
 def has_display() -> bool:
@@ -171,6 +171,8 @@ def _dispatch(args, parser) -> int:
     open_viewer(args)
     import napari
 
+    if threading.current_thread() is threading.main_thread():  # (nothing staged to undo)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # Qt's loop never runs our handler
     napari.run()
     return 0
 
