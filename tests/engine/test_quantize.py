@@ -372,6 +372,12 @@ def test_numeric_options_take_numpy_scalars_and_0d_arrays(blocks):
     for bad in (np.array(np.datetime64(4, "ns")), np.ma.array(4, mask=True), np.array(4 + 0j)):
         with pytest.raises(TypeError, match=r"^k must be an integer, got "):
             quantize(blocks, bad, channel_axis=-1)
+        with pytest.raises(TypeError, match=r"^labels must be cluster labels"):
+            merge(plain, bad)
+        with pytest.raises(TypeError, match=r"^pixel_size must be a number or one number per"):
+            plain.table(pixel_size=bad)
+        with pytest.raises(TypeError, match=r"^background must be labels"):
+            plain.table(background=bad)
 
 
 def test_lab_needs_three_colour_channels():

@@ -331,7 +331,7 @@ def _labels(labels, k, at_least, name="labels") -> list[int]:
     labels = scalar(labels)
     if isinstance(labels, int | np.integer) and not isinstance(labels, bool):
         labels = [labels]
-    if isinstance(labels, str | bytes) or not hasattr(labels, "__iter__"):
+    if isinstance(labels, str | bytes) or not hasattr(labels, "__iter__") or np.ndim(labels) == 0:
         raise TypeError(f"{name} must be cluster labels (whole numbers 1..{k}), got {labels!r}")
     values = [scalar(v) for v in labels]
     if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):

@@ -124,7 +124,9 @@ def check_background(background, k: int) -> list[int]:
     background = scalar(background)
     if isinstance(background, int | np.integer) and not isinstance(background, bool | np.bool_):
         background = [background]
-    if not isinstance(background, list | tuple | set | frozenset | range | np.ndarray):
+    if not isinstance(background, list | tuple | set | frozenset | range | np.ndarray) or (
+        np.ndim(background) == 0
+    ):
         raise TypeError(f"background must be labels (whole numbers 1..{k}), got {background!r}")
     try:
         marked = sorted({_label(b) for b in background})
@@ -155,7 +157,7 @@ def pixel_area(pixel_size, ndim: int) -> float:
     last = min(ndim, 2)
     if _is_size(pixel_size):
         sizes = [float(pixel_size)] * last
-    elif isinstance(pixel_size, str | bytes) or not hasattr(pixel_size, "__len__"):
+    elif isinstance(pixel_size, str | bytes) or np.ndim(pixel_size) == 0:
         raise TypeError(
             f"pixel_size must be a number or one number per spatial axis, got {pixel_size!r}"
         )
