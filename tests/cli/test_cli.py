@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_kquant import Palette
-from napari_kquant.cli._main import main
+from napari_kquant.cli._main import has_display, main
 
 from conftest import expected_block_labels, kquant, make_blocks, read_rgb, snapshot, write_rgb
 
@@ -660,6 +660,7 @@ def test_a_signal_seen_as_numba_returns_stops_a_batch_as_any_signal(tmp_path, ca
     assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]
 
 
+@pytest.mark.skipif(not has_display(), reason="napari needs a display (the suite runs in xvfb)")
 def test_sigterm_ends_kquant_while_napari_shows_the_image(tmp_path):
     """`kquant -k 3` with no output opens napari; in Qt's event loop our SIGTERM handler (a
     Python one) never ran, and the process ignored SIGTERM. The signal is sent once napari

@@ -181,3 +181,21 @@ def test_a_folder_that_appears_at_a_file_target_is_never_replaced(tmp_path):
     transaction.abort()
     assert (target / "data.txt").read_text() == "precious" and other.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.png", "o.png"]
+
+
+def test_a_folder_that_appears_at_a_zarr_target_is_never_replaced(tmp_path):
+    """A folder made at a .zarr output's path while the run worked was moved aside,
+    replaced by the store and deleted with its contents (found by an attack)."""
+    from napari_kquant.core._staged import FileError, Transaction
+
+    target = tmp_path / "out.zarr"
+    transaction = Transaction()
+    staged = transaction.stage_folder(str(target))
+    (tmp_path / "out.zarr").mkdir()  # appears while the store is written
+    (target / "thesis.txt").write_text("precious")
+    with pytest.raises(FileError, match=r"out\.zarr' appeared while this run worked"):
+        transaction.commit()
+    transaction.abort()
+    assert (target / "thesis.txt").read_text() == "precious"
+    assert not os.path.exists(staged)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]

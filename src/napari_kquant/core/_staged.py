@@ -62,9 +62,10 @@ class Transaction:
             raise FileError(f"cannot write {path!r}: {e.strerror}") from None
 
     def stage_folder(self, path: str, new: bool = False) -> str:
-        """A temporary folder to fill, renamed to ``path`` on commit. ``new``: ``path``
-        must not exist then (the commit fails rather than replace what appeared there)."""
-        if new:
+        """A temporary folder to fill, renamed to ``path`` on commit. ``new``, or no
+        ``path`` now: it must not exist then (the commit fails rather than replace what
+        appeared there)."""
+        if new or not os.path.lexists(path):  # what appears there meanwhile is not ours
             self._new.add(path)
         folder, name = os.path.split(os.path.abspath(path))
         try:
