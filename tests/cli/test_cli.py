@@ -629,12 +629,16 @@ def test_a_signal_during_a_long_fit_ends_kquant_at_once_and_leaves_nothing(tmp_p
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize("wrapper", [SystemError, RuntimeError])
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
-def test_a_signal_seen_as_numba_returns_stops_a_batch_as_any_signal(tmp_path, capsys, how):
+def test_a_signal_seen_as_numba_returns_stops_a_batch_as_any_signal(
+    tmp_path, capsys, how, wrapper
+):
     """A signal handled while numba hands a kernel's arrays back to Python (the clean-up's
     regions) surfaces as a SystemError whose chain ends in the handler's exception; the
     batch took it for one failed image and went on (found by an attack, 1 run in 3). The
-    signal is injected here where the attack's landed: in applying the palette."""
+    signal is injected here where the attack's landed: in applying the palette. (Also seen:
+    a RuntimeError from a thread pool's lock, raised as the signal unwound.)"""
     from napari_kquant.cli import _main
 
     for name in ("a.png", "b.png"):
@@ -645,7 +649,7 @@ def test_a_signal_seen_as_numba_returns_stops_a_batch_as_any_signal(tmp_path, ca
         try:
             raise stop
         except BaseException as e:
-            raise SystemError("CPUDispatcher(...) returned a result with an exception set") from e
+            raise wrapper("returned a result with an exception set") from e
 
     original, Palette.apply = Palette.apply, apply
     try:

@@ -120,20 +120,22 @@ def main(argv: list[str] | None = None) -> int:
             with _client(args.scheduler):
                 return _dispatch(args, parser)
         return _dispatch(args, parser)
-    except (CLIError, ValueError, TypeError) as e:
-        print(f"kquant: error: {e}", file=sys.stderr)
-        return USAGE
-    except QualityNotMet as e:
-        print(f"kquant: {e}", file=sys.stderr)
-        return QUALITY_NOT_MET
-    except (KeyboardInterrupt, _Terminated, SystemError) as e:
-        stop = interrupt_in(e)  # (a SystemError: a signal handled as numba returned)
+    except BaseException as e:
+        # a signal: also under a SystemError (handled as numba returned a kernel's arrays)
+        # or under an error raised as it unwound (a thread pool's lock)
+        stop = interrupt_in(e)
         if isinstance(stop, KeyboardInterrupt):
             print("kquant: interrupted; nothing more was written", file=sys.stderr)
             return _leave(130)
         if isinstance(stop, _Terminated):
             print("kquant: terminated; nothing more was written", file=sys.stderr)
             return _leave(143)
+        if isinstance(e, CLIError | ValueError | TypeError):
+            print(f"kquant: error: {e}", file=sys.stderr)
+            return USAGE
+        if isinstance(e, QualityNotMet):
+            print(f"kquant: {e}", file=sys.stderr)
+            return QUALITY_NOT_MET
         raise
 
 
@@ -168,11 +170,11 @@ def _dispatch(args, parser) -> int:
              args.dither_strength, args.min_size, args.smooth, args.white)  # fmt: skip
     if args.background or args.indexed or any(value is not None for value in asked):
         raise CLIError("give -o OUT (and/or --labels, --table) to write the result")
+    if threading.current_thread() is threading.main_thread():  # (nothing staged to undo)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # in Qt, our handler aborts or is lost
     open_viewer(args)
     import napari
 
-    if threading.current_thread() is threading.main_thread():  # (nothing staged to undo)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # Qt's loop never runs our handler
     napari.run()
     return 0
 

@@ -489,7 +489,7 @@ def interrupt_in(error: BaseException) -> BaseException | None:
     ``error``: a signal handled while numba hands a kernel's arrays back to Python
     surfaces as a SystemError, with the handler's exception at the root of its chain."""
     while error is not None:
-        if not isinstance(error, Exception):
+        if not isinstance(error, Exception | GeneratorExit | SystemExit):
             return error
         error = error.__cause__ or error.__context__
     return None
