@@ -261,6 +261,11 @@ def test_outputs_that_would_lose_data_are_refused_before_any_work(folder, argv, 
         ({}, ""),
         ({"DISPLAY": ":987"}, " (DISPLAY=:987 does not answer)"),
         ({"QT_QPA_PLATFORM": "offscreen"}, " (QT_QPA_PLATFORM=offscreen gives napari no OpenGL)"),
+        ({"QT_QPA_PLATFORM": "vnc"}, " (QT_QPA_PLATFORM=vnc gives napari no OpenGL)"),
+        (
+            {"QT_QPA_PLATFORM": "bogus;OFFSCREEN", "DISPLAY": os.environ.get("DISPLAY", "")},
+            " (QT_QPA_PLATFORM=offscreen gives napari no OpenGL)",
+        ),
         (
             {
                 "QT_QPA_PLATFORM": "minimal:enable_fonts;xcb",

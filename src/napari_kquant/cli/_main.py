@@ -36,23 +36,28 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 # --- napari ---------------------------------------------------------------------------------
 
 
+_QT_PLATFORMS = {"xcb", "wayland", "wayland-egl", "eglfs", "offscreen", "minimal", "minimalegl",
+                 "vnc", "linuxfb", "vkkhrdisplay", "directfb"}  # fmt: skip
+#: Qt platforms napari cannot draw on (no OpenGL context, or no display at all)
+_NO_OPENGL = {"offscreen", "minimal", "minimalegl", "vnc", "linuxfb", "vkkhrdisplay", "directfb"}
+
+
 def _qt_platform() -> str:
-    """The Qt platform QT_QPA_PLATFORM names first (it may add options after ':' and
-    fallbacks after ';')."""
-    return os.environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip().lower()
+    """The Qt platform QT_QPA_PLATFORM makes Qt load: the first known name of its ';' list
+    (each may carry options after ':'; Qt matches names whatever their case)."""
+    names = os.environ.get("QT_QPA_PLATFORM", "").split(";")
+    names = (name.split(":")[0].strip().lower() for name in names)
+    return next((name for name in names if name in _QT_PLATFORMS), "")
 
 
 def has_display() -> bool:
     """Whether Qt can open a window napari can draw in here: an X or Wayland display that
-    answers (Qt aborts the process when the display it is given does not), or VNC; not
-    the offscreen and minimal platforms (no OpenGL)."""
+    answers (Qt aborts the process when the display it is given does not); not the
+    platforms without OpenGL (offscreen, minimal, vnc, ...)."""
     if sys.platform != "linux":
         return True
-    platform = _qt_platform()
-    if platform in ("offscreen", "minimal"):  # no OpenGL: napari fails at its first layer
+    if _qt_platform() in _NO_OPENGL:  # napari fails at its first layer, or Qt aborts
         return False
-    if platform == "vnc":
-        return True
     if os.environ.get("WAYLAND_DISPLAY"):
         return True
     if not os.environ.get("DISPLAY"):
@@ -79,7 +84,7 @@ def open_viewer(args: argparse.Namespace):
     if not has_display():
         shown, platform = os.environ.get("DISPLAY"), _qt_platform()
         where = f" (DISPLAY={shown} does not answer)" if shown else ""
-        if platform in ("offscreen", "minimal"):
+        if platform in _NO_OPENGL:
             where = f" (QT_QPA_PLATFORM={platform} gives napari no OpenGL)"
         raise CLIError(f"no display to open napari on{where}; give -o OUT to write a file instead")
     try:
