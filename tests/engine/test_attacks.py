@@ -199,3 +199,28 @@ def test_a_folder_that_appears_at_a_zarr_target_is_never_replaced(tmp_path):
     assert (target / "thesis.txt").read_text() == "precious"
     assert not os.path.exists(staged)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+
+
+def test_a_signal_right_after_a_temporary_is_made_leaves_nothing(tmp_path, monkeypatch):
+    """A Ctrl-C between making a temporary file and recording it left a `.part` file (seen
+    once in a batch); abort finds it by the transaction's own token in its name."""
+    import tempfile
+
+    from napari_kquant.core import _staged
+
+    made = tempfile.mkstemp
+
+    def interrupted(*args, **kwargs):
+        fd, _ = made(*args, **kwargs)
+        os.close(fd)
+        raise KeyboardInterrupt
+
+    other = tmp_path / ".x.png.someone-else.part"  # not ours: stays
+    other.write_bytes(b"")
+    monkeypatch.setattr(_staged.tempfile, "mkstemp", interrupted)
+    transaction = _staged.Transaction()
+    with pytest.raises(KeyboardInterrupt):
+        transaction.stage_bytes(str(tmp_path / "x.png"), b"picture")
+    assert len(list(tmp_path.iterdir())) == 2
+    transaction.abort()
+    assert [p.name for p in tmp_path.iterdir()] == [other.name]

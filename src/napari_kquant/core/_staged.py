@@ -46,14 +46,22 @@ class Transaction:
     def __init__(self):
         self._staged = []  # (temporary path, target, is folder)
         self._new = set()  # targets that must not exist when committed
+        self._token = secrets.token_hex(4)  # in our temporary names
+        self._making = None  # (folder, prefix) of a temporary being made, until it is staged
+
+    def _prefix(self, folder: str, name: str) -> str:
+        self._making = (folder, f".{name}.{self._token}.")  # a signal may stop what follows
+        return self._making[1]
 
     def stage_bytes(self, path: str, data: bytes) -> None:
         folder, name = os.path.split(os.path.abspath(path))
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+            prefix = self._prefix(folder, name)
+            fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=folder)
         except OSError as e:
             raise FileError(f"cannot write {path!r}: {e.strerror}") from None
         self._staged.append((tmp, path, False))
+        self._making = None
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -69,10 +77,11 @@ class Transaction:
             self._new.add(path)
         folder, name = os.path.split(os.path.abspath(path))
         try:
-            tmp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=folder)
+            tmp = tempfile.mkdtemp(prefix=self._prefix(folder, name), suffix=".part", dir=folder)
         except OSError as e:
             raise FileError(f"cannot write {path!r}: {e.strerror}") from None
         self._staged.append((tmp, path, True))
+        self._making = None
         _usual_mode(tmp, 0o777)
         return tmp
 
@@ -132,13 +141,28 @@ class Transaction:
             raise
 
     def abort(self) -> None:
-        """Remove what was staged (only our own temporary files and folders)."""
-        for tmp, _, is_folder in self._staged:
-            if is_folder:
+        """Remove what was staged (only our own temporary files and folders), also one
+        made just before a signal stopped its staging (found by this transaction's token)."""
+        ours = {tmp for tmp, _, _ in self._staged}
+        if self._making is not None:  # made (perhaps) but never staged
+            folder, prefix = self._making
+            ours |= {os.path.join(folder, entry) for entry in _listing(folder)
+                     if entry.startswith(prefix) and entry.endswith(".part")}  # fmt: skip
+        self._making = None
+        for tmp in ours:
+            if _is_folder(tmp):
                 shutil.rmtree(tmp, ignore_errors=True)
-            elif os.path.exists(tmp):
-                os.remove(tmp)
+            elif os.path.lexists(tmp):
+                with contextlib.suppress(OSError):
+                    os.remove(tmp)
         self._staged = []
+
+
+def _listing(folder: str) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
 
 
 def _is_folder(path: str) -> bool:
