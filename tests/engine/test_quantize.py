@@ -378,6 +378,9 @@ def test_numeric_options_take_numpy_scalars_and_0d_arrays(blocks):
             plain.table(pixel_size=bad)
         with pytest.raises(TypeError, match=r"^background must be labels"):
             plain.table(background=bad)
+    # sequences that are not arrays are still sequences
+    assert plain.table(background={1, 2}).equals(plain.table(background=[1, 2]))
+    assert merge(plain, (label for label in (1, 2))).palette == merge(plain, [1, 2]).palette
 
 
 def test_lab_needs_three_colour_channels():

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core._colorspace import from_lab, from_od, rgb_scale
 from ..core._layout import is_lazy, layout, pixels, restore
-from ..core._options import scalar, settings
+from ..core._options import scalar, settings, zero_d
 from ..engine._apply import assigner, label_dtype
 from ..engine._fit import cluster, dark_to_light
 from ..engine._palette import Palette
@@ -331,7 +331,7 @@ def _labels(labels, k, at_least, name="labels") -> list[int]:
     labels = scalar(labels)
     if isinstance(labels, int | np.integer) and not isinstance(labels, bool):
         labels = [labels]
-    if isinstance(labels, str | bytes) or not hasattr(labels, "__iter__") or np.ndim(labels) == 0:
+    if isinstance(labels, str | bytes) or not hasattr(labels, "__iter__") or zero_d(labels):
         raise TypeError(f"{name} must be cluster labels (whole numbers 1..{k}), got {labels!r}")
     values = [scalar(v) for v in labels]
     if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):

@@ -335,6 +335,11 @@ def scalar(value):
     return value
 
 
+def zero_d(value) -> bool:
+    """A 0-d numpy array (what `scalar` left: not a number): no sequence to iterate."""
+    return isinstance(value, np.ndarray) and value.ndim == 0
+
+
 def integer(name, value, lo, hi=None) -> int:
     value = scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core._colorspace import rgb_scale, to_lab
 from ..core._layout import is_lazy
-from ..core._options import scalar
+from ..core._options import scalar, zero_d
 
 #: A cluster is suggested as background (glass, empty slide) when it is the lightest one
 #: and near-white: CIE L* at least this ...
@@ -124,8 +124,8 @@ def check_background(background, k: int) -> list[int]:
     background = scalar(background)
     if isinstance(background, int | np.integer) and not isinstance(background, bool | np.bool_):
         background = [background]
-    if not isinstance(background, list | tuple | set | frozenset | range | np.ndarray) or (
-        np.ndim(background) == 0
+    if not isinstance(background, list | tuple | set | frozenset | range | np.ndarray) or zero_d(
+        background
     ):
         raise TypeError(f"background must be labels (whole numbers 1..{k}), got {background!r}")
     try:
@@ -157,7 +157,11 @@ def pixel_area(pixel_size, ndim: int) -> float:
     last = min(ndim, 2)
     if _is_size(pixel_size):
         sizes = [float(pixel_size)] * last
-    elif isinstance(pixel_size, str | bytes) or np.ndim(pixel_size) == 0:
+    elif (
+        isinstance(pixel_size, str | bytes)
+        or not hasattr(pixel_size, "__len__")
+        or zero_d(pixel_size)
+    ):
         raise TypeError(
             f"pixel_size must be a number or one number per spatial axis, got {pixel_size!r}"
         )
