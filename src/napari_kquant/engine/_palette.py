@@ -109,16 +109,7 @@ class Palette:
         choice("color_space", self.color_space, COLOR_SPACES)
         if self.dtype is not None:
             set_(self, "dtype", _palette_dtype(self.dtype))
-            if np.dtype(self.dtype).kind in "ui":
-                info = np.iinfo(self.dtype)
-                slack = max(1.0, float(info.max) * 2.0**-23)  # a float32 fit's rounding
-                outside = (self.centers < info.min - slack) | (self.centers > info.max + slack)
-                if outside.any():
-                    value = self.centers[outside][0]
-                    raise ValueError(
-                        f"centers must be within {self.dtype}'s range {info.min}..{info.max}, "
-                        f"got {value:g}"
-                    )
+            _check_range("centers", self.centers, self.dtype, rounding=True)
         self._check_fields()
         if self.color_space == "lab":
             if self.dtype is None:
@@ -352,14 +343,8 @@ class Palette:
                 f"color_space={color_space!r} needs the colours' dtype (e.g. dtype='uint8')"
             )
         colors = _frozen(colors, "colors")
-        if dtype is not None and np.dtype(_palette_dtype(dtype)).kind in "ui":
-            info = np.iinfo(_palette_dtype(dtype))  # given colours: no fit's rounding allowed
-            outside = (colors < info.min) | (colors > info.max)
-            if outside.any():
-                raise ValueError(
-                    f"colors must be within {np.dtype(dtype)}'s range {info.min}..{info.max}, "
-                    f"got {colors[outside][0]:g}"
-                )
+        if dtype is not None:  # given colours: no fit's rounding allowed
+            _check_range("colors", colors, _palette_dtype(dtype), rounding=False)
         return cls(colors, color_space, white=white, dtype=dtype, name=name)
 
     # --- files ------------------------------------------------------------------------------
@@ -439,6 +424,21 @@ class Palette:
             the file and what is wrong.
         """
         return read(_path(path), cls)
+
+
+def _check_range(name: str, values: np.ndarray, dtype: str, rounding: bool) -> None:
+    """Values of an integer ``dtype`` within its range; with ``rounding``, give or take a
+    float32 fit's rounding of a mean (at least 1)."""
+    if np.dtype(dtype).kind not in "ui":
+        return
+    info = np.iinfo(dtype)
+    slack = max(1.0, float(info.max) * 2.0**-23) if rounding else 0.0
+    outside = (values < info.min - slack) | (values > info.max + slack)
+    if outside.any():
+        raise ValueError(
+            f"{name} must be within {dtype}'s range {info.min}..{info.max}, "
+            f"got {values[outside][0]:g}"
+        )
 
 
 def _path(path) -> str:
