@@ -36,10 +36,9 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 # --- napari ---------------------------------------------------------------------------------
 
 
-_QT_PLATFORMS = {"xcb", "wayland", "wayland-egl", "eglfs", "offscreen", "minimal", "minimalegl",
-                 "vnc", "linuxfb", "vkkhrdisplay", "directfb"}  # fmt: skip
 #: Qt platforms napari cannot draw on (no OpenGL context, or no display at all)
 _NO_OPENGL = {"offscreen", "minimal", "minimalegl", "vnc", "linuxfb", "vkkhrdisplay", "directfb"}
+_QT_PLATFORMS = {"xcb", "wayland", "wayland-egl", "eglfs"} | _NO_OPENGL
 
 
 def _qt_platform() -> str:

@@ -31,7 +31,7 @@ class FileError(ValueError):
 
 
 def _remove(path) -> None:
-    """Remove a file or folder this transaction moved aside (it replaced it)."""
+    """Remove a file or folder of this transaction: one it kept aside, or a temporary."""
     if not os.path.lexists(path):
         return
     if _is_folder(path):
@@ -150,11 +150,8 @@ class Transaction:
                      if entry.startswith(prefix) and entry.endswith(".part")}  # fmt: skip
         self._making = None
         for tmp in ours:
-            if _is_folder(tmp):
-                shutil.rmtree(tmp, ignore_errors=True)
-            elif os.path.lexists(tmp):
-                with contextlib.suppress(OSError):
-                    os.remove(tmp)
+            with contextlib.suppress(OSError):
+                _remove(tmp)
         self._staged = []
 
 

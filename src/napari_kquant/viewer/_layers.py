@@ -195,15 +195,9 @@ def output_layers(
     common["metadata"] = {"napari_kquant": record}
     tuples = []
     if "quantized" in outputs:
-        look = (
-            {"rgb": True}
-            if layer.rgb
-            else {
-                "rgb": False,
-                "colormap": layer.colormap,
-                "contrast_limits": layer.contrast_limits,
-            }
-        )  # fmt: skip (rgb=False: napari would guess RGB from a last axis of 3 or 4)
+        look = {"rgb": layer.rgb}  # said: napari would guess RGB from a last axis of 3 or 4
+        if not layer.rgb:
+            look |= {"colormap": layer.colormap, "contrast_limits": layer.contrast_limits}
         kwargs = {**common, **look, "name": f"{run_title(layer, params, k)} quantized"}
         tuples.append((result.quantized, kwargs, "image"))
     if "clusters" in outputs:
