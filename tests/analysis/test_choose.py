@@ -284,3 +284,16 @@ def test_auto_k_refuses_values_it_would_clip_before_measuring():
     signed = (image * 200).astype(np.int16) - 50
     with pytest.raises(ValueError, match=r"from 0 to 32767, but the image has values from -50"):
         quantize(signed, "auto", channel_axis=-1)
+
+
+def test_the_curve_leaves_out_colour_differences_it_cannot_measure():
+    """A float photo stored as 0..255 got the same meaningless delta_e2000 (10.74) at
+    every K; the column is now left out with a warning, as for one channel."""
+    image = make_blocks().astype(np.float32)  # 0..255 in floats
+    with pytest.warns(UserWarning, match=r"delta_e2000 is left out: .* values from 0 to 255"):
+        curve = k_curve(image, range(2, 5), channel_axis=-1, seed=0)
+    assert curve.delta_e is None and "delta_e2000" not in curve.table().columns
+    assert np.all(np.diff(curve.mse) <= 0)
+    fine = k_curve(image / 255, range(2, 5), channel_axis=-1, seed=0)
+    assert fine.table()["delta_e2000"].notna().all()
+

@@ -81,6 +81,30 @@ def test_lab_refuses_negative_values():
     quantize(image + 128, 4, channel_axis=-1, color_space="lab", seed=0)  # from 0: fine
 
 
+def test_lab_refuses_values_above_white_in_the_fit_and_in_every_pixel_assigned():
+    """Floats of 0..255 in Lab were clustered (every value above 1 extrapolated past
+    L = 100); a value missed by the fit's sample, or given to a lab palette, was assigned."""
+    import dask.array as da
+
+    photo = make_blocks().astype(np.float32)
+    with pytest.raises(ValueError, match=r"to 1 \(white\), but the image has values from 0 to 255"):
+        quantize(photo, 4, channel_axis=-1, color_space="lab", seed=0)
+    fine = photo / 255
+    palette = fit(fine, 4, channel_axis=-1, color_space="lab", seed=0)
+    one_off = fine.copy()
+    one_off[5, 7] = (1.5, 0, 0)
+    for image in (photo, one_off, da.from_array(one_off, chunks=(16, 16, 3))):
+        with pytest.raises(ValueError, match=r"color_space='lab' takes RGB values from 0"):
+            np.asarray(palette.apply(image, channel_axis=-1).labels)
+    big = np.tile(fine, (8, 8, 1))
+    big[100, 100] = (0, 0, 1.01)
+    with pytest.raises(ValueError, match=r"values from 0 to 1.01"):  # not in the 10k sample
+        quantize(big, 4, channel_axis=-1, color_space="lab", seed=0, sample=10_000)
+    left_out = fine.copy()
+    left_out[0, 0] = np.nan  # left out, not refused
+    assert quantize(left_out, 4, channel_axis=-1, color_space="lab", seed=0).labels[0, 0] == 0
+
+
 def test_a_ragged_list_is_a_clear_error():
     for call in (quantize, fit):
         with pytest.raises(ValueError, match="image must be an array: a list of rows of equal"):
@@ -97,6 +121,23 @@ def test_multiscale_levels_with_other_channels_are_named():
     palette = fit(image, 2, channel_axis=-1, seed=0)
     with pytest.raises(ValueError, match=r"every multiscale level must have the same chan"):
         palette.apply(levels, channel_axis=-1)
+
+
+def test_multiscale_levels_of_other_dtypes_are_refused():
+    """A palette fitted on a coarse uint16 level was applied to the uint8 finest level in the
+    wrong units (89% of its pixels in one cluster); byte order alone is no difference."""
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    for coarse in (image[::2, ::2].astype(np.uint16), image[::2, ::2].astype(np.float32)):
+        for call in (quantize, fit):
+            with pytest.raises(ValueError, match=r"same dtype, got uint8, (uint16|float32)"):
+                call([image, coarse], 2, channel_axis=-1, sample=100)
+        palette = fit(image, 2, channel_axis=-1, seed=0)
+        with pytest.raises(ValueError, match=r"every multiscale level must have the same dtype"):
+            palette.apply([image, coarse], channel_axis=-1)
+    wide = image.astype(np.uint16) * 257
+    levels = [wide, wide[::2, ::2].astype(">u2")]
+    result = quantize(levels, 2, channel_axis=-1, seed=0, sample=100)
+    assert [np.asarray(labels).shape for labels in result.labels] == [(64, 64), (32, 32)]
 
 
 def test_a_palette_csv_of_hex_colours_only(tmp_path):

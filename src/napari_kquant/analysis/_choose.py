@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..core._colorspace import resolve_white, rgb_scale, to_lab, to_od
+from ..core._colorspace import resolve_white, rgb_range_error, rgb_scale, to_lab, to_od
 from ..core._layout import is_multiscale
 from ..core._options import MAX_AUTO_K, MAX_K, callback, scalar, settings
 from ..engine._fit import cluster
@@ -205,14 +205,13 @@ def _measurer(pixels, dtype, ncolour, opts) -> Callable[[int], float]:
 
 
 def _check_rgb_range(pixels, dtype, what) -> None:
-    """CIEDE2000 is measured on RGB from 0 (black) to the dtype's white (1.0 for floats):
-    values outside would be clipped, and the error read as 0."""
+    """CIEDE2000 is measured on RGB from 0 (black) to the dtype's white (1.0 for floats)."""
     white = rgb_scale(dtype)
-    low, high = float(pixels.min()), float(pixels.max())
-    if low < 0 or high > white:
+    found = rgb_range_error(pixels, white)
+    if found is not None:
         raise ValueError(
             f"{what} measures CIEDE2000 colour differences on RGB values from 0 to {white:g}, "
-            f"but the image has values from {low:g} to {high:g}; give k as a number"
+            f"but the image has {found}; give k as a number"
         )
 
 
@@ -233,7 +232,18 @@ def _fits(pixels, dtype, ncolour, ks, opts, progress):
     fit per K."""
     values = pixels.astype(np.float64)
     white = rgb_scale(dtype)
-    lab = to_lab(pixels, white).astype(np.float64) if ncolour == 3 else None
+    lab = None
+    if ncolour == 3:
+        found = rgb_range_error(pixels, white)
+        if found is None:
+            lab = to_lab(pixels, white).astype(np.float64)
+        else:
+            warnings.warn(
+                f"delta_e2000 is left out: CIEDE2000 is measured on RGB values from 0 to "
+                f"{white:g}, but the image has {found}",
+                UserWarning,
+                stacklevel=3,
+            )
     feats = lab if opts.lab else values  # where the fits measure distances
     if opts.od:  # one white level for every K
         level = resolve_white(opts.white, pixels, dtype, ncolour)

@@ -47,6 +47,28 @@ def safe_scale_64(max_abs: float) -> float:
     return safe_scale(max_abs, low=SAFE_MIN_64, least=-1022)
 
 
+def rgb_range_error(values: np.ndarray, white: float) -> str | None:
+    """None when every value lies from 0 (black) to ``white`` (NaN, a left-out pixel,
+    passes), else the range found, for an error message: L*a*b* and CIEDE2000 of values
+    outside mean nothing (OpenCV extrapolates L past 100; clipped, an error reads 0)."""
+    with np.errstate(invalid="ignore"):
+        if not ((values < 0) | (values > white)).any():
+            return None
+    return f"values from {float(np.nanmin(values)):g} to {float(np.nanmax(values)):g}"
+
+
+def lab_features(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """`to_lab` of pixels to assign, refusing RGB outside 0..``scale`` (an 8-bit picture
+    stored as float 0..255, say)."""
+    found = None if rgb.dtype.kind == "u" else rgb_range_error(rgb, scale)  # u: 0..max
+    if found is not None:
+        raise ValueError(
+            f"color_space='lab' takes RGB values from 0 (black) to {scale:g} (white), but "
+            f"the image has {found}"
+        )
+    return to_lab(rgb, scale)
+
+
 def to_lab(rgb: np.ndarray, scale: float) -> np.ndarray:
     """(n, 3) RGB in ``[0, scale]`` -> (n, 3) float32 L*a*b* (L in 0..100)."""
     x = rgb.astype(np.float32)

@@ -13,7 +13,7 @@ from functools import partial
 
 import numpy as np
 
-from ..core._colorspace import OD_MAX, rgb_scale, safe_scale_64, to_lab, to_od
+from ..core._colorspace import OD_MAX, lab_features, rgb_scale, safe_scale_64, to_od
 from ..core._layout import Layout, layout, pixels, restore, unmask, usable
 from ..core._options import Finish
 from ._result import QuantizeResult
@@ -171,7 +171,7 @@ def assigner(palette, dtype) -> Assigner:
     colours = output_colours(centers, dtype)
     ncolour = palette.nchannels
     if palette.color_space == "lab":
-        to_features = partial(to_lab, scale=rgb_scale(dtype))
+        to_features = partial(lab_features, scale=rgb_scale(dtype))
         limits = np.array([[0.0, -np.inf, -np.inf], [100.0, np.inf, np.inf]])
         return Assigner(ncolour, palette.lab_centers, colours, to_features, 1.0, limits, False)
     if palette.color_space == "od":

@@ -19,6 +19,7 @@ import numpy as np
 from ..core._colorspace import (
     from_lab,
     from_od,
+    lab_features,
     resolve_white,
     rgb_scale,
     safe_scale,
@@ -166,11 +167,8 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
         raise ValueError(
             f"color_space='lab' needs 3 colour channels (RGB), but the image has {ncolour}"
         )
-    if opts.lab and len(sample) and float(sample.min()) < 0:
-        raise ValueError(
-            f"color_space='lab' takes RGB values from 0 (black) up; the image has values "
-            f"down to {float(sample.min()):g}"
-        )
+    if opts.lab:
+        lab_features(sample, rgb_scale(dtype))  # refuses values outside black..white
     level = resolve_white(opts.white, sample, dtype, ncolour) if opts.od else None
     if len(sample) < k:
         raise ValueError(f"k={k} is larger than the number of usable pixels ({len(sample)})")

@@ -238,7 +238,8 @@ def _usable_at(block, mask_block, picks, lay):
 
 def check_levels(levels, mask, channel_axis=None, alpha=None):
     """Multiscale input takes no mask, and no masked arrays (whose masks would be lost);
-    every level has the same channels."""
+    every level has the same channels and dtype (a palette fitted on one level in its
+    units is applied to all of them)."""
     if mask is not None:
         raise ValueError("mask is not supported with multiscale input")
     if any(isinstance(level, np.ma.MaskedArray) for level in levels):
@@ -248,6 +249,12 @@ def check_levels(levels, mask, channel_axis=None, alpha=None):
         shapes = ", ".join(str(tuple(level.shape)) for level in levels)
         raise ValueError(
             f"every multiscale level must have the same channels, got levels of shape {shapes}"
+        )
+    dtypes = [np.dtype(level.dtype) for level in levels]
+    if len({(d.kind, d.itemsize) for d in dtypes}) > 1:  # byte order aside
+        raise ValueError(
+            "every multiscale level must have the same dtype, got "
+            + ", ".join(str(d) for d in dtypes)
         )
 
 
