@@ -297,3 +297,22 @@ def test_the_curve_leaves_out_colour_differences_it_cannot_measure():
     fine = k_curve(image / 255, range(2, 5), channel_axis=-1, seed=0)
     assert fine.table()["delta_e2000"].notna().all()
 
+
+def test_edits_refuse_an_image_or_colour_of_other_units():
+    """split re-clustered a uint8 image's pixels into a result made from float32 (centres of
+    0-1 and 177 side by side) when its palette of given colours had no dtype; recolour put
+    inf into a float32 picture for a colour of 1e308."""
+    from napari_kquant import Palette, recolour
+
+    photo = make_blocks()
+    floats = photo.astype(np.float32) / 255
+    given = Palette.from_colors([[0.0, 0, 0], [0.5, 0.5, 0.5], [1.0, 1, 1]])
+    result = given.apply(floats, channel_axis=-1)
+    with pytest.raises(ValueError, match="image is uint8, the result was made from float32"):
+        split(result, photo, 2, 2, channel_axis=-1, seed=0)
+    assert split(result, floats, 2, 2, channel_axis=-1, seed=0).palette.k == 4
+    fitted = quantize(floats, 4, channel_axis=-1, seed=0)
+    with pytest.raises(ValueError, match=r"colour must be numbers a float32 image can hold"):
+        recolour(fitted, 1, [1e308, 0, 0])
+    painted = recolour(fitted, 1, [1e30, 0, 0]).quantized  # float32 holds 1e30
+    assert painted[fitted.labels == 1][0].tolist() == [np.float32(1e30), 0, 0]

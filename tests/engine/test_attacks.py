@@ -87,7 +87,7 @@ def test_lab_refuses_values_above_white_in_the_fit_and_in_every_pixel_assigned()
     import dask.array as da
 
     photo = make_blocks().astype(np.float32)
-    with pytest.raises(ValueError, match=r"to 1 \(white\), but the image has values from 0 to 255"):
+    with pytest.raises(ValueError, match=r"to 1 \(white\), but the image has values from 0 to 25"):
         quantize(photo, 4, channel_axis=-1, color_space="lab", seed=0)
     fine = photo / 255
     palette = fit(fine, 4, channel_axis=-1, color_space="lab", seed=0)
@@ -265,3 +265,26 @@ def test_a_signal_right_after_a_temporary_is_made_leaves_nothing(tmp_path, monke
     assert len(list(tmp_path.iterdir())) == 2
     transaction.abort()
     assert [p.name for p in tmp_path.iterdir()] == [other.name]
+
+
+def test_zero_d_arrays_and_bytes_where_items_go_are_named():
+    """numpy's "iteration over a 0-d array" / "len() of unsized object", an OverflowError,
+    and bytes read as a 1-channel colour (b"3" was the value 51)."""
+    from napari_kquant import k_curve
+
+    image = make_blocks()
+    result = quantize(image, 4, channel_axis=-1, seed=0)
+    with pytest.raises(TypeError, match=r"colour must be '#rrggbb' or one number per"):
+        recolour(result, 1, np.array(3))
+    with pytest.raises(TypeError, match=r"axes must be a list of names, got array\(3\)"):
+        result.plane_table(axes=np.array(3))
+    with pytest.raises(TypeError, match=r"ks must be whole numbers"):
+        k_curve(image, np.array(3), channel_axis=-1)
+    for colors in (np.array(3), b"3"):
+        with pytest.raises(TypeError, match=r"colors must be hex strings or a \(k, channels\)"):
+            Palette.from_colors(colors)
+    for size in (10**400, [10**400, 1]):
+        with pytest.raises(ValueError, match=r"pixel_size 1000.* is larger than a float can hold"):
+            result.table(pixel_size=size)
+    by_array = result.table(pixel_size=np.array(2.0))["area"].tolist()
+    assert by_array == result.table(pixel_size=2.0)["area"].tolist() != [0.0] * len(by_array)

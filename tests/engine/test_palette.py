@@ -197,8 +197,12 @@ def test_pooled_fit_over_lazy_images_and_all_pixels(photos):
 
 
 def test_pooled_fit_refuses_unlike_images(blocks):
-    with pytest.raises(ValueError, match="image 1 is uint16 with 3 colour channels"):
+    with pytest.raises(ValueError, match=r"images\[1\] is uint16 with 3 colour channels"):
         fit_pooled([blocks, blocks.astype(np.uint16)], 4, channel_axis=-1)
+    with pytest.raises(ValueError, match=r"images\[1\]: a multiscale list: give one of its"):
+        fit_pooled([blocks, [blocks, blocks[::2, ::2]]], 4, channel_axis=-1)
+    with pytest.raises(TypeError, match=r"images\[1\]: image dtype object is not supported"):
+        fit_pooled([blocks, None], 4, channel_axis=-1)
     with pytest.raises(ValueError, match="images is empty"):
         fit_pooled([], 4)
 

@@ -449,6 +449,22 @@ def test_progress_is_reported_in_order(photos, sample):
     assert messages[:3] == [f"K-means attempt {i} of 3" for i in (1, 2, 3)]
 
 
+def test_fits_report_progress_up_to_the_end(photos):
+    """fit and fit_pooled stopped at 0.75 (the start of the last of 4 steps)."""
+    from napari_kquant import fit, fit_pooled
+
+    image = photos["coffee"][:100, :100]
+    for pooled in (False, True):
+        seen = []
+        hook = seen.append
+        if pooled:
+            fit_pooled([image] * 2, 4, channel_axis=-1, seed=0, progress=lambda *a: hook(a))  # noqa: B023
+        else:
+            fit(image, 4, channel_axis=-1, seed=0, progress=lambda *a: hook(a))  # noqa: B023
+        fractions = [f for f, _ in seen]
+        assert fractions == sorted(fractions) and seen[-1] == (1.0, "fitting done")
+
+
 def test_raising_from_progress_stops_the_run(photos):
     class Stop(Exception):
         pass

@@ -469,3 +469,15 @@ def test_big_endian_labels_are_cleaned_like_native_ones():
     np.testing.assert_array_equal(
         clean_labels(labels.astype(">u2"), min_size=11), field((12, 12), 300, np.uint16)
     )
+
+
+def test_lazy_labels_of_unknown_chunk_sizes_are_named():
+    """dask's own AssertionError (assert_int_chunksize) reached the caller."""
+    labels = da.from_array(np.random.default_rng(0).integers(1, 4, (20, 20), np.uint8), chunks=5)
+    unknown = labels[labels.sum(axis=1) >= 0]
+    with pytest.raises(ValueError, match=r"labels has unknown chunk sizes .*compute_chunk_sizes"):
+        clean_lazy(unknown, min_size=4)
+    unknown.compute_chunk_sizes()
+    np.testing.assert_array_equal(
+        clean_lazy(unknown, min_size=4).compute(), clean_labels(labels.compute(), min_size=4)
+    )

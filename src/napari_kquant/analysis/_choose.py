@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core._colorspace import resolve_white, rgb_range_error, rgb_scale, to_lab, to_od
 from ..core._layout import is_multiscale
-from ..core._options import MAX_AUTO_K, MAX_K, callback, scalar, settings
+from ..core._options import MAX_AUTO_K, MAX_K, callback, not_items, scalar, settings
 from ..engine._fit import cluster
 from ..engine._sample import fit_level, sample_pixels
 
@@ -294,7 +294,7 @@ def _with_k(opts, k):
 
 
 def _check_ks(ks) -> list[int]:
-    if isinstance(ks, str | bytes) or not hasattr(ks, "__iter__"):
+    if not_items(ks):
         raise TypeError(f"ks must be whole numbers (e.g. range(2, 33)), got {ks!r}")
     values = list(ks)
     if not all(isinstance(k, int | np.integer) and not isinstance(k, bool) for k in values):

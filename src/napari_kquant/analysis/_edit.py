@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core._colorspace import from_lab, from_od, rgb_scale
 from ..core._layout import is_lazy, layout, pixels, restore
-from ..core._options import scalar, settings, zero_d
+from ..core._options import not_items, scalar, settings
 from ..engine._apply import assigner, label_dtype
 from ..engine._fit import cluster, dark_to_light
 from ..engine._palette import Palette
@@ -112,9 +112,12 @@ def split(
             f"image has {lay.ncolour} colour channels, the result's palette "
             f"{palette.nchannels}: give the image the result was made from"
         )
-    if palette.dtype is not None and np.dtype(palette.dtype) != image.dtype:
+    made = palette.dtype  # a palette of given colours has none: its picture's dtype
+    if made is None and result.quantized is not None:
+        made = np.asarray(result.quantized[:0]).dtype
+    if made is not None and np.dtype(made) != image.dtype:
         raise ValueError(
-            f"image is {image.dtype}, the result was made from {palette.dtype}: give the "
+            f"image is {image.dtype}, the result was made from {made}: give the "
             "image the result was made from"
         )
     pix, spatial = pixels(image, lay)
@@ -184,9 +187,10 @@ def recolour(result: QuantizeResult, label: int, colour) -> QuantizeResult:
     _check_computed(result)
     palette = result.palette
     (label,) = _labels([label], palette.k, at_least=1, name="label")
-    if not isinstance(colour, str) and not (
-        hasattr(colour, "__len__")
-        and all(isinstance(v, int | float | np.number) and not isinstance(v, bool) for v in colour)
+    number = int | float | np.number
+    if not isinstance(colour, str) and (
+        not_items(colour)
+        or not all(isinstance(v, number) and not isinstance(v, bool) for v in colour)
     ):
         raise TypeError(
             f"colour must be '#rrggbb' or one number per colour channel, got {colour!r}"
@@ -207,6 +211,10 @@ def recolour(result: QuantizeResult, label: int, colour) -> QuantizeResult:
                 f"colour must be whole numbers from {low} to {high} for a {target} image "
                 f"(or '#rrggbb'), got {colour!r}"
             )
+    with np.errstate(over="ignore"):
+        held = values.astype(target) if target.kind == "f" else values
+    if not np.isfinite(held).all():
+        raise ValueError(f"colour must be numbers a {target} image can hold, got {colour!r}")
     fit = dict(palette.fit or {})
     hexa = shown.hex[0] if shown.hex else None
     fit["display"] = {**fit.get("display", {}), str(label): hexa or values.tolist()}
@@ -331,7 +339,7 @@ def _labels(labels, k, at_least, name="labels") -> list[int]:
     labels = scalar(labels)
     if isinstance(labels, int | np.integer) and not isinstance(labels, bool):
         labels = [labels]
-    if isinstance(labels, str | bytes) or not hasattr(labels, "__iter__") or zero_d(labels):
+    if not_items(labels):
         raise TypeError(f"{name} must be cluster labels (whole numbers 1..{k}), got {labels!r}")
     values = [scalar(v) for v in labels]
     if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):

@@ -140,6 +140,15 @@ def is_lazy(image) -> bool:
     return not isinstance(image, np.ndarray) and getattr(image, "chunks", None) is not None
 
 
+def check_known_chunks(array, name: str = "image") -> None:
+    """Refuse a dask array whose chunk sizes are unknown (NaN, after boolean indexing)."""
+    if any(math.isnan(c) for dim in array.chunks for c in dim):
+        raise ValueError(
+            f"{name} has unknown chunk sizes (NaN), e.g. after boolean indexing; call "
+            f"{name}.compute_chunk_sizes() first"
+        )
+
+
 def is_multiscale(image) -> bool:
     """A list of arrays, finest first, each smaller than the one before (napari's convention)."""
     if not isinstance(image, list | tuple) or len(image) < 2:

@@ -340,6 +340,12 @@ def zero_d(value) -> bool:
     return isinstance(value, np.ndarray) and value.ndim == 0
 
 
+def not_items(value) -> bool:
+    """Not a collection of items to iterate: a str or bytes (characters, not items), a
+    scalar, or a 0-d numpy array (numpy refuses to iterate one)."""
+    return isinstance(value, str | bytes) or not hasattr(value, "__iter__") or zero_d(value)
+
+
 def integer(name, value, lo, hi=None) -> int:
     value = scalar(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

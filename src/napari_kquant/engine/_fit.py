@@ -127,11 +127,17 @@ def fit_pooled(
     for i, item in enumerate(images):
         image = item() if callable(item) else item
         own = replace(opts, seed=image_seed(opts.seed, i))
-        dtype, ncolour, part, n = sample_pixels(image, channel_axis, alpha, None, own)
+        try:
+            if is_multiscale(image):
+                raise ValueError("a multiscale list: give one of its levels (its finest: [0])")
+            dtype, ncolour, part, n = sample_pixels(image, channel_axis, alpha, None, own)
+        except (TypeError, ValueError) as e:  # which image it was
+            kind = TypeError if isinstance(e, TypeError) else ValueError
+            raise kind(f"images[{i}]: {e}") from e
         kinds.append((np.dtype(dtype), ncolour))
         if kinds[-1] != kinds[0]:
             raise ValueError(
-                f"image {i} is {kinds[-1][0]} with {ncolour} colour channels, but image 0 is "
+                f"images[{i}] is {kinds[-1][0]} with {ncolour} colour channels, but images[0] is "
                 f"{kinds[0][0]} with {kinds[0][1]}: a pooled palette needs them alike"
             )
         parts.append(part)
@@ -340,6 +346,7 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
         raise
     if state["error"] is not None:
         raise state["error"]
+    report(1.0, "fitting done")  # the steps above end at the last one's start
     return state["best"]
 
 

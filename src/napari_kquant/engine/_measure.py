@@ -14,7 +14,7 @@ import numpy as np
 
 from ..core._colorspace import rgb_scale, to_lab
 from ..core._layout import is_lazy
-from ..core._options import scalar, zero_d
+from ..core._options import not_items, scalar, zero_d
 
 #: A cluster is suggested as background (glass, empty slide) when it is the lightest one
 #: and near-white: CIE L* at least this ...
@@ -156,12 +156,8 @@ def pixel_area(pixel_size, ndim: int) -> float:
         return 1.0
     last = min(ndim, 2)
     if _is_size(pixel_size):
-        sizes = [float(pixel_size)] * last
-    elif (
-        isinstance(pixel_size, str | bytes)
-        or not hasattr(pixel_size, "__len__")
-        or zero_d(pixel_size)
-    ):
+        sizes = [_float(pixel_size)] * last
+    elif not_items(pixel_size):
         raise TypeError(
             f"pixel_size must be a number or one number per spatial axis, got {pixel_size!r}"
         )
@@ -169,7 +165,7 @@ def pixel_area(pixel_size, ndim: int) -> float:
         given = [scalar(s) for s in pixel_size]
         if not all(_is_size(s) for s in given):
             raise TypeError(f"pixel_size must hold numbers, got {pixel_size!r}")
-        sizes = [float(s) for s in given]
+        sizes = [_float(s) for s in given]
         if len(sizes) not in (ndim, last):
             raise ValueError(
                 f"pixel_size must hold {ndim} sizes (one per spatial axis) or the last {last}, "
@@ -184,6 +180,13 @@ def pixel_area(pixel_size, ndim: int) -> float:
             "a float can hold"
         )
     return area
+
+
+def _float(size) -> float:
+    try:
+        return float(size)
+    except OverflowError:  # an int beyond float's range
+        raise ValueError(f"pixel_size {size!r} is larger than a float can hold") from None
 
 
 def _is_size(value) -> bool:
@@ -203,7 +206,7 @@ def check_axes(axes, nlead: int, nchannels: int) -> list[str]:
     a column of the table."""
     if axes is None:
         return [f"axis_{i}" for i in range(nlead)]
-    if isinstance(axes, str | bytes) or not hasattr(axes, "__len__"):
+    if not_items(axes):
         raise TypeError(f"axes must be a list of names, got {axes!r}")
     axes = list(axes)
     if not all(isinstance(a, str) and a for a in axes):

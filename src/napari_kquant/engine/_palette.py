@@ -27,6 +27,7 @@ from ..core._options import (
     check_white,
     choice,
     finish,
+    not_items,
 )
 from ._apply import apply_array
 from ._palette_files import read, write
@@ -317,7 +318,7 @@ class Palette:
         """
         if isinstance(colors, str):
             colors = [colors]
-        if colors is None or not hasattr(colors, "__len__"):
+        if not_items(colors) or not hasattr(colors, "__len__"):
             raise TypeError(
                 f"colors must be hex strings or a (k, channels) array, got {type(colors).__name__}"
             )

@@ -11,7 +11,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..core._layout import Layout, check_dtype, is_lazy, layout, pixels, unmask, usable
+from ..core._layout import (
+    Layout,
+    check_dtype,
+    check_known_chunks,
+    is_lazy,
+    layout,
+    pixels,
+    unmask,
+    usable,
+)
 
 #: The first round of a lazy sample reads SAMPLE_CHUNKS chunks, picked at random (of an
 #: image over LARGE_IMAGE bytes, FIRST_SHARE of its chunks if fewer, but at least
@@ -104,11 +113,7 @@ def as_dask(image):
         image = da.asarray(image)
     elif not isinstance(image, da.Array):
         image = da.from_array(image, chunks=image.chunks)
-    if any(math.isnan(c) for dim in image.chunks for c in dim):
-        raise ValueError(
-            "image has unknown chunk sizes (NaN), e.g. after boolean indexing; call "
-            "image.compute_chunk_sizes() first"
-        )
+    check_known_chunks(image)
     if isinstance(getattr(image, "_meta", None), np.ma.MaskedArray):
         raise ValueError("masked arrays inside dask arrays are not supported; pass mask=")
     if not image.dtype.isnative:

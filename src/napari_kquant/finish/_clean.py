@@ -26,6 +26,7 @@ import numba
 import numpy as np
 
 from ..core._assign import compiled
+from ..core._layout import check_known_chunks
 from ..core._options import finish
 from ._regions import _in_threads, _merge_small
 
@@ -178,7 +179,9 @@ def clean_lazy(labels, *, min_size=None, smooth=None):
     """
     import dask.array as da
 
-    labels = _check_labels(da.asarray(labels), "clean_lazy")
+    labels = da.asarray(labels)
+    check_known_chunks(labels, "labels")
+    labels = _check_labels(labels, "clean_lazy")
     min_size, smooth = check_clean(min_size, smooth)
     n, r = min_size or 1, smooth or 0
     if n == 1 and r == 0:
