@@ -308,7 +308,14 @@ def _as_image(image):
     if isinstance(image, list | tuple) and not is_multiscale(image):
         try:
             return np.asarray(image)
-        except ValueError as e:  # ragged rows
+        except ValueError as e:  # ragged rows, or arrays of other shapes
+            if all(hasattr(level, "shape") and hasattr(level, "dtype") for level in image):
+                shapes = ", ".join(str(tuple(level.shape)) for level in image)
+                raise ValueError(
+                    "image: arrays of other shapes in a list are a multiscale pyramid only "
+                    "with the same axes, each level smaller than the one before; got "
+                    f"shapes {shapes}"
+                ) from None
             raise ValueError(
                 "image must be an array: a list of rows of equal length, or a multiscale "
                 f"list of arrays, finest first ({e})"

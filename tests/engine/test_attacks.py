@@ -288,3 +288,11 @@ def test_zero_d_arrays_and_bytes_where_items_go_are_named():
             result.table(pixel_size=size)
     by_array = result.table(pixel_size=np.array(2.0))["area"].tolist()
     assert by_array == result.table(pixel_size=2.0)["area"].tolist() != [0.0] * len(by_array)
+
+
+def test_a_list_of_arrays_that_is_no_pyramid_says_so():
+    """It was called 'a list of rows of equal length' with numpy's inhomogeneous-shape text."""
+    image = np.zeros((8, 8, 3), np.uint8)
+    for levels in ([image, image[::2, ::2, 0]], [image[::2, ::2], image]):
+        with pytest.raises(ValueError, match=r"a multiscale pyramid only with the same axes, e"):
+            quantize(levels, 2, channel_axis=-1)
