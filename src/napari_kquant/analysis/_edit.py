@@ -109,8 +109,8 @@ def split(
     lay = layout(image.shape, image.dtype, channel_axis, alpha)
     if lay.ncolour != palette.nchannels:
         raise ValueError(
-            f"image has {lay.ncolour} colour channels, the result's palette "
-            f"{palette.nchannels}: give the image the result was made from"
+            f"image has {lay.ncolour} colour channels (channel_axis={channel_axis!r}), the "
+            f"result's palette {palette.nchannels}: give the image the result was made from"
         )
     made = palette.dtype  # a palette of given colours has none: its picture's dtype
     if made is None and result.quantized is not None:
