@@ -238,6 +238,7 @@ def test_given_array_palette_in_the_images_units():
         ([[0, 0, 0]], {"color_space": "lab"}, "needs the colours' dtype"),
         ([[0, 0]], {"color_space": "lab", "dtype": "uint8"}, "3 colour channels"),
         ([[0, 0, 0]], {"dtype": "complex64"}, "dtype must be an integer, float32 or float64"),
+        ([[0, 0, 0]], {"dtype": np.int8(3)}, r"float64 dtype, got np.int8\(3\)"),  # a value
     ],
 )
 def test_bad_given_colours(colors, kwargs, match):

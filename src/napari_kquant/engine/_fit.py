@@ -8,6 +8,7 @@ which calls OpenCV and orders the centres dark to light.
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
 from collections.abc import Callable, Iterable
@@ -118,6 +119,11 @@ def fit_pooled(
         raise TypeError(
             "images must be a sequence of images (a list, a generator, ...), got a single "
             f"{type(images).__name__}; use fit() for one image"
+        )
+    if isinstance(images, str | bytes | os.PathLike):
+        raise TypeError(
+            f"images must be a sequence of images, got the {type(images).__name__} "
+            f"{images!r}; load the files first (a callable per file loads it when needed)"
         )
     if not hasattr(images, "__iter__"):
         raise TypeError(f"images must be an iterable of images, got {type(images).__name__}")

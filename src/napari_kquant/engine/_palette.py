@@ -462,6 +462,8 @@ def apply_palette(palette, image, channel_axis, alpha, mask, progress, done: Fin
 
 def _palette_dtype(dtype) -> str:
     try:
+        if isinstance(dtype, np.generic):  # a value (np.int8(3)), not a dtype
+            raise TypeError
         return str(check_dtype(dtype))
     except TypeError:
         raise ValueError(
