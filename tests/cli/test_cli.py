@@ -177,6 +177,45 @@ def test_batch_fits_one_palette_and_names_the_unreadable_file(tmp_path):
     assert (again / "q.png").read_bytes() == (out / "img2.png").read_bytes()
 
 
+def test_batch_replaces_no_file_unless_forced(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_rgb(photos / "cat.jpg", make_blocks(seed=0))
+    write_rgb(photos / "dog.jpg", make_blocks(seed=1))
+    write_rgb(photos / "cat.png", make_blocks(seed=2))  # the user's own, not an input
+    before = snapshot(photos)
+    argv = [str(photos / "cat.jpg"), str(photos / "dog.jpg"), "-k", "2", "--out-dir", str(photos)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cat.png' exists: a batch replaces no file unless --force" in err
+    assert snapshot(photos) == before  # nothing written, nothing replaced
+    assert main([*argv, "--force"]) == 0
+    capsys.readouterr()
+    assert (photos / "dog.png").exists() and (photos / "cat.png").read_bytes() != before[
+        photos.joinpath("cat.png").relative_to(photos)
+    ]
+
+
+def test_batch_writes_float_and_signed_pictures_as_tiff(tmp_path, capsys):
+    import tifffile
+
+    floats = make_blocks().astype(np.float32) / 255
+    tifffile.imwrite(tmp_path / "f.tif", floats, photometric="rgb")
+    tifffile.imwrite(tmp_path / "s.tif", make_blocks().astype(np.int8) // 2, photometric="rgb")
+    write_rgb(tmp_path / "u.png", make_blocks())
+    palette = Palette.from_colors(["#000000", "#ffffff", "#ff0000", "#00ff00"])
+    palette.save(tmp_path / "p.json")
+    out = tmp_path / "out"
+    argv = [str(tmp_path / n) for n in ("f.tif", "s.tif", "u.png")]
+    assert main([*argv, "--palette", str(tmp_path / "p.json"), "--out-dir", str(out)]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in out.iterdir()) == ["f.tif", "s.tif", "u.png"]
+    written = tifffile.imread(out / "f.tif")
+    assert written.dtype == np.float32 and written.shape == floats.shape
+    expected = palette.apply(floats, channel_axis=-1).quantized
+    np.testing.assert_array_equal(written, expected)
+
+
 def test_refused_batch_makes_no_folder(tmp_path, capsys):
     write_rgb(tmp_path / "a.png", make_blocks())
     write_rgb(tmp_path / "b.png", make_blocks())

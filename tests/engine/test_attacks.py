@@ -191,6 +191,9 @@ def test_palette_files_and_colours_that_do_not_add_up_are_refused(tmp_path):
     path.write_text("label,hex,dtype,red,green\n1,#ff0000,uint8,255.0,0.0\n")  # blue cut off
     with pytest.raises(ValueError, match=r"hex column holds RGB .* 2 colour columns"):
         Palette.load(path)
+    path.write_text("label,hex,dtype,red\n1,#ff0000,uint8,255.0\n")  # green and blue cut off
+    with pytest.raises(ValueError, match=r"hex column holds RGB .* 1 colour columns"):
+        Palette.load(path)
     path.write_text("label,hex,dtype,channel_0,channel_1\n1,,uint8,255.0,0.0\n")  # 2 channels
     assert Palette.load(path).nchannels == 2
     palette = Palette.from_colors([[10, 20, 30]], dtype=np.uint8)

@@ -278,6 +278,17 @@ def test_csv_round_trip_keeps_the_values(tmp_path, photos, color_space):
     )
 
 
+@pytest.mark.parametrize("color_space", ["rgb", "od"])
+def test_csv_round_trip_of_a_grey_palette(tmp_path, photos, color_space):
+    grey = photos["coffee"][..., 1].astype(np.uint16) * 257  # its hex column is grey
+    palette = fit(grey, 5, seed=1, color_space=color_space)
+    palette.save(tmp_path / "p.csv")
+    loaded = Palette.load(tmp_path / "p.csv")
+    np.testing.assert_array_equal(loaded.centers, palette.centers)
+    assert loaded.hex == palette.hex and loaded.color_space == color_space
+    np.testing.assert_array_equal(loaded.apply(grey).labels, palette.apply(grey).labels)
+
+
 def test_gpl_round_trip_is_eight_bit(tmp_path, photos):
     palette = fit(photos["astronaut"], 6, channel_axis=-1, seed=0)
     palette.save(tmp_path / "p.gpl")

@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--write-labels", action="store_true", help="batch: also write each image's labels"
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="batch: replace files already in --out-dir (without it a batch replaces none)",
+    )
     p.add_argument("--palette", help="apply this saved palette (.json, .gpl, .csv): no fit")
     p.add_argument("--save-palette", help="keep the fitted palette in this file (.json, ...)")
     p.add_argument("--mask", help="image file whose non-zero pixels are the ones to cluster")

@@ -23,7 +23,7 @@ from ..core._options import (
     settings,
 )
 from ..engine._apply import label_dtype, output_colours
-from ..files._batch import batch_outputs
+from ..files._batch import batch_outputs, may_write, written_as
 from ..files._files import FileError, is_zarr, plan, read_image, write_all
 from ..files._photos import photo_path
 from ._args import SOME_FAILED, CLIError, build_parser
@@ -370,7 +370,14 @@ def run_batch(args: argparse.Namespace, parser) -> int:
     _check_table_options(args, k)
     # names before any work: two inputs must not share an output
     outputs = batch_outputs(args.images, args.out_dir, args.write_labels)
-    every = [(p, what) for wanted in outputs.values() for p, what in wanted]
+    every = may_write(outputs)
+    there = [p for p, _ in every if os.path.lexists(p)]
+    if there and not args.force:
+        more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""
+        raise CLIError(
+            f"--out-dir: {there[0]!r} exists{more}: a batch replaces no file unless --force "
+            "is given (or choose an empty or new folder)"
+        )
     plan(
         [
             (p, what, *((np.uint8, 3) if what == "output" else (label_dtype(k), 1)))
@@ -423,7 +430,7 @@ def _apply_batch(
             planned = plan(
                 [
                     (
-                        p,
+                        written_as(p, what, image.dtype),
                         what,
                         image.dtype if what == "output" else labels_dtype,
                         nchan if what == "output" else 1,
@@ -434,6 +441,9 @@ def _apply_batch(
                 indexed=args.indexed,
                 k=palette.k,
             )
+            there = [o.path for o in planned if os.path.lexists(o.path)]
+            if there and not args.force:  # made by someone else since the batch was checked
+                raise FileError(f"{there[0]!r} exists now: not replaced (no --force)")
             result = palette.apply(image, channel_axis=channel_axis, **finishing)
             arrays = {"output": result.quantized, "labels": result.labels}
             compactness, counts = write_all(

@@ -232,7 +232,9 @@ class Palette:
         """``#rrggbb`` per entry (gray for one channel); None for other channel counts."""
         if self.nchannels not in (1, 3):
             return None
-        eight = np.clip(np.rint(self.centers * (255.0 / self._white())), 0, 255).astype(int)
+        with np.errstate(over="ignore"):  # centres near the float64 limit: white
+            eight = np.clip(np.rint(self.centers * (255.0 / self._white())), 0, 255)
+        eight = eight.astype(int)
         if self.nchannels == 1:
             eight = np.repeat(eight, 3, axis=1)
         return ["#{:02x}{:02x}{:02x}".format(*row) for row in eight]

@@ -158,6 +158,11 @@ def _hex_only(rows, header, cls):
     return cls.from_colors([row[header.index("hex")].strip() for row in rows[1:]])
 
 
+def _grey(hex_) -> bool:
+    """``#rrggbb`` with r = g = b (or empty)."""
+    return not hex_ or (len(hex_) == 7 and hex_[1:3] == hex_[3:5] == hex_[5:7])
+
+
 def _from_csv(text, cls):
     rows = list(csv.reader(io.StringIO(text)))
     rows = [row for row in rows if any(cell.strip() for cell in row)]
@@ -178,7 +183,12 @@ def _from_csv(text, cls):
         raise ValueError(f"no colour columns in the header {header}")
     at = header.index("hex") if "hex" in header else len(header)
     hexes = [row[at] for row in rows[1:] if at < len(row)]  # (short rows: refused below)
-    if len(value_columns) != 3 and any(h.strip() for h in hexes):
+    grey = all(_grey(h.strip()) for h in hexes)  # a one-channel palette's hex column
+    if (
+        len(value_columns) != 3
+        and any(h.strip() for h in hexes)
+        and not (grey and len(value_columns) == 1)
+    ):
         raise ValueError(
             f"the hex column holds RGB colours, but the CSV has {len(value_columns)} colour "
             f"columns ({', '.join(header[i] for i in value_columns)}): one is missing?"

@@ -110,14 +110,13 @@ def plan_batch(images, out_dir, k: int, write_labels: bool = True) -> Batch:
         new_folder = out_dir
     outputs = batch_outputs(images, out_dir, write_labels)
     label_dtype = np.uint8 if k <= 255 else np.uint16
-    every = [(p, what) for wanted in outputs.values() for p, what in wanted]
-    every += [(_tif(p), what) for p, what in every if what == "output"]  # float/signed images
-    for target, _ in every:
-        if os.path.lexists(target):
-            raise FileError(
-                f"{target!r} exists: choose an empty or new output folder (a batch from the "
-                "dock never replaces a file)"
-            )
+    every = may_write(outputs)
+    there = [target for target, _ in every if os.path.lexists(target)]
+    if there:
+        raise FileError(
+            f"{there[0]!r} exists: choose an empty or new output folder (a batch from the "
+            "dock never replaces a file)"
+        )
     plan(
         [(p, what, np.uint8 if what == "output" else label_dtype, 3 if what == "output" else 1)
          for p, what in every],
@@ -149,7 +148,7 @@ def run_batch(batch: Batch, palette, progress=None, stop=None, **finishing) -> B
                 channel_axis = -1 if image.ndim == 3 and image.shape[-1] in (3, 4) else None
                 nchan = image.shape[-1] if channel_axis is not None else 1
                 planned = plan(
-                    [(p if what == "labels" or image.dtype.kind == "u" else _tif(p), what,
+                    [(written_as(p, what, image.dtype), what,
                       image.dtype if what == "output" else label_dtype,
                       nchan if what == "output" else 1)
                      for p, what in batch.outputs[path]],
@@ -185,6 +184,17 @@ def run_batch(batch: Batch, palette, progress=None, stop=None, **finishing) -> B
     return BatchResult(table, written, failed)
 
 
-def _tif(path: str) -> str:
-    """Where a picture PNG cannot hold the image (signed or float values): a TIFF."""
+def written_as(path: str, what: str, dtype) -> str:
+    """Where a batch writes a planned ``<name>.png`` output for an image of ``dtype``: a
+    picture a PNG cannot hold (signed or float values) goes to ``<name>.tif``."""
+    if what == "labels" or np.dtype(dtype).kind == "u":
+        return path
     return os.path.splitext(path)[0] + ".tif"
+
+
+def may_write(outputs) -> list[tuple[str, str]]:
+    """Every (path, what) a batch of `batch_outputs` may write, before the images' dtypes
+    are known: each picture as a PNG and as a TIFF."""
+    every = [(p, what) for wanted in outputs.values() for p, what in wanted]
+    tifs = [(written_as(p, what, np.float32), what) for p, what in every if what == "output"]
+    return every + tifs
