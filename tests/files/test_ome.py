@@ -349,3 +349,70 @@ def test_a_truncated_tiff_is_one_line(tmp_path):
     assert done.returncode == 2 and done.stderr.startswith("kquant: error:"), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ome.tif"]
+
+
+def _transforms(group):
+    return [
+        d["coordinateTransformations"] for d in group.attrs["ome"]["multiscales"][0]["datasets"]
+    ]
+
+
+def test_the_output_keeps_the_inputs_place_and_levels_sit_on_pixel_centres(tmp_path):
+    write_ome_zarr_input(tmp_path / "in.ome.zarr", photo_like(128), "0.5")  # 0.5 µm pixels
+    _edit_multiscales(  # its first pixel at (100, 200) µm
+        tmp_path / "in.ome.zarr",
+        lambda m: m["datasets"][0].update(
+            coordinateTransformations=[
+                {"type": "scale", "scale": [1.0, 0.5, 0.5]},
+                {"type": "translation", "translation": [0.0, 100.0, 200.0]},
+            ]
+        ),
+    )
+    with open_image(tmp_path / "in.ome.zarr") as opened:
+        assert opened.origin == (0.0, 100.0, 200.0)
+    done = kquant("in.ome.zarr", "-k", "3", "--seed", "0", "-o", "o.ome.zarr", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    root = zarr.open_group(str(tmp_path / "o.ome.zarr"), mode="r")
+    # a level of 2 x 2 (4 x 4) finest pixels: its centre half a coarse minus a fine pixel on
+    expected = [
+        [{"type": "scale", "scale": [1.0, s, s]},
+         {"type": "translation", "translation": [0.0, 100 + (s - 0.5) / 2, 200 + (s - 0.5) / 2]}]
+        for s in (0.5, 1.0, 2.0)
+    ]  # fmt: skip
+    assert _transforms(root) == expected
+    assert _transforms(root["labels/clusters"]) == [
+        [{"type": "scale", "scale": t[0]["scale"][1:]},
+         {"type": "translation", "translation": t[1]["translation"][1:]}]
+        for t in expected
+    ]  # fmt: skip
+    from ome_zarr_models.v05.image import Image
+
+    Image.from_zarr(root)
+
+
+def test_write_ome_zarr_refuses_what_does_not_add_up(tmp_path):
+    write_ome_zarr_input(tmp_path / "in.ome.zarr", photo_like(128), "0.5")  # c, y, x
+    result = quantize(photo_like(64), 3, channel_axis=-1, seed=0)  # y, x, c
+    opened = open_image(tmp_path / "in.ome.zarr")
+    with pytest.raises(ValueError, match=r"opened: the result \(64, 64, 3\) is not of"):
+        write_ome_zarr(tmp_path / "a.ome.zarr", result, opened)
+    with pytest.raises(TypeError, match="result must be a QuantizeResult, got NoneType"):
+        write_ome_zarr(tmp_path / "b.ome.zarr", None)
+    for rows, said in (
+        (lambda c: 5, "properties must return 3 dicts of JSON values"),
+        (lambda c: [{"x": float("nan")}] * 3, "properties must return 3 dicts of JSON values"),
+        (lambda c: [{"x": 1}] * 2, "properties must return 3 dicts, one per label"),
+    ):
+        with pytest.raises(ValueError, match=said):
+            write_ome_zarr(tmp_path / "c.ome.zarr", result, properties=rows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ome.zarr"]
+
+
+def test_an_axis_ngff_has_no_name_for_is_refused_before_any_work(tmp_path):
+    write_ome_zarr_input(tmp_path / "in.ome.zarr", photo_like(128), "0.5")
+    _edit_multiscales(tmp_path / "in.ome.zarr", lambda m: m["axes"][0].update(name="q"))
+    before = snapshot(tmp_path)
+    done = kquant("in.ome.zarr", "-k", "3", "-o", "o.ome.zarr", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "an axis has a name NGFF does not know (?yx)" in done.stderr
+    assert snapshot(tmp_path) == before

@@ -102,6 +102,9 @@ def run_slide(args: argparse.Namespace, parser) -> str:
     finishing = _finish_options(args)
     slide = is_ome_zarr(source) or os.path.splitext(source)[1].lower() in TIFF_SLIDES
     opened = open_image(source) if slide else _plain(source)
+    if output is not None and "?" in opened.axes:
+        opened.close()
+        raise CLIError(f"{source!r}: an axis has a name NGFF does not know ({opened.axes})")
     with grown(opened) as opened:  # one level: a pyramid built by halving
         try:
             return _quantize_slide(args, opened, palette, finishing, source, output, k)

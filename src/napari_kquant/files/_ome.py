@@ -9,6 +9,7 @@ demand). Nothing here loads a level into memory.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -37,7 +38,9 @@ class Opened:
 
     ``levels`` are dask arrays, finest first; ``axes`` one letter per axis of every
     level (``t``, ``c``, ``z``, ``y``, ``x``); ``scales`` per level and axis the step
-    between pixels in ``units`` (1.0 where unknown; a channel or time axis 1.0).
+    between pixels in ``units`` (1.0 where unknown; a channel or time axis 1.0);
+    ``origin`` per axis where the finest level's first pixel is (its NGFF translation),
+    or None for 0.
     """
 
     levels: list
@@ -47,6 +50,7 @@ class Opened:
     source: str
     #: closes the file the levels read from (a TIFF): see `close`
     closer: object = field(default=None, repr=False, compare=False)
+    origin: tuple[float, ...] | None = None
 
     def close(self) -> None:
         """Close the file the levels read from in this process (reading them opens it
@@ -180,7 +184,16 @@ def _open_ome_zarr(path) -> Opened:
         if len(scale) != level.ndim or not all(math.isfinite(s) and s > 0 for s in scale):
             raise FileError(f"cannot read {path!r}: level {i} has the scale {found!r}")
         scales.append(scale)
-    return _checked(Opened(levels, axes, scales, units, path))
+    found = transforms[0] if transforms else []
+    origin = next((t.get("translation") for t in found if t.get("type") == "translation"), None)
+    if origin is not None:
+        try:
+            origin = tuple(float(v) for v in origin)
+        except (TypeError, ValueError):
+            origin = ()
+        if len(origin) != levels[0].ndim or not all(math.isfinite(v) for v in origin):
+            raise FileError(f"cannot read {path!r}: level 0 has the translation {found!r}")
+    return _checked(Opened(levels, axes, scales, units, path, origin=origin))
 
 
 def _ratio(finest, shape, axes) -> tuple[float, ...]:
@@ -407,6 +420,8 @@ def write_ome_zarr(path, result, opened: Opened | None = None, properties=None):
     path = os.fspath(path)
     if os.path.lexists(path):
         raise FileError(f"{path!r} exists: choose a new path for the OME-Zarr image")
+    if not hasattr(result, "quantized") or not hasattr(result, "palette"):
+        raise TypeError(f"result must be a QuantizeResult, got {type(result).__name__}")
     quantized = result.quantized if isinstance(result.quantized, list) else [result.quantized]
     labels = result.labels if isinstance(result.labels, list) else [result.labels]
     if opened is None:
@@ -419,6 +434,12 @@ def write_ome_zarr(path, result, opened: Opened | None = None, properties=None):
         units = (None,) * len(axes)
     else:
         axes, scales, units = opened.axes, opened.scales, opened.units
+        if tuple(quantized[0].shape) != tuple(opened.levels[0].shape):
+            raise ValueError(
+                f"opened: the result {tuple(quantized[0].shape)} is not of the opened image "
+                f"{tuple(opened.levels[0].shape)} (axes {axes})"
+            )
+    origin = (0.0,) * len(axes) if opened is None or opened.origin is None else opened.origin
     if "?" in axes:
         raise FileError(f"cannot write {path!r}: an axis NGFF has no name for ({axes})")
     order = _ngff_order(axes)
@@ -443,6 +464,9 @@ def write_ome_zarr(path, result, opened: Opened | None = None, properties=None):
         )  # fmt: skip
         *_, counts = dask.compute(*writes, result.counts)  # one pass: shared chunk tasks
         counts = np.asarray(counts, np.int64)
+        _place(root, [origin[i] for i in order])
+        _place(zarr.open_group(os.path.join(tmp, "labels", "clusters"), mode="r+"),
+               [origin[i] for i in spatial])  # fmt: skip
         group = zarr.open_group(os.path.join(tmp, "labels"), mode="r+")
         ome = dict(group.attrs.get("ome", {}))
         ome.setdefault("version", root.attrs["ome"]["version"])  # NGFF asks for it here too
@@ -450,7 +474,7 @@ def write_ome_zarr(path, result, opened: Opened | None = None, properties=None):
         if properties is not None:
             clusters = zarr.open_group(os.path.join(tmp, "labels", "clusters"), mode="r+")
             ome = dict(clusters.attrs["ome"])
-            rows = properties(counts)
+            rows = _properties(properties(counts), result.palette.k)
             ome["image-label"] = {**ome["image-label"], "properties": [
                 {"label-value": i + 1, **row} for i, row in enumerate(rows)]}  # fmt: skip
             clusters.attrs["ome"] = ome
@@ -461,6 +485,41 @@ def write_ome_zarr(path, result, opened: Opened | None = None, properties=None):
     finally:
         transaction.abort()
     return counts
+
+
+def _place(group, origin) -> None:
+    """Each level's NGFF translation: ``origin`` (the finest level's, per axis in the
+    group's order) plus half of how much larger the level's pixels are than the finest
+    (pixel centres). In place of ome-zarr-py's, which leaves the origin out and gives
+    the half-pixel offsets in finest pixels whatever their size."""
+    ome = json.loads(json.dumps(group.attrs["ome"]))
+    datasets = ome["multiscales"][0]["datasets"]
+    finest = None
+    for dataset in datasets:
+        scale = next(t["scale"] for t in dataset["coordinateTransformations"]
+                     if t["type"] == "scale")  # fmt: skip
+        finest = finest or scale
+        shift = [o + (s - f) / 2 for o, s, f in zip(origin, scale, finest, strict=True)]
+        dataset["coordinateTransformations"] = [{"type": "scale", "scale": scale}]
+        if any(shift):
+            dataset["coordinateTransformations"].append(
+                {"type": "translation", "translation": shift}
+            )
+    group.attrs["ome"] = ome
+
+
+def _properties(rows, k) -> list[dict]:
+    """``properties(counts)``' rows: K dicts of JSON values (no NaN: JSON has none)."""
+    try:
+        rows = list(rows)
+        json.dumps(rows, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"properties must return {k} dicts of JSON values (no NaN): {e}"
+        ) from None
+    if len(rows) != k or not all(isinstance(row, dict) for row in rows):
+        raise ValueError(f"properties must return {k} dicts, one per label, got {rows!r:.80}")
+    return rows
 
 
 def _axis(name: str, unit: str | None) -> dict:
