@@ -216,6 +216,16 @@ def test_batch_writes_float_and_signed_pictures_as_tiff(tmp_path, capsys):
     np.testing.assert_array_equal(written, expected)
 
 
+def test_a_file_name_of_250_bytes_is_written(tmp_path, capsys):  # its temporary was too long
+    write_rgb(tmp_path / "a.png", make_blocks())
+    for name in ("L" * 246 + ".png", "é" * 123 + ".png"):  # 250 and 250 bytes
+        out = tmp_path / name
+        assert main([str(tmp_path / "a.png"), "-k", "2", "--seed", "0", "-o", str(out)]) == 0
+        assert read_rgb(out).shape == (32, 32, 3)
+    capsys.readouterr()
+    assert sorted(len(p.name.encode()) for p in tmp_path.iterdir()) == [5, 250, 250]
+
+
 def test_refused_batch_makes_no_folder(tmp_path, capsys):
     write_rgb(tmp_path / "a.png", make_blocks())
     write_rgb(tmp_path / "b.png", make_blocks())

@@ -299,3 +299,14 @@ def test_a_list_of_arrays_that_is_no_pyramid_says_so():
     for levels in ([image, image[::2, ::2, 0]], [image[::2, ::2], image]):
         with pytest.raises(ValueError, match=r"a multiscale pyramid only with the same axes, e"):
             quantize(levels, 2, channel_axis=-1)
+
+
+def test_palette_paths_that_are_no_files_are_named(tmp_path):
+    palette = Palette.from_colors(["#000000", "#ffffff"])
+    for call in (palette.save, Palette.load):
+        with pytest.raises(ValueError, match="a path cannot hold a NUL character"):
+            call(str(tmp_path / "p\0.json"))
+    (tmp_path / "zero.json").symlink_to("/dev/zero")
+    with pytest.raises(ValueError, match=r"zero\.json' is not a file \(a device or a pipe\?\)"):
+        Palette.load(tmp_path / "zero.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zero.json"]

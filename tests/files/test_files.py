@@ -121,6 +121,19 @@ def test_float64_and_nan_results_round_trip_through_tiff(tmp_path):
     assert len(np.unique(written[1:].reshape(-1, 3), axis=0)) == 3
 
 
+def test_int64_tiff_to_zarr(tmp_path):  # tifffile reads int64 as 'q', which zarr refused
+    import tifffile
+    import zarr
+
+    image = (np.arange(16 * 16 * 3).reshape(16, 16, 3) % 7 * 1000).astype(np.int64)
+    tifffile.imwrite(tmp_path / "in.tif", image, photometric="rgb")
+    argv = [str(tmp_path / "in.tif"), "-k", "3", "--seed", "0", "-o", str(tmp_path / "o.zarr")]
+    assert main(argv) == 0
+    written = zarr.open_array(str(tmp_path / "o.zarr"), mode="r")[:]
+    assert written.dtype == np.int64 and written.shape == image.shape
+    assert len(np.unique(written.reshape(-1, 3), axis=0)) == 3
+
+
 def test_jpeg_exif_orientation_is_applied(tmp_path):
     from PIL import Image
 
@@ -319,3 +332,39 @@ def test_masked_pixels_are_transparent_in_an_indexed_picture(tmp_path):
     with Image.open(out) as im:
         indices, transparent = np.asarray(im), im.info["transparency"]
     assert (indices[:, :20] == transparent).all() and (indices[:, 20:] != transparent).all()
+
+
+def test_formats_suggested_for_300_labels_can_hold_them(tmp_path, capsys):
+    write_rgb(tmp_path / "a.png", make_blocks())
+    argv = [str(tmp_path / "a.png"), "-k", "300", "-o", str(tmp_path / "o.png")]
+    assert main([*argv, "--labels", str(tmp_path / "l.bmp")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        ".bmp cannot hold 1-channel uint16 values (use .pgm, .png, .pnm, .tif, .tiff, .zarr)"
+        in err
+    )
+    for suggested in (".pgm", ".png", ".tif"):  # each one is taken
+        assert main([*argv, "--labels", str(tmp_path / f"l{suggested}")]) == 0, suggested
+
+
+def test_tiff_outputs_declare_alpha_and_decode_anywhere(tmp_path, capsys):
+    import tifffile
+
+    rgba = np.dstack([make_blocks(), np.full((32, 32), 200, np.uint8)])
+    rgba[0, 0, 3] = 0
+    cv2.imwrite(str(tmp_path / "in.png"), rgba[..., [2, 1, 0, 3]])
+    argv = [str(tmp_path / "in.png"), "-k", "4", "--seed", "0", "-o", str(tmp_path / "o.tif")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    with tifffile.TiffFile(tmp_path / "o.tif") as tif:  # no imagecodecs needed (zlib)
+        page = tif.pages[0]
+        assert page.compression == tifffile.COMPRESSION.ADOBE_DEFLATE
+        assert page.extrasamples == (tifffile.EXTRASAMPLE.UNASSALPHA,)
+        written = page.asarray()
+    assert written.shape == (32, 32, 4) and written[0, 0, 3] == 0
+    np.testing.assert_array_equal(written[..., 3], rgba[..., 3])
+    from PIL import Image
+
+    with Image.open(tmp_path / "o.tif") as im:  # Pillow reads the same RGBA
+        assert im.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(im), written)

@@ -50,7 +50,10 @@ class Transaction:
         self._making = None  # (folder, prefix) of a temporary being made, until it is staged
 
     def _prefix(self, folder: str, name: str) -> str:
-        self._making = (folder, f".{name}.{self._token}.")  # a signal may stop what follows
+        # the name cut to 200 bytes: with the token, mkstemp's letters and ".part" it stays
+        # within the 255 bytes of a file name however long the target's own name is
+        short = name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+        self._making = (folder, f".{short}.{self._token}.")  # a signal may stop what follows
         return self._making[1]
 
     def stage_bytes(self, path: str, data: bytes) -> None:

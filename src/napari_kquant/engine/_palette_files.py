@@ -22,6 +22,8 @@ MAX_BYTES = 64 << 20
 
 
 def _ext(path: str) -> str:
+    if "\0" in path:
+        raise ValueError(f"palette file {path!r}: a path cannot hold a NUL character")
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise ValueError(
@@ -91,7 +93,9 @@ def _csv_text(palette) -> str:
 def read(path: str, cls):
     ext = _ext(path)
     if not os.path.isfile(path):
-        what = "is a folder" if os.path.isdir(path) else "does not exist"
+        what = ("is a folder" if os.path.isdir(path) else
+                "is not a file (a device or a pipe?)" if os.path.exists(path) else
+                "does not exist")  # fmt: skip
         raise ValueError(f"palette file {path!r} {what}")
     if os.path.getsize(path) > MAX_BYTES:
         raise ValueError(f"palette file {path!r} is too large to be a palette")

@@ -353,7 +353,8 @@ def plan(outputs, inputs, new_folder=None, texts=(), indexed=False, k=None) -> l
         if dtype.name not in dtypes or channels not in counts:
             fits = sorted(
                 e for e, (d, c, ok) in FORMATS.items() if dtype.name in d and channels in c and ok
-            )
+                and not (e == ".gif" and what == "labels" and dtype.itemsize > 1)  # > 255 labels
+            )  # fmt: skip
             raise FileError(
                 f"cannot write {what} {path!r}: {ext} cannot hold {channels}-channel "
                 f"{dtype.name} values (use {', '.join([*fits, '.zarr'])})"
@@ -429,6 +430,8 @@ def encode(output: Output, data: np.ndarray, colours=None, labels=None) -> bytes
             return encode_indexed(ext, *picture_indices(data, colours, axis, left_out=left_out))
         except ValueError as e:
             raise FileError(f"cannot write {output.what} {output.path!r}: {e}") from None
+    if ext in (".tif", ".tiff"):
+        return _tiff(output, data)
     bgr = swap_red_blue(data)
     try:
         ok, buf = cv2.imencode(ext, bgr)
@@ -450,6 +453,32 @@ def encode(output: Output, data: np.ndarray, colours=None, labels=None) -> bytes
                 "exactly"
             )
     return buf.tobytes()
+
+
+def _tiff(output: Output, data: np.ndarray) -> bytes:
+    """A TIFF by tifffile, verified to decode to ``data``: deflate (zlib) compressed, which
+    every TIFF reader decodes (tifffile without imagecodecs too, unlike OpenCV's LZW), and
+    an RGBA picture's alpha declared as such (OpenCV's has no ExtraSamples tag)."""
+    import io
+
+    import tifffile
+
+    if data.ndim == 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim == 3:
+        alpha = ["unassalpha"] if data.shape[-1] == 4 else None
+        options = {"photometric": "rgb", "extrasamples": alpha}
+    else:
+        options = {"photometric": "minisblack"}
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, data, compression="zlib", **options)
+    back = tifffile.imread(io.BytesIO(buf.getvalue()))
+    if back.shape != data.shape or not np.array_equal(
+        back, data, equal_nan=data.dtype.kind == "f"
+    ):
+        raise FileError(f"cannot write {output.what} {output.path!r}: the TIFF would not hold "
+                        "the values exactly")  # fmt: skip
+    return buf.getvalue()
 
 
 def write_all(planned: list[Output], arrays, extra=(), texts=(), colours=None, labels=None):
@@ -490,7 +519,11 @@ def _compute(transaction, planned, arrays, extra):
     for i, (output, data) in enumerate(zip(planned, arrays, strict=True)):
         if output.zarr:
             temps[i] = transaction.stage_folder(output.path)
-            stores.append(da.to_zarr(da.asarray(data), temps[i], overwrite=True, compute=False))
+            data = da.asarray(data)
+            usual = np.dtype(data.dtype.str)  # int64 as 'l': zarr knows no 'q' (tifffile's)
+            if data.dtype.char != usual.char:
+                data = data.map_blocks(np.ndarray.view, usual, dtype=usual)
+            stores.append(da.to_zarr(data, temps[i], overwrite=True, compute=False))
     files = [a for o, a in zip(planned, arrays, strict=True) if not o.zarr]
     computed = dask.compute(*stores, *files, *extra)[len(stores) :]
     files, extra = iter(computed[: len(files)]), computed[len(files) :]
