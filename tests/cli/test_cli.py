@@ -8,10 +8,19 @@ import cv2
 import numpy as np
 import pytest
 
+import napari_kquant
 from napari_kquant import Palette
 from napari_kquant.cli._main import has_display, main
 
-from conftest import expected_block_labels, kquant, make_blocks, read_rgb, snapshot, write_rgb
+from conftest import (
+    expected_block_labels,
+    kquant,
+    make_blocks,
+    pillow_indices,
+    read_rgb,
+    snapshot,
+    write_rgb,
+)
 
 
 def test_cli_writes_quantized_and_labels_in_rgb_order(tmp_path, capsys):
@@ -237,6 +246,8 @@ def test_refused_batch_makes_no_folder(tmp_path, capsys):
     assert not (tmp_path / "new").exists()
     assert main([str(tmp_path / "a.png"), "--out-dir", str(tmp_path / "no" / "new")]) == 2
     assert "parent folder does not exist" in capsys.readouterr().err
+    assert main(["--out-dir", str(tmp_path / "new"), "-k", "3"]) == 2  # no image at all
+    assert "--out-dir '" in (err := capsys.readouterr().err) and "give the IMAGE files" in err
 
 
 def test_palette_with_fit_options_is_refused(tmp_path, capsys):
@@ -787,8 +798,38 @@ def test_quality_picks_the_fewest_colours_that_reach_max(tmp_path):
     # the same search from Python: no smaller K meets a mean CIEDE2000 of 2
     again = quantize(make_blocks(), "auto", target=2.0, channel_axis=-1, seed=1)
     assert again.palette.k == palette.k
-    assert f"quality {100 - 10 * auto['delta_e2000']:.0f}" in done.stdout
-    assert len(np.unique(read_rgb(tmp_path / "out.png").reshape(-1, 3), axis=0)) == palette.k
+    written = read_rgb(tmp_path / "out.png")
+    assert len(np.unique(written.reshape(-1, 3), axis=0)) == palette.k
+    # the quality said is the written picture's (scikit-image's CIEDE2000, all pixels)
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    mean = deltaE_ciede2000(rgb2lab(make_blocks()), rgb2lab(written)).mean()
+    said = int(re.search(r"quality (\d+)", done.stdout).group(1))
+    assert abs(said - (100 - 10 * mean)) <= 1
+
+
+def test_quality_is_measured_on_what_is_written(tmp_path):
+    slide = os.path.join(os.path.dirname(napari_kquant.__file__), "data", "slide.png")
+    base = [slide, "--quality", "75-80", "--seed", "0", "-o", "q.png"]
+    done = kquant(*base, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    said = int(re.search(r"quality (\d+)", done.stdout).group(1))
+    assert said >= 75
+    (tmp_path / "q.png").unlink()
+    # clean-up merges regions after the search: the picture written is far worse
+    done = kquant(*base, "--min-size", "50", cwd=tmp_path)
+    assert done.returncode == 99, done.stdout + done.stderr
+    assert "quality 75 not met" in done.stderr and not list(tmp_path.iterdir())
+
+
+def test_quality_with_outputs_of_255_at_most_chooses_up_to_255(tmp_path):
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    write_rgb(tmp_path / "in.png", noise)  # no K meets quality 99: the most the files hold
+    done = kquant("in.png", "--quality", "0-99", "--seed", "0", "-o", "o.png", "--labels",
+                  "l.png", "--indexed", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "k=255" in done.stdout
+    assert pillow_indices(tmp_path / "l.png")[1].max() == 255
 
 
 def test_quality_below_min_writes_nothing_and_exits_99(tmp_path):
@@ -862,3 +903,23 @@ def test_cli_reports_no_more_sample_than_the_usable_pixels(tmp_path, capsys):
     argv = [str(src), "-k", "2", "--seed", "0", "--mask", str(mask), "-o", str(tmp_path / "o.png")]
     assert main(argv) == 0
     assert "sample 100 px" in capsys.readouterr().out
+
+
+def test_a_closed_or_full_standard_output_is_no_traceback(tmp_path):
+    write_rgb(tmp_path / "in.png", make_blocks())
+    exe = os.path.join(os.path.dirname(sys.executable), "kquant")
+    argv = [exe, "in.png", "-k", "2", "--seed", "0"]
+    with open("/dev/full", "w") as full:  # a full disk
+        done = subprocess.run([*argv, "-o", "a.png"], cwd=tmp_path, stdout=full,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == (
+        "kquant: cannot write to standard output (No space left on device); the files were "
+        "written\n"
+    )
+    reader = subprocess.Popen([*argv, "-o", "b.png"], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # fmt: skip
+    reader.stdout.close()  # the reader left (kquant ... | true)
+    with reader.stderr:
+        assert reader.stderr.read() == "" and reader.wait() == 0
+    assert read_rgb(tmp_path / "a.png").shape == read_rgb(tmp_path / "b.png").shape == (32, 32, 3)

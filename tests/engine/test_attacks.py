@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -310,3 +311,12 @@ def test_palette_paths_that_are_no_files_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"zero\.json' is not a file \(a device or a pipe\?\)"):
         Palette.load(tmp_path / "zero.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zero.json"]
+
+
+def test_a_gimp_palette_of_another_colour_space_warns(tmp_path):
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)
+    with pytest.warns(UserWarning, match="this lab palette's colour space is not kept"):
+        fit(image, 3, channel_axis=-1, seed=0, color_space="lab").save(tmp_path / "p.gpl")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit(image, 3, channel_axis=-1, seed=0).save(tmp_path / "q.gpl")  # rgb: rounded only

@@ -329,6 +329,25 @@ def knee(ks, errors) -> int:
     return int(ks[int(np.argmax(chord - y))])
 
 
+def picture_delta_e(image, picture, labels, channel_axis=-1, size=1 << 16) -> float:
+    """The mean CIEDE2000 between an RGB(A) image and a picture of it (a result's
+    ``quantized``: dithering and clean-up included), over the pixels ``labels`` keeps
+    (label 0 is left out) on a regular grid of about ``size`` pixels; numpy or dask
+    arrays (only the grid is read). NaN when no pixel is kept."""
+    image = np.moveaxis(image, channel_axis, -1)
+    picture = np.moveaxis(picture, channel_axis, -1)
+    spatial = image.shape[:-1]
+    step = max(1, math.ceil((math.prod(spatial) / size) ** (1 / len(spatial))))
+    grid = (slice(None, None, step),) * len(spatial)
+    keep = np.asarray(labels[grid]).ravel() != 0
+    if not keep.any():
+        return math.nan
+    white = rgb_scale(image.dtype)
+    lab = [to_lab(np.asarray(a[grid])[..., :3].reshape(-1, 3)[keep], white).astype(np.float64)
+           for a in (image, picture)]  # fmt: skip
+    return float(ciede2000(*lab).mean())
+
+
 def ciede2000(lab1, lab2) -> np.ndarray:
     """CIEDE2000 colour differences between rows of two (n, 3) L*a*b* arrays (kL=kC=kH=1).
 

@@ -5,6 +5,7 @@ no output is asked for. `run` and `run_batch` do the work.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -102,8 +103,54 @@ def open_viewer(args: argparse.Namespace):
     return viewer
 
 
+class _Reports:
+    """Standard output that a closed pipe (``kquant ... | head``) or a full disk does not
+    stop: the files are written whatever becomes of the lines that report them; the
+    first error is kept (``error``) and what follows is dropped."""
+
+    def __init__(self, stream):
+        self.stream, self.error = stream, None
+
+    def write(self, text):
+        if self.error is None:
+            try:
+                return self.stream.write(text)
+            except OSError as e:
+                self.error = e
+        return len(text)
+
+    def flush(self):
+        if self.error is None:
+            try:
+                self.stream.flush()
+            except OSError as e:
+                self.error = e
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kquant`` console script; returns the exit status."""
+    stdout = sys.stdout
+    sys.stdout = reports = _Reports(stdout)
+    try:
+        status = _main(argv)
+        reports.flush()
+    finally:
+        sys.stdout = stdout
+    if reports.error is not None:
+        if isinstance(reports.error, BrokenPipeError):  # the reader left: nothing to say
+            with contextlib.suppress(OSError, ValueError):  # (no flush error at exit)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+        else:
+            print(f"kquant: cannot write to standard output ({reports.error.strerror}); "
+                  "the files were written", file=sys.stderr)  # fmt: skip
+            status = status or 1
+    return status
+
+
+def _main(argv: list[str] | None) -> int:
     import cv2
 
     # OpenCV's own warnings: every failure is reported here, in one line

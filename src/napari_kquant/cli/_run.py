@@ -89,13 +89,13 @@ def quality_target(quality: int) -> float:
     return max((100 - quality) / 10, 1e-6)
 
 
-def _check_quality(quality, record) -> str:
-    """What the K search reached, as a quality; QualityNotMet below MIN."""
+def _check_quality(quality, reached, k) -> str:
+    """The quality of the picture to be written (its mean CIEDE2000 ``reached``, measured
+    on it: the fit with every option, dithering and clean-up); QualityNotMet below MIN."""
     low, _ = quality
-    reached = record["delta_e2000"]
-    if reached > quality_target(low):
+    if not reached <= quality_target(low):  # (NaN: no pixel to measure, not met)
         raise QualityNotMet(
-            f"quality {low} not met: {record['chosen']} colours reach a mean CIEDE2000 of "
+            f"quality {low} not met: {k} colours reach a mean CIEDE2000 of "
             f"{reached:.2f} (quality {100 - 10 * reached:.0f}); nothing was written"
         )
     return f"quality {100 - 10 * reached:.0f}"
@@ -271,12 +271,21 @@ def run(args: argparse.Namespace, parser=None) -> str:
         return plan([w for w in wanted if w[0] is not None], inputs, texts=_texts(args),
                     indexed=args.indexed, k=k)  # fmt: skip
 
-    planned = outputs_for(k)
     mask = None
     if args.mask:
         mask_image = read_image(args.mask, indices=True)
         mask = (mask_image != 0).any(axis=-1) if mask_image.ndim == 3 else mask_image != 0
-    _check_indexed(planned, image, channel_axis, mask, k)
+    # --quality: K is chosen later, up to 256, or 255 where the outputs hold no more
+    # (labels in an 8-bit or indexed file, a transparent entry beside the colours)
+    for most in (k, k - 1) if args.quality is not None else (k,):
+        try:
+            planned = outputs_for(most)
+            _check_indexed(planned, image, channel_axis, mask, most)
+            break
+        except (FileError, CLIError):
+            if most == k - 1 or args.quality is None:
+                raise
+    k = most
     start = time.perf_counter()
     if palette is None:
         from .._api import quantize
@@ -291,14 +300,20 @@ def run(args: argparse.Namespace, parser=None) -> str:
                 image, "auto" if chosen else args.k, channel_axis=channel_axis, mask=mask,
                 **_fit_options(args), progress=heard, **finishing, **chosen,
             )  # fmt: skip
+            if chosen and result.palette.k > k:  # the outputs hold K colours at most
+                result = quantize(image, k, channel_axis=channel_axis, mask=mask,
+                                  **_fit_options(args), progress=heard, **finishing)  # fmt: skip
         usable = result.labels  # label 0: left out (mask, alpha 0); lazy: counted as all
         usable = usable.size if is_lazy(usable) else int(np.count_nonzero(usable))
         drawn = min(result.palette.fit["sample"] or 0, usable)
         fit = "all pixels" if args.sample is None else f"sample {drawn} px"
         how = f"{fit}, seed {result.seed}"
         if args.quality is not None:
-            how = f"{_check_quality(args.quality, result.palette.fit['auto'])}, {how}"
+            from ..analysis._choose import picture_delta_e
+
             k = result.palette.k
+            reached = picture_delta_e(image, result.quantized, result.labels, channel_axis)
+            how = f"{_check_quality(args.quality, reached, k)}, {how}"
             planned = outputs_for(k)
     else:
         result = palette.apply(image, channel_axis=channel_axis, mask=mask, **finishing)
@@ -343,6 +358,8 @@ def run_batch(args: argparse.Namespace, parser) -> int:
         )
     if not args.out_dir:
         raise CLIError("several images need --out-dir DIR")
+    if not args.images:
+        raise CLIError(f"--out-dir {args.out_dir!r} is for a batch: give the IMAGE files")
     new_folder = None
     if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
         raise CLIError(f"--out-dir {args.out_dir!r} is a file, not a folder")

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import os
+import warnings
 
 import numpy as np
 
@@ -58,6 +59,14 @@ def _gpl_text(palette) -> str:
     if palette.nchannels != 3:
         raise ValueError(
             f"a GIMP palette holds RGB colours; this palette has {palette.nchannels} channels"
+        )
+    if palette.color_space != "rgb":  # (rgb centres are rounded, as documented)
+        warnings.warn(
+            f"a GIMP palette holds 8-bit RGB colours: this {palette.color_space} palette's "
+            f"colour space is not kept, so labels from the file differ; keep a .json or .csv "
+            "palette to reuse it",
+            UserWarning,
+            stacklevel=4,
         )
     lines = ["GIMP Palette", f"Name: {palette.name or 'napari-kquant'}", "Columns: 0", "#"]
     lines.append(f"# napari-kquant, k={palette.k}, 8-bit RGB (label i = colour i)")
