@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -182,12 +183,30 @@ def _main(argv: list[str] | None) -> int:
             print("kquant: terminated; nothing more was written", file=sys.stderr)
             return _leave(143)
         if isinstance(e, CLIError | ValueError | TypeError):
-            print(f"kquant: error: {e}", file=sys.stderr)
+            print(f"kquant: error: {_as_options(str(e), parser)}", file=sys.stderr)
             return USAGE
         if isinstance(e, QualityNotMet):
             print(f"kquant: {e}", file=sys.stderr)
             return QUALITY_NOT_MET
         raise
+
+
+#: The engine's parameters that kquant's options give: its errors name them.
+_PARAMETERS = ("k", "max_iter", "epsilon", "attempts", "sample", "seed", "init", "criteria",
+               "color_space", "white", "dither_strength", "min_size", "smooth", "speed",
+               "pixel_size", "background", "unit")  # fmt: skip
+
+
+def _as_options(message: str, parser) -> str:
+    """An engine error as kquant's: the parameter it starts with (``max_iter must ...``)
+    and every ``name=value`` (``k=8``) read as the options that give them (``--max-iter``,
+    ``-k 8``)."""
+    flags = {a.dest: max(a.option_strings, key=len) for a in parser._actions
+             if a.dest in _PARAMETERS and a.option_strings}  # fmt: skip
+    names = "|".join(map(re.escape, flags))
+    message = re.sub(rf"\b({names})=(\S+?)(?=[\s,;)]|$)",
+                     lambda m: f"{flags[m.group(1)]} {m.group(2)}", message)  # fmt: skip
+    return re.sub(rf"^({names}) ", lambda m: f"{flags[m.group(1)]} ", message)
 
 
 def _client(address: str):
