@@ -419,3 +419,46 @@ def test_the_first_sessions_compile_covers_dithering_and_clean_up(tmp_path):
     assert later.returncode == 0, later.stderr
     misses, hits = map(int, later.stdout.split())
     assert misses == 0 and hits >= 7
+
+
+CLOSE_DURING_A_FIT = """
+import atexit, threading
+import cv2, napari
+from qtpy.QtCore import QTimer
+from napari_kquant import load_photo
+
+def helper_alive():
+    return any(t.name == "kquant-kmeans" and t.is_alive() for t in threading.enumerate())
+
+atexit.register(lambda: print("helper alive at exit" if helper_alive() else "helper done",
+                              flush=True))
+viewer = napari.Viewer()
+_, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+widget.form.image.value = viewer.add_image(cv2.resize(load_photo(), (1000, 1000)))
+widget.form.k.value = 12
+widget.form.exact.value = True  # every pixel: cv2.kmeans runs for seconds
+
+def close_once_fitting():
+    if helper_alive():
+        viewer.window._qt_window.close()
+    else:
+        QTimer.singleShot(10, close_once_fitting)
+
+QTimer.singleShot(0, widget.run_button.native.click)
+QTimer.singleShot(0, close_once_fitting)
+napari.run()
+"""
+
+
+def test_closing_napari_during_a_fit_ends_the_process_cleanly():
+    """A cv2.kmeans call that returns while Python shuts down aborts the process
+    ("FATAL: exception not rethrown"): the interpreter waits for the fit's helper
+    thread before it shuts down."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CLOSE_DURING_A_FIT], capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-1] == "helper done", done.stdout
+    assert "FATAL" not in done.stderr

@@ -335,7 +335,10 @@ def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=No
             return f"K-means refinement {which}on {len(data):,} pixels"
         return f"K-means refinement on {len(data):,} pixels"
 
-    helper = threading.Thread(target=in_order, name="kquant-kmeans", daemon=True)
+    # not a daemon: at exit the interpreter waits for its cv2 call, which would abort the
+    # process ("exception not rethrown") if it returned while Python shuts down (napari
+    # closed during a run); said, as a thread started from a Qt one would be a daemon
+    helper = threading.Thread(target=in_order, name="kquant-kmeans", daemon=False)
     reported = 0
     try:
         report(0.0, message(0))
