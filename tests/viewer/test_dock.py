@@ -365,6 +365,24 @@ def test_apply_to_many_refuses_a_second_start_and_stops_when_the_viewer_closes(
     assert not (tmp_path / "other").exists()
 
 
+def test_closing_the_dock_during_a_run_stops_it_and_adds_nothing(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    widget.form.image.value = viewer.add_image(cv2.resize(load_photo(), (1000, 1000)))
+    widget.form.k.value = 12
+    widget.form.exact.value = True  # every pixel: seconds of cv2.kmeans
+    widget.run()
+    worker = widget.worker
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    qtbot.waitUntil(lambda: widget.progress.value > 0, timeout=60_000)  # it is fitting
+    dock.title.close_button.click()  # napari's "x": the dock leaves the window, not destroyed
+    assert widget.worker is None and widget._stop.is_set()
+    qtbot.waitUntil(lambda: finished == [True], timeout=120_000)  # after what it returned
+    assert widget._drawing is None
+    assert [layer.name for layer in viewer.layers] == [widget.form.image.value.name]
+
+
 def test_the_first_session_compiles_the_kernels_elsewhere_and_later_ones_start_nothing():
     """numba's compiler holds the GIL, so a fresh install's first session compiles in a
     Python of its own (`_warm.PRECOMPILE`, started by the dock's warm-up). Here the cache

@@ -1,5 +1,5 @@
 """Small Qt helpers shared by the dock's parts: plots in napari's theme, callbacks whose
-errors become notifications, and whether a widget still exists."""
+errors become notifications, whether a widget still exists, and when it is undocked."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import inspect
 import logging
 
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import QFrame, QScrollArea
 
 #: Lines whose colour is closer than this to the plot's background (0-1 RGB distance)
@@ -160,3 +160,21 @@ def scrolling(page) -> QScrollArea:
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     scroll.setWidget(page)
     return scroll
+
+
+class _Undocked(QObject):
+    def __init__(self, widget, callback):
+        super().__init__(widget)  # lives as long as the widget
+        self._callback = callback
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event):
+        if event.type() == QEvent.Type.ParentChange and watched.parent() is None:
+            self._callback()
+        return False
+
+
+def when_undocked(widget, callback) -> None:
+    """``callback()`` when ``widget`` is taken out of its window: napari's dock "x" gives
+    it no parent (it is not destroyed, so ``destroyed`` never comes)."""
+    _Undocked(widget, notifying(callback))

@@ -60,7 +60,7 @@ from ._layers import (
     run,
     run_name,
 )
-from ._plots import alive, message, notifying, scrolling, start, warnings_shown
+from ._plots import alive, message, notifying, scrolling, start, warnings_shown, when_undocked
 from ._preview import preview
 from ._result_view import ResultView
 from ._warm import warm_up
@@ -118,8 +118,7 @@ class KQuantWidget(Container):
         self._abandoned = set()  # cancelled workers still running: kept alive until done
         self._stop = threading.Event()
         self._bridge = _Bridge()
-        # the first run of a session would compile numba code (ours, and napari's label
-        # colormaps) in the GUI thread: do it now in the background, while nobody waits
+        # numba's first compiles (ours, napari's label colormaps): now, not in a first run
         threading.Thread(target=warm_up, name="kquant-warm-up", daemon=True).start()
         self._bridge.progressed.connect(self._on_progress)
         self.view.batch_button.clicked.connect(notifying(self._apply_to_many_clicked))
@@ -127,6 +126,7 @@ class KQuantWidget(Container):
         self._batch_out = None  # the running batch's output folder
         self.run_button.changed.connect(notifying(self.run))
         self.cancel_button.changed.connect(notifying(self.cancel))
+        when_undocked(self.native, self.cancel)  # the dock's "x": as Cancel
         viewer.layers.selection.events.active.connect(notifying(self._follow_active))
         self.reset_choices()
         self._follow_active()
