@@ -47,6 +47,22 @@ def fits(viewer, widget):
     for name in shown_fields(widget):
         field = getattr(widget.form, name).native
         assert field.height() >= field.minimumSizeHint().height(), name
+    for i in range(widget.tabs.count()):  # nothing cut off on the right, under the scroll bar
+        scroll = widget.tabs.widget(i)
+        needs = scroll.widget().minimumSizeHint().width()
+        until(lambda s=scroll, n=needs: s.viewport().width() >= n)
+        assert scroll.viewport().width() >= needs, widget.tabs.tabText(i)
+
+
+def until(condition, timeout=5.0):
+    """Process Qt events until ``condition()`` holds or ``timeout`` seconds pass."""
+    import time
+
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout
+    while not condition() and time.monotonic() < end:
+        QApplication.processEvents()
 
 
 @pytest.fixture
@@ -119,6 +135,18 @@ def test_results_have_their_own_tab_with_eight_table_rows(viewer, widget, photo,
     qtbot.waitUntil(lambda: table.viewport().height() >= TABLE_ROWS * row)
     assert widget.tabs.currentWidget().verticalScrollBar().value() == 0  # seen from the top
     assert widget.view.actions.isVisible()
+    fits(viewer, widget)
+
+
+def test_a_stack_with_its_k_curve_fits_the_dock_width(viewer, widget, qtbot):
+    show(viewer, widget, qtbot)
+    stack = np.stack([np.roll(load_photo()[::2, ::2], 20 * s, axis=1) for s in range(12)])
+    widget.form.image.value = viewer.add_image(stack, name="stack", rgb=True)
+    fits(viewer, widget)
+    run(widget, qtbot, k=6, seed="1")
+    assert widget.k_view.suggest() is not None
+    qtbot.waitUntil(lambda: widget.k_view.worker is None, timeout=120_000)
+    assert widget.tabs.currentIndex() == 1
     fits(viewer, widget)
 
 

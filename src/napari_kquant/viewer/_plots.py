@@ -152,9 +152,26 @@ def swatches(layer, palette) -> list[str]:
     return palette.hex or ["#808080"] * palette.k
 
 
+class _Scroll(QScrollArea):
+    """A vertical scroll area at least as wide as its page needs, scroll bar included (a
+    plain one let the dock's default width clip the page's right side under the bar)."""
+
+    def minimumSizeHint(self):
+        hint = super().minimumSizeHint()
+        if self.widget() is not None:
+            bar = self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+            hint.setWidth(max(hint.width(), self.widget().minimumSizeHint().width() + bar))
+        return hint
+
+    def eventFilter(self, watched, event):
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the page's needs changed (a plot, a table): ask again
+        return super().eventFilter(watched, event)
+
+
 def scrolling(page) -> QScrollArea:
     """``page`` in a vertical scroll area that takes the dock's width."""
-    scroll = QScrollArea()
+    scroll = _Scroll()
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
