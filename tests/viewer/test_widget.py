@@ -633,3 +633,19 @@ def test_the_samples_open_in_napari_as_rgb_layers(make_napari_viewer):
     assert load_slide().shape == (256, 256, 3) and load_slide().dtype == np.uint8
     timelapse = viewer.open_sample("napari-kquant", "timelapse")[0]
     assert timelapse.data.shape == (12, 256, 256, 3)
+
+
+def test_result_layers_renamed_crosswise_are_not_refreshed(viewer, widget, qtbot):
+    viewer.add_image(make_blocks(), name="b", rgb=True)
+    run(widget, qtbot, k=4, seed="1")
+    quantized, clusters = viewer.layers["b k=4 quantized"], viewer.layers["b k=4 clusters"]
+    quantized.name, clusters.name = "x", "b k=4 quantized"
+    quantized.name = "b k=4 clusters"
+    start = len(notification_manager.records)
+    widget.form.image.value = viewer.layers["b"]
+    run(widget, qtbot, k=4, seed="1")
+    assert errors_since(start) == []
+    added = viewer.layers[-2:]
+    assert isinstance(added[0], Image) and isinstance(added[1], Labels)
+    np.testing.assert_array_equal(added[1].data, clusters.data)  # new layers, same result
+    assert len(viewer.layers) == 5

@@ -332,13 +332,14 @@ def add_or_update(viewer: napari.Viewer, tuples: list[tuple]) -> list:
 def _can_refresh(old, data, kwargs, kind) -> bool:
     if old is None or "napari_kquant" not in old.metadata:
         return False  # never overwrite a layer this plugin did not make
-    same_kind = isinstance(old, Image if kind == "image" else Labels)
+    if not isinstance(old, Image if kind == "image" else Labels):
+        return False  # (the result layers renamed crosswise, say)
     same_rgb = kind != "image" or old.rgb == kwargs.get("rgb", False)
     multiscale = isinstance(data, list)
     if old.multiscale != multiscale:
         return False
     old_ndim = (old.data[0] if multiscale else old.data).ndim
-    return same_kind and same_rgb and old_ndim == (data[0] if multiscale else data).ndim
+    return same_rgb and old_ndim == (data[0] if multiscale else data).ndim
 
 
 def viewer_of(layer) -> napari.Viewer:
