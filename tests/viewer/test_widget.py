@@ -78,6 +78,7 @@ def test_a_source_changed_during_the_run_gets_no_stale_result(viewer, widget, qt
     it is processed happens during the run."""
     source = viewer.add_image(make_blocks(), name="blocks", rgb=True)
     widget.form.k.value = 4
+    start = len(notification_manager.records)
     widget.run()
     if change == "removed":
         viewer.layers.remove(source)
@@ -85,7 +86,10 @@ def test_a_source_changed_during_the_run_gets_no_stale_result(viewer, widget, qt
         source.data = make_blocks(seed=5)[:16]
     qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
     assert [layer.name for layer in viewer.layers] == ([] if change == "removed" else ["blocks"])
-    assert widget.status.value.startswith("failed" if change == "removed" else "not added")
+    what = "was removed" if change == "removed" else "got new data"
+    assert widget.status.value == f"not added: the source layer {what} during the run"
+    said = [r.message for r in notification_manager.records[start:]]
+    assert said == [f"K-means quantization: 'blocks' {what}; nothing was added"]
 
 
 def test_rgba_transparent_pixels_get_background(viewer, widget, qtbot):

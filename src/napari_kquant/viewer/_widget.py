@@ -419,12 +419,11 @@ class KQuantWidget(Container):
             return  # abandoned (cancelled) or the viewer was closed: nothing reaches it
         layer, result, record, tuples = value
         self.view.put_away()  # no cluster highlighted while the layers are refreshed
-        if layer not in self._viewer.layers:
-            self.status.value = "failed: the source layer was removed during the run"
-            return
-        if layer.data is not source:  # the result would not line up with what is shown
-            self.status.value = "not added: the source layer's data changed during the run"
-            show_info(f"K-means quantization: {layer.name!r} got new data; nothing was added")
+        gone = layer not in self._viewer.layers
+        if gone or layer.data is not source:  # the result would not line up with what is shown
+            what = "was removed" if gone else "got new data"
+            self.status.value = f"not added: the source layer {what} during the run"
+            show_info(f"K-means quantization: {layer.name!r} {what}; nothing was added")
             return
         if "palette_from" in record:
             done = f"done: palette of {record['palette_from']}"
