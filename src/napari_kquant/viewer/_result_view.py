@@ -227,6 +227,12 @@ class ResultView(QWidget):
                 header = "area / plane"
             self.table.setHorizontalHeaderItem(COLUMNS.index("area"), QTableWidgetItem(header))
             colours = swatches(layer, palette)
+            if table is not None:  # columns read once (a lookup per cell cost 0.1 ms each)
+                share = np.asarray(table["foreground_share" if background else "share"])
+                size = "volume" if "volume" in table else "area"
+                sizes, units = np.asarray(table[size]), list(table[f"{size}_unit"])
+            shown_only = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+            tickable = Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled
             for row in range(palette.k):
                 label = row + 1
                 swatch = QTableWidgetItem("")
@@ -236,20 +242,18 @@ class ResultView(QWidget):
                 if table is None:
                     cells += [QTableWidgetItem("—"), QTableWidgetItem("—")]
                 else:
-                    share = table["foreground_share" if background else "share"][label]
-                    shown = "bg" if label in background else f"{100 * share:.1f}%"
-                    size = "volume" if "volume" in table else "area"
-                    area = f"{_number(table[size][label])} {table[f'{size}_unit'][label]}"
+                    shown = "bg" if label in background else f"{100 * share[label]:.1f}%"
+                    area = f"{_number(sizes[label])} {units[label]}"
                     cells += [QTableWidgetItem(shown), QTableWidgetItem(area)]
                 mark = QTableWidgetItem("")
-                mark.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
+                mark.setFlags(tickable)
                 mark.setCheckState(
                     Qt.CheckState.Checked if label in background else Qt.CheckState.Unchecked
                 )
                 cells.append(mark)
                 for column, item in enumerate(cells):
                     if column != BACKGROUND_COLUMN:
-                        item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+                        item.setFlags(shown_only)
                     self.table.setItem(row, column, item)
             self.table.resizeColumnsToContents()
             self._fit_rows()
