@@ -533,6 +533,11 @@ def test_live_preview_says_when_the_settings_cannot_be_previewed(viewer, widget,
         timeout=30_000,
     )
     assert widget.k_view.status.text() == "live preview: K=3"
+    viewer.add_image(np.tile(make_blocks(seed=1), (4, 4, 1)), name="c", rgb=True)
+    widget.form.image.value = viewer.layers["c"]  # another image: its preview replaces b's
+    qtbot.waitUntil(lambda: "c preview" in viewer.layers and widget._preview_worker is None,
+                    timeout=30_000)  # fmt: skip
+    assert [layer.name for layer in viewer.layers] == ["b", "c", "c preview"]
 
 
 def test_dither_and_clean_up_fields_reach_the_layers_and_their_record(viewer, widget, qtbot):

@@ -335,8 +335,8 @@ class KQuantWidget(Container):
             old.scale, old.translate = scale, kwargs["translate"]
             return
         active = self._viewer.layers.selection.active
-        if old is not None:
-            self._viewer.layers.remove(old)
+        for other in [o for o in self._viewer.layers if PREVIEW in o.metadata]:  # one at a time
+            self._viewer.layers.remove(other)
         self._viewer.add_image(result.quantized, rgb=bool(layer.rgb), **kwargs)
         if active is not None and active in self._viewer.layers:
             self._viewer.layers.selection.active = active  # adding a layer selects it
