@@ -319,3 +319,26 @@ def test_edits_refuse_an_image_or_colour_of_other_units():
         recolour(fitted, 1, [1e308, 0, 0])
     painted = recolour(fitted, 1, [1e30, 0, 0]).quantized  # float32 holds 1e30
     assert painted[fitted.labels == 1][0].tolist() == [np.float32(1e30), 0, 0]
+
+
+def test_picture_delta_e_reads_the_kept_pixels_however_sparse():
+    import dask.array as da
+
+    from napari_kquant.analysis._choose import picture_delta_e
+    from napari_kquant.core._colorspace import to_lab
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 64, 3), np.uint8)
+    picture = image // 32 * 32
+    labels = np.zeros((64, 64), np.uint8)
+    labels[1::2, 1::2] = 1  # no pixel of an even grid
+    kept = labels.ravel() != 0
+    lab = [to_lab(a.reshape(-1, 3)[kept], 255.0).astype(np.float64) for a in (image, picture)]
+    expected = ciede2000(*lab).mean()
+    assert picture_delta_e(image, picture, labels) == pytest.approx(expected, rel=1e-12)
+    few = picture_delta_e(image, picture, labels, size=1024)  # (a grid of every 2nd pixel)
+    assert few == pytest.approx(expected, rel=1e-12)
+    assert picture_delta_e(image, picture, labels, size=500) == pytest.approx(expected, rel=0.05)
+    lazy = [da.from_array(a, chunks=16) for a in (image, picture, labels)]
+    assert picture_delta_e(*lazy) == pytest.approx(expected, rel=1e-12)
+    assert np.isnan(picture_delta_e(image, picture, np.zeros_like(labels)))

@@ -91,6 +91,9 @@ def test_cli_without_image_uses_the_bundled_photo(tmp_path, capsys):
         (["{d}/in.png", "-k", "5000", "-o", "{d}/o.png"], "-k 5000 is larger than the number"),
         (["{d}/in.png", "--max-iter", "500", "-o", "{d}/o.png"], "--max-iter must be between"),
         (["{d}/in.png", "--write-labels", "-o", "{d}/o.png"], "--write-labels is for batches"),
+        (["{d}/k=3.png", "-o", "{d}/o.png"], "cannot read '{d}/k=3.png': no such file"),  # as is
+        (["{d}/in.png", "-o", "{d}/" + "é" * 126 + ".png"], "its name is 256 bytes, over 255"),
+        (["{d}/in.png", "--quality", "50-70", "-o", "{d}/o.jpg"], "--quality measures the pi"),
     ],
 )
 def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys, argv, message):
@@ -203,6 +206,18 @@ def test_batch_replaces_no_file_unless_forced(tmp_path, capsys):
     assert (photos / "dog.png").exists() and (photos / "cat.png").read_bytes() != before[
         photos.joinpath("cat.png").relative_to(photos)
     ]
+
+
+def test_a_batch_of_8_bit_tiffs_into_their_own_folder(tmp_path, capsys):
+    import tifffile
+
+    for name in ("u.tif", "v.tif"):
+        tifffile.imwrite(tmp_path / name, make_blocks(), photometric="rgb")
+    before = snapshot(tmp_path)
+    argv = [str(tmp_path / "u.tif"), str(tmp_path / "v.tif"), "-k", "4", "--out-dir"]
+    assert main([*argv, str(tmp_path)]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["u.png", "u.tif", "v.png", "v.tif"]
+    assert {k: v for k, v in snapshot(tmp_path).items() if k.suffix == ".tif"} == before
 
 
 def test_batch_writes_float_and_signed_pictures_as_tiff(tmp_path, capsys):
@@ -924,3 +939,10 @@ def test_a_closed_or_full_standard_output_is_no_traceback(tmp_path):
     with reader.stderr:
         assert reader.stderr.read() == "" and reader.wait() == 0
     assert read_rgb(tmp_path / "a.png").shape == read_rgb(tmp_path / "b.png").shape == (32, 32, 3)
+    write_rgb(tmp_path / "c.png", make_blocks(seed=1))
+    closed = subprocess.run(  # started with no standard output at all (kquant ... >&-)
+        [exe, "in.png", "c.png", "-k", "2", "--out-dir", "out"], cwd=tmp_path,
+        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert closed.returncode == 0 and closed.stderr == ""
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c.png", "in.png"]

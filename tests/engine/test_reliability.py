@@ -172,7 +172,7 @@ def test_unknown_options_are_named():
         fit_pooled([np.zeros((4, 4))], 2, mask=np.ones((4, 4), bool))
     with pytest.raises(TypeError, match="images must be a sequence of images"):
         fit_pooled(np.zeros((3, 4, 4)), 2)
-    for path in ("photo.png", b"photo.png", Path("photo.png")):  # characters, not images
+    for path in ("photo.png", b"photo.png", bytearray(b"ab"), Path("photo.png")):  # not images
         with pytest.raises(TypeError, match="images must be a sequence of images, got the"):
             fit_pooled(path, 2)
 

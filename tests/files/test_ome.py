@@ -402,6 +402,7 @@ def test_write_ome_zarr_refuses_what_does_not_add_up(tmp_path):
         (lambda c: 5, "properties must return 3 dicts of JSON values"),
         (lambda c: [{"x": float("nan")}] * 3, "properties must return 3 dicts of JSON values"),
         (lambda c: [{"x": 1}] * 2, "properties must return 3 dicts, one per label"),
+        (lambda c: [{"label-value": 9}] * 3, "'label-value' is written by write_ome_zarr"),
     ):
         with pytest.raises(ValueError, match=said):
             write_ome_zarr(tmp_path / "c.ome.zarr", result, properties=rows)

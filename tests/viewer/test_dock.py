@@ -411,6 +411,21 @@ def test_closing_the_dock_during_a_run_stops_it_and_adds_nothing(make_napari_vie
     assert [layer.name for layer in viewer.layers] == [widget.form.image.value.name]
 
 
+def test_closing_the_dock_during_a_live_preview_adds_no_preview(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    widget.form.image.value = viewer.add_image(load_photo(), name="p")
+    widget.form.exact.value = True  # every pixel on screen: the preview takes a while
+    widget.k_view.live.setChecked(True)
+    worker = widget._preview_worker
+    assert worker is not None
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    dock.title.close_button.click()
+    qtbot.waitUntil(lambda: finished == [True], timeout=120_000)
+    assert [layer.name for layer in viewer.layers] == ["p"]
+
+
 def test_the_first_session_compiles_the_kernels_elsewhere_and_later_ones_start_nothing():
     """numba's compiler holds the GIL, so a fresh install's first session compiles in a
     Python of its own (`_warm.PRECOMPILE`, started by the dock's warm-up). Here the cache

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..core._colorspace import resolve_white, rgb_range_error, rgb_scale, to_lab, to_od
-from ..core._layout import is_multiscale
+from ..core._layout import is_lazy, is_multiscale
 from ..core._options import MAX_AUTO_K, MAX_K, callback, not_items, scalar, settings
 from ..engine._fit import cluster
 from ..engine._sample import fit_level, sample_pixels
@@ -331,19 +331,25 @@ def knee(ks, errors) -> int:
 
 def picture_delta_e(image, picture, labels, channel_axis=-1, size=1 << 16) -> float:
     """The mean CIEDE2000 between an RGB(A) image and a picture of it (a result's
-    ``quantized``: dithering and clean-up included), over the pixels ``labels`` keeps
-    (label 0 is left out) on a regular grid of about ``size`` pixels; numpy or dask
-    arrays (only the grid is read). NaN when no pixel is kept."""
+    ``quantized``: dithering and clean-up included), over about ``size`` of the pixels
+    ``labels`` keeps (label 0 is left out), evenly spread; numpy or dask arrays (a lazy
+    image: only a regular grid of it is read, unless no grid pixel is kept). NaN when
+    no pixel is kept."""
     image = np.moveaxis(image, channel_axis, -1)
     picture = np.moveaxis(picture, channel_axis, -1)
     spatial = image.shape[:-1]
-    step = max(1, math.ceil((math.prod(spatial) / size) ** (1 / len(spatial))))
-    grid = (slice(None, None, step),) * len(spatial)
-    keep = np.asarray(labels[grid]).ravel() != 0
-    if not keep.any():
+    if is_lazy(image) or is_lazy(picture) or is_lazy(labels):
+        step = max(1, math.ceil((math.prod(spatial) / size) ** (1 / len(spatial))))
+        grid = (slice(None, None, step),) * len(spatial)
+        if np.asarray(labels[grid]).any():
+            image, picture, labels = image[grid], picture[grid], labels[grid]
+        image, picture, labels = np.asarray(image), np.asarray(picture), np.asarray(labels)
+    kept = np.flatnonzero(np.asarray(labels).ravel())
+    if kept.size == 0:
         return math.nan
+    kept = kept[np.linspace(0, kept.size - 1, min(size, kept.size)).astype(np.int64)]
     white = rgb_scale(image.dtype)
-    lab = [to_lab(np.asarray(a[grid])[..., :3].reshape(-1, 3)[keep], white).astype(np.float64)
+    lab = [to_lab(a.reshape(-1, a.shape[-1])[kept, :3], white).astype(np.float64)
            for a in (image, picture)]  # fmt: skip
     return float(ciede2000(*lab).mean())
 

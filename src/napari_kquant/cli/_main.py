@@ -113,7 +113,7 @@ class _Reports:
         self.stream, self.error = stream, None
 
     def write(self, text):
-        if self.error is None:
+        if self.error is None and self.stream is not None:  # (None: started with it closed)
             try:
                 return self.stream.write(text)
             except OSError as e:
@@ -121,7 +121,7 @@ class _Reports:
         return len(text)
 
     def flush(self):
-        if self.error is None:
+        if self.error is None and self.stream is not None:
             try:
                 self.stream.flush()
             except OSError as e:
@@ -204,9 +204,11 @@ def _as_options(message: str, parser) -> str:
     flags = {a.dest: max(a.option_strings, key=len) for a in parser._actions
              if a.dest in _PARAMETERS and a.option_strings}  # fmt: skip
     names = "|".join(map(re.escape, flags))
-    message = re.sub(rf"\b({names})=(\S+?)(?=[\s,;)]|$)",
-                     lambda m: f"{flags[m.group(1)]} {m.group(2)}", message)  # fmt: skip
-    return re.sub(rf"^({names}) ", lambda m: f"{flags[m.group(1)]} ", message)
+    parts = re.split(r"('[^']*')", message)  # quoted parts (paths, values) stay as they are
+    for i in range(0, len(parts), 2):
+        parts[i] = re.sub(rf"\b({names})=(\S*?)(?=[\s,;)]|$)",  # (a quoted value: after)
+                          lambda m: f"{flags[m.group(1)]} {m.group(2)}", parts[i])  # fmt: skip
+    return re.sub(rf"^({names}) ", lambda m: f"{flags[m.group(1)]} ", "".join(parts))
 
 
 def _client(address: str):

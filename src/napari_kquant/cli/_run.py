@@ -23,8 +23,8 @@ from ..core._options import (
     settings,
 )
 from ..engine._apply import label_dtype, output_colours
-from ..files._batch import batch_outputs, may_write, written_as
-from ..files._files import FileError, is_zarr, plan, read_image, write_all
+from ..files._batch import batch_outputs, written_as
+from ..files._files import FORMATS, FileError, is_zarr, plan, read_image, write_all
 from ..files._photos import photo_path
 from ._args import SOME_FAILED, CLIError, build_parser
 
@@ -256,6 +256,10 @@ def run(args: argparse.Namespace, parser=None) -> str:
     ncolour = nchan - (nchan == 4)
     if args.quality is not None and ncolour != 3:
         raise CLIError(f"--quality measures colour differences: {source!r} is not an RGB image")
+    lossy = args.output and not FORMATS.get(os.path.splitext(args.output)[1].lower(), "ok")[-1]
+    if args.quality is not None and lossy:
+        raise CLIError(f"--quality measures the picture written: -o {args.output!r} is lossy "
+                       "(its encoding changes the colours after); use .png or .tif")  # fmt: skip
     if args.save_palette and args.save_palette.lower().endswith(".gpl") and ncolour != 3:
         raise CLIError(f"--save-palette {args.save_palette!r}: a GIMP palette holds RGB colours")
     flat_files = [p for p in (args.output, args.labels) if p and not is_zarr(p)]
@@ -387,7 +391,8 @@ def run_batch(args: argparse.Namespace, parser) -> int:
     _check_table_options(args, k)
     # names before any work: two inputs must not share an output
     outputs = batch_outputs(args.images, args.out_dir, args.write_labels)
-    every = may_write(outputs)
+    # (a float or signed image's <name>.tif instead of .png is checked when it is read)
+    every = [(p, what) for wanted in outputs.values() for p, what in wanted]
     there = [p for p, _ in every if os.path.lexists(p)]
     if there and not args.force:
         more = f" (and {len(there) - 1} more)" if len(there) > 1 else ""

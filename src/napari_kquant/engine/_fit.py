@@ -120,7 +120,7 @@ def fit_pooled(
             "images must be a sequence of images (a list, a generator, ...), got a single "
             f"{type(images).__name__}; use fit() for one image"
         )
-    if isinstance(images, str | bytes | os.PathLike):
+    if isinstance(images, str | bytes | bytearray | memoryview | os.PathLike):
         raise TypeError(
             f"images must be a sequence of images, got the {type(images).__name__} "
             f"{images!r}; load the files first (a callable per file loads it when needed)"

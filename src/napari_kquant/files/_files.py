@@ -311,6 +311,11 @@ def plan(outputs, inputs, new_folder=None, texts=(), indexed=False, k=None) -> l
     for path, what, *_ in everything:
         if not path:
             raise FileError(f"the {what} path is empty")
+        name = os.fsencode(os.path.basename(os.path.normpath(path)))
+        if len(name) > 255:  # what file systems hold: refused before any work, not after
+            raise FileError(
+                f"cannot write {what} {path!r}: its name is {len(name)} bytes, over 255"
+            )
     real_inputs = {_real(p): p for p in inputs}
     real_outputs = {_real(o[0]): o for o in everything}
     seen = {}

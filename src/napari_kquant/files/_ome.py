@@ -500,6 +500,8 @@ def _place(group, origin) -> None:
                      if t["type"] == "scale")  # fmt: skip
         finest = finest or scale
         shift = [o + (s - f) / 2 for o, s, f in zip(origin, scale, finest, strict=True)]
+        if not all(math.isfinite(v) for v in shift):  # JSON has no Infinity
+            raise FileError(f"the levels' positions overflow a float: {shift}")
         dataset["coordinateTransformations"] = [{"type": "scale", "scale": scale}]
         if any(shift):
             dataset["coordinateTransformations"].append(
@@ -519,6 +521,8 @@ def _properties(rows, k) -> list[dict]:
         ) from None
     if len(rows) != k or not all(isinstance(row, dict) for row in rows):
         raise ValueError(f"properties must return {k} dicts, one per label, got {rows!r:.80}")
+    if any("label-value" in row for row in rows):
+        raise ValueError("properties: 'label-value' is written by write_ome_zarr (1..K)")
     return rows
 
 
