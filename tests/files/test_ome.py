@@ -417,3 +417,23 @@ def test_an_axis_ngff_has_no_name_for_is_refused_before_any_work(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "an axis has a name NGFF does not know (?yx)" in done.stderr
     assert snapshot(tmp_path) == before
+
+
+def test_the_whole_images_own_transformations_are_composed_in(tmp_path):
+    write_ome_zarr_input(tmp_path / "in.ome.zarr", photo_like(128), "0.5")  # 0.5 µm pixels
+    _edit_multiscales(tmp_path / "in.ome.zarr", lambda m: m.update(coordinateTransformations=[
+        {"type": "scale", "scale": [1.0, 2.0, 2.0]},
+        {"type": "translation", "translation": [0.0, 100.0, 200.0]},
+    ]))  # fmt: skip
+    with open_image(tmp_path / "in.ome.zarr") as opened:
+        assert opened.scales[0] == (1.0, 1.0, 1.0) and opened.pixel_size == (1.0, 1.0)
+        assert opened.origin == (0.0, 100.0, 200.0)
+    done = kquant("in.ome.zarr", "-k", "3", "--seed", "0", "-o", "o.ome.zarr", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    level0 = _transforms(zarr.open_group(str(tmp_path / "o.ome.zarr"), mode="r"))[0]
+    assert level0 == [{"type": "scale", "scale": [1.0, 1.0, 1.0]},
+                      {"type": "translation", "translation": [0.0, 100.0, 200.0]}]  # fmt: skip
+    _edit_multiscales(tmp_path / "in.ome.zarr", lambda m: m.update(coordinateTransformations=[
+        {"type": "scale", "scale": [1.0, 0.0, 2.0]}]))  # fmt: skip
+    done = kquant("in.ome.zarr", "-k", "3", "-o", "p.ome.zarr", cwd=tmp_path)
+    assert done.returncode == 2 and "the multiscales' transformations" in done.stderr

@@ -193,7 +193,39 @@ def _open_ome_zarr(path) -> Opened:
             origin = ()
         if len(origin) != levels[0].ndim or not all(math.isfinite(v) for v in origin):
             raise FileError(f"cannot read {path!r}: level 0 has the translation {found!r}")
+    scales, origin = _whole_image(root, path, scales, origin, levels[0].ndim)
     return _checked(Opened(levels, axes, scales, units, path, origin=origin))
+
+
+def _whole_image(root, path, scales, origin, ndim):
+    """The levels' scales and origin with the multiscales' own coordinateTransformations
+    (NGFF: applied after each level's) composed in."""
+    import zarr
+
+    attrs = zarr.open_group(root, mode="r").attrs.asdict()
+    multiscales = attrs.get("ome", attrs).get("multiscales") or [{}]
+    found = multiscales[0].get("coordinateTransformations") or []
+    if not found:
+        return scales, origin
+    try:
+        scale = next((t["scale"] for t in found if t.get("type") == "scale"), [1.0] * ndim)
+        shift = next((t["translation"] for t in found if t.get("type") == "translation"),
+                     [0.0] * ndim)  # fmt: skip
+        scale, shift = [float(v) for v in scale], [float(v) for v in shift]
+    except (TypeError, ValueError, KeyError):
+        scale = shift = []
+    numbers = [*scale, *shift]
+    if (
+        len(scale) != ndim
+        or len(shift) != ndim
+        or not all(map(math.isfinite, numbers))
+        or min(scale) <= 0
+    ):
+        raise FileError(f"cannot read {path!r}: the multiscales' transformations {found!r}")
+    scales = [tuple(a * b for a, b in zip(level, scale, strict=True)) for level in scales]
+    origin = origin or (0.0,) * ndim
+    origin = tuple(o * a + b for o, a, b in zip(origin, scale, shift, strict=True))
+    return scales, origin
 
 
 def _ratio(finest, shape, axes) -> tuple[float, ...]:
