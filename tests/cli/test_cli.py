@@ -92,6 +92,7 @@ def test_cli_without_image_uses_the_bundled_photo(tmp_path, capsys):
         (["{d}/in.png", "--max-iter", "500", "-o", "{d}/o.png"], "--max-iter must be between"),
         (["{d}/in.png", "--write-labels", "-o", "{d}/o.png"], "--write-labels is for batches"),
         (["{d}/k=3.png", "-o", "{d}/o.png"], "cannot read '{d}/k=3.png': no such file"),  # as is
+        (["{d}/in.png", "--sample", "1", "-o", "{d}/o.png"], "1 is smaller than -k 8; give --s"),
         (["{d}/in.png", "-o", "{d}/" + "é" * 126 + ".png"], "its name is 256 bytes, over 255"),
         (["{d}/in.png", "--quality", "50-70", "-o", "{d}/o.jpg"], "--quality measures the pi"),
     ],

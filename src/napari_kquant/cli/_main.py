@@ -208,6 +208,12 @@ def _as_options(message: str, parser) -> str:
     for i in range(0, len(parts), 2):
         parts[i] = re.sub(rf"\b({names})=(\S*?)(?=[\s,;)]|$)",  # (a quoted value: after)
                           lambda m: f"{flags[m.group(1)]} {m.group(2)}", parts[i])  # fmt: skip
+        parts[i] = re.sub(
+            rf"\bgive ({names}) ([<>]=?) ({names})\b",  # give sample >= k
+            lambda m: f"give {flags[m[1]]} {m[2]} {flags[m[3]]}",
+            parts[i],
+        )
+        parts[i] = parts[i].replace("--sample None", "--sample all")  # the CLI's word for it
     return re.sub(rf"^({names}) ", lambda m: f"{flags[m.group(1)]} ", "".join(parts))
 
 
