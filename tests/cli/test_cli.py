@@ -93,6 +93,8 @@ def test_cli_without_image_uses_the_bundled_photo(tmp_path, capsys):
         (["{d}/in.png", "--write-labels", "-o", "{d}/o.png"], "--write-labels is for batches"),
         (["{d}/k=3.png", "-o", "{d}/o.png"], "cannot read '{d}/k=3.png': no such file"),  # as is
         (["{d}/in.png", "--sample", "1", "-o", "{d}/o.png"], "1 is smaller than -k 8; give --s"),
+        (["{d}/in.png", "--dither", "--smooth", "1", "-o", "{d}/o.png"], "with --min-size or"),
+        (["{d}/it's k=3.png", "-o", "{d}/o.png"], 'cannot read "{d}/it\'s k=3.png": no such'),
         (["{d}/in.png", "-o", "{d}/" + "é" * 126 + ".png"], "its name is 256 bytes, over 255"),
         (["{d}/in.png", "--quality", "50-70", "-o", "{d}/o.jpg"], "--quality measures the pi"),
     ],
@@ -832,8 +834,9 @@ def test_quality_is_measured_on_what_is_written(tmp_path):
     said = int(re.search(r"quality (\d+)", done.stdout).group(1))
     assert said >= 75
     (tmp_path / "q.png").unlink()
-    # clean-up merges regions after the search: the picture written is far worse
-    done = kquant(*base, "--min-size", "50", cwd=tmp_path)
+    # a fit of 2 iterations from random centres, after the search: the picture is worse
+    done = kquant(*base, "--max-iter", "2", "--criteria", "max_iter", "--init", "random",
+                  cwd=tmp_path)  # fmt: skip
     assert done.returncode == 99, done.stdout + done.stderr
     assert "quality 75 not met" in done.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["in.png"]
@@ -871,6 +874,8 @@ def test_quality_below_min_writes_nothing_and_exits_99(tmp_path):
         (["--quality", "60-80", "-k", "4"], "--quality chooses K: drop -k"),
         (["--quality", "60-80", "--palette", "p.json"], "--quality chooses K: drop --palette"),
         (["--quality", "60-80", "--out-dir", "d"], "--quality chooses K for one image"),
+        (["--quality", "60-80", "--min-size", "5"], "which --min-size then changes"),
+        (["--quality", "60-80", "--smooth", "1"], "which --smooth then changes"),
     ],
 )  # fmt: skip
 def test_quality_refuses_what_it_cannot_use(tmp_path, argv, said):

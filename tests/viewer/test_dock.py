@@ -426,6 +426,16 @@ def test_closing_the_dock_during_a_live_preview_adds_no_preview(make_napari_view
     assert [layer.name for layer in viewer.layers] == ["p"]
 
 
+def test_closing_the_dock_takes_its_live_preview_away(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")
+    widget.form.image.value = viewer.add_image(make_blocks(), name="b", rgb=True)
+    widget.k_view.live.setChecked(True)
+    qtbot.waitUntil(lambda: "b preview" in viewer.layers, timeout=30_000)
+    dock.title.close_button.click()
+    assert [layer.name for layer in viewer.layers] == ["b"]
+
+
 def test_the_first_session_compiles_the_kernels_elsewhere_and_later_ones_start_nothing():
     """numba's compiler holds the GIL, so a fresh install's first session compiles in a
     Python of its own (`_warm.PRECOMPILE`, started by the dock's warm-up). Here the cache

@@ -194,7 +194,7 @@ def _main(argv: list[str] | None) -> int:
 #: The engine's parameters that kquant's options give: its errors name them.
 _PARAMETERS = ("k", "max_iter", "epsilon", "attempts", "sample", "seed", "init", "criteria",
                "color_space", "white", "dither_strength", "min_size", "smooth", "speed",
-               "pixel_size", "background", "unit")  # fmt: skip
+               "pixel_size", "background", "unit", "dither")  # fmt: skip
 
 
 def _as_options(message: str, parser) -> str:
@@ -204,7 +204,10 @@ def _as_options(message: str, parser) -> str:
     flags = {a.dest: max(a.option_strings, key=len) for a in parser._actions
              if a.dest in _PARAMETERS and a.option_strings}  # fmt: skip
     names = "|".join(map(re.escape, flags))
-    parts = re.split(r"('[^']*')", message)  # quoted parts (paths, values) stay as they are
+    if message.startswith(("unrecognized arguments", "argument ")):  # argparse's: as it is
+        return message
+    message = message.replace("k='auto'", "--quality").replace("; give k as a number", "")
+    parts = re.split(r"""('[^']*'|"[^"]*")""", message)  # quoted paths and values stay as is
     for i in range(0, len(parts), 2):
         parts[i] = re.sub(rf"\b({names})=(\S*?)(?=[\s,;)]|$)",  # (a quoted value: after)
                           lambda m: f"{flags[m.group(1)]} {m.group(2)}", parts[i])  # fmt: skip
@@ -214,6 +217,11 @@ def _as_options(message: str, parser) -> str:
             parts[i],
         )
         parts[i] = parts[i].replace("--sample None", "--sample all")  # the CLI's word for it
+        parts[i] = re.sub(
+            r"\b(min_size|max_iter|dither_strength|color_space|pixel_size)\b",
+            lambda m: flags[m[1]],
+            parts[i],
+        )  # (no English word has a _)
     return re.sub(rf"^({names}) ", lambda m: f"{flags[m.group(1)]} ", "".join(parts))
 
 

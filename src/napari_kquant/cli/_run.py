@@ -256,6 +256,10 @@ def run(args: argparse.Namespace, parser=None) -> str:
     ncolour = nchan - (nchan == 4)
     if args.quality is not None and ncolour != 3:
         raise CLIError(f"--quality measures colour differences: {source!r} is not an RGB image")
+    cleaned = [f for f, v in (("--min-size", args.min_size), ("--smooth", args.smooth)) if v]
+    if args.quality is not None and cleaned:  # (its quality is no guide to K: not monotone)
+        raise CLIError(f"--quality chooses K by colour difference, which {cleaned[0]} then "
+                       "changes (more colours can clean up worse): give -k with it")  # fmt: skip
     lossy = args.output and not FORMATS.get(os.path.splitext(args.output)[1].lower(), "ok")[-1]
     if args.quality is not None and lossy:
         raise CLIError(f"--quality measures the picture written: -o {args.output!r} is lossy "
@@ -465,7 +469,7 @@ def _apply_batch(
             )
             there = [o.path for o in planned if os.path.lexists(o.path)]
             if there and not args.force:  # made by someone else since the batch was checked
-                raise FileError(f"{there[0]!r} exists now: not replaced (no --force)")
+                raise FileError(f"{there[0]!r} exists: not replaced (no --force)")
             result = palette.apply(image, channel_axis=channel_axis, **finishing)
             arrays = {"output": result.quantized, "labels": result.labels}
             compactness, counts = write_all(

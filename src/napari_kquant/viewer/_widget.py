@@ -126,7 +126,7 @@ class KQuantWidget(Container):
         self._batch_out = None  # the running batch's output folder
         self.run_button.changed.connect(notifying(self.run))
         self.cancel_button.changed.connect(notifying(self.cancel))
-        when_undocked(self.native, self.cancel)  # the dock's "x": as Cancel
+        when_undocked(self.native, lambda: (self.cancel(), self.k_view.live.setChecked(False)))
         viewer.layers.selection.events.active.connect(notifying(self._follow_active))
         self.reset_choices()
         self._follow_active()
