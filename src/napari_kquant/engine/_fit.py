@@ -24,7 +24,6 @@ from ..core._colorspace import (
     resolve_white,
     rgb_scale,
     safe_scale,
-    to_lab,
     to_od,
 )
 from ..core._layout import is_lazy, is_multiscale
@@ -179,15 +178,14 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
         raise ValueError(
             f"color_space='lab' needs 3 colour channels (RGB), but the image has {ncolour}"
         )
-    if opts.lab:
-        lab_features(sample, rgb_scale(dtype))  # refuses values outside black..white
+    white = rgb_scale(dtype)
+    lab = lab_features(sample, white) if opts.lab else None  # (refuses RGB past white)
     level = resolve_white(opts.white, sample, dtype, ncolour) if opts.od else None
     if len(sample) < k:
         raise ValueError(f"k={k} is larger than the number of usable pixels ({len(sample)})")
-    white = rgb_scale(dtype)
     scale = 1.0
     if opts.lab:
-        data = to_lab(sample, white)
+        data = lab
     elif opts.od:
         data = to_od(sample, level)
     else:
