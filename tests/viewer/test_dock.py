@@ -426,6 +426,18 @@ def test_closing_the_dock_during_a_live_preview_adds_no_preview(make_napari_view
     assert [layer.name for layer in viewer.layers] == ["p"]
 
 
+def test_unticking_live_during_a_preview_adds_no_preview(viewer, widget, qtbot):
+    widget.form.image.value = viewer.add_image(load_photo(), name="p")
+    widget.form.exact.value = True  # every pixel on screen: the preview takes a while
+    widget.k_view.live.setChecked(True)
+    worker = widget._preview_worker
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    widget.k_view.live.setChecked(False)
+    qtbot.waitUntil(lambda: finished == [True], timeout=120_000)
+    assert [layer.name for layer in viewer.layers] == ["p"]
+
+
 def test_closing_the_dock_takes_its_live_preview_away(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     dock, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")

@@ -313,7 +313,8 @@ class KQuantWidget(Container):
             self._settings_changed()
 
     def _show_preview(self, layer, value) -> None:
-        if not alive(self.native) or not self.native.parent() or layer not in self._viewer.layers:
+        live = alive(self.native) and self.k_view.live.isChecked()  # not unticked meanwhile
+        if not live or layer not in self._viewer.layers:
             return
         result, factor, used = value
         self.previews += 1
