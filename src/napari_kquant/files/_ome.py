@@ -177,21 +177,15 @@ def _open_ome_zarr(path) -> Opened:
         scale = next((t.get("scale") for t in found if t.get("type") == "scale"), None)
         if not scale:  # none given: pixels, each level by its shape
             scale = _ratio(levels[0].shape, level.shape, axes)
-        try:
-            scale = tuple(float(s) for s in scale)
-        except (TypeError, ValueError):
-            scale = ()
-        if len(scale) != level.ndim or not all(math.isfinite(s) and s > 0 for s in scale):
+        scale = _floats(scale, level.ndim, positive=True)
+        if scale is None:
             raise FileError(f"cannot read {path!r}: level {i} has the scale {found!r}")
         scales.append(scale)
     found = transforms[0] if transforms else []
     origin = next((t.get("translation") for t in found if t.get("type") == "translation"), None)
     if origin is not None:
-        try:
-            origin = tuple(float(v) for v in origin)
-        except (TypeError, ValueError):
-            origin = ()
-        if len(origin) != levels[0].ndim or not all(math.isfinite(v) for v in origin):
+        origin = _floats(origin, levels[0].ndim)
+        if origin is None:
             raise FileError(f"cannot read {path!r}: level 0 has the translation {found!r}")
     scales, origin = _whole_image(root, path, scales, origin, levels[0].ndim)
     return _checked(Opened(levels, axes, scales, units, path, origin=origin))
@@ -207,25 +201,27 @@ def _whole_image(root, path, scales, origin, ndim):
     found = multiscales[0].get("coordinateTransformations") or []
     if not found:
         return scales, origin
-    try:
-        scale = next((t["scale"] for t in found if t.get("type") == "scale"), [1.0] * ndim)
-        shift = next((t["translation"] for t in found if t.get("type") == "translation"),
-                     [0.0] * ndim)  # fmt: skip
-        scale, shift = [float(v) for v in scale], [float(v) for v in shift]
-    except (TypeError, ValueError, KeyError):
-        scale = shift = []
-    numbers = [*scale, *shift]
-    if (
-        len(scale) != ndim
-        or len(shift) != ndim
-        or not all(map(math.isfinite, numbers))
-        or min(scale) <= 0
-    ):
+    scale = next((t.get("scale") for t in found if t.get("type") == "scale"), [1.0] * ndim)
+    shift = next((t.get("translation") for t in found if t.get("type") == "translation"),
+                 [0.0] * ndim)  # fmt: skip
+    scale, shift = _floats(scale, ndim, positive=True), _floats(shift, ndim)
+    if scale is None or shift is None:
         raise FileError(f"cannot read {path!r}: the multiscales' transformations {found!r}")
     scales = [tuple(a * b for a, b in zip(level, scale, strict=True)) for level in scales]
     origin = origin or (0.0,) * ndim
     origin = tuple(o * a + b for o, a, b in zip(origin, scale, shift, strict=True))
     return scales, origin
+
+
+def _floats(values, ndim: int, positive: bool = False) -> tuple[float, ...] | None:
+    """``values`` (a scale, a translation) as ``ndim`` finite floats, positive ones with
+    ``positive``; None when they are not."""
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+    ok = len(out) == ndim and all(math.isfinite(v) and (v > 0 or not positive) for v in out)
+    return out if ok else None
 
 
 def _ratio(finest, shape, axes) -> tuple[float, ...]:
