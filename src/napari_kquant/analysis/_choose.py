@@ -339,11 +339,13 @@ def picture_delta_e(image, picture, labels, channel_axis=-1, size=1 << 16) -> fl
     picture = np.moveaxis(picture, channel_axis, -1)
     spatial = image.shape[:-1]
     if is_lazy(image) or is_lazy(picture) or is_lazy(labels):
+        import dask
+
         step = max(1, math.ceil((math.prod(spatial) / size) ** (1 / len(spatial))))
         grid = (slice(None, None, step),) * len(spatial)
-        if np.asarray(labels[grid]).any():
-            image, picture, labels = image[grid], picture[grid], labels[grid]
-        image, picture, labels = np.asarray(image), np.asarray(picture), np.asarray(labels)
+        arrays = (image, picture, labels)
+        read = dask.compute(*(a[grid] for a in arrays))  # one pass: shared assignment tasks
+        image, picture, labels = read if np.asarray(read[2]).any() else dask.compute(*arrays)
     kept = np.flatnonzero(np.asarray(labels).ravel())
     if kept.size == 0:
         return math.nan

@@ -197,9 +197,8 @@ def assigner(palette, dtype) -> Assigner:
 def check_channels(palette, lay: Layout) -> None:
     if lay.ncolour != palette.nchannels:
         alpha = " (plus alpha)" if lay.has_alpha else ""
-        where = (
-            "no channel_axis" if lay.channel_axis is None else (f"channel_axis={lay.channel_axis}")
-        )
+        axis = lay.channel_axis
+        where = "no channel_axis" if axis is None else f"channel_axis={axis}"
         raise ValueError(
             f"the palette has {palette.nchannels} colour channels, but the image has "
             f"{lay.ncolour}{alpha} ({where})"
