@@ -15,6 +15,12 @@ BLOCK_COLOURS = np.array([[20, 30, 200], [10, 10, 10], [240, 240, 240], [200, 40
 BLOCK_LABELS = np.array([[2, 1], [4, 3]])  # luminance: 10 < 43 (blue) < 90 (red) < 240
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first: the two workers of scripts/test.sh take them at the start and
+    share the short ones after, rather than one of them ending with a long one alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # (stable)
+
+
 def make_blocks(noise=6.0, seed=0):
     """(32, 32, 3) uint8 image of four colour blocks with seeded noise."""
     rng = np.random.default_rng(seed)

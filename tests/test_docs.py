@@ -8,6 +8,8 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -80,6 +82,7 @@ def test_every_docs_page_is_in_the_site_and_the_cli_reference_comes_from_the_par
     assert on_page_markdown(quoted, None, None, None) == quoted
 
 
+@pytest.mark.slow
 def test_every_code_block_of_the_readme_and_the_docs_runs():
     """In a pytest process of their own: the pages create napari viewers as a reader does
     (``napari.Viewer``), which registers the plugin's commands once per process; in this

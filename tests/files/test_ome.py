@@ -196,6 +196,7 @@ def test_open_image_names_what_it_cannot_open(tmp_path, make):
         open_image(path)
 
 
+@pytest.mark.slow
 def test_kquant_runs_a_slide_on_a_dask_scheduler_with_the_same_result(tmp_path):
     distributed = pytest.importorskip("distributed")
     write_ome_tiff(tmp_path / "s.ome.tif", photo_like())

@@ -467,6 +467,7 @@ def test_the_first_session_compiles_the_kernels_elsewhere_and_later_ones_start_n
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_the_first_sessions_compile_covers_dithering_and_clean_up(tmp_path):
     """A fresh install (an empty numba cache): after `_warm.PRECOMPILE`, a run with
     dithering and clean-up (whole planes and in chunks) loads those kernels from the
@@ -533,6 +534,7 @@ napari.run()
 """
 
 
+@pytest.mark.slow
 def test_closing_napari_during_a_fit_ends_the_process_cleanly():
     """A cv2.kmeans call that returns while Python shuts down aborts the process
     ("FATAL: exception not rethrown"): the interpreter waits for the fit's helper

@@ -215,6 +215,7 @@ def kmeans_helpers():
     return [t for t in threading.enumerate() if t.name == "kquant-kmeans" and t.is_alive()]
 
 
+@pytest.mark.slow
 def test_cancel_gives_control_back_without_waiting_for_opencv(viewer, widget, qtbot):
     viewer.add_image(_slow_image(), name="noise", rgb=True)
     for name, value in {"k": 32, "exact": True, "attempts": 50, "seed": "0"}.items():
