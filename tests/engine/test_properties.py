@@ -1,13 +1,15 @@
 """Property-based tests over random shapes, dtypes, k, masks and sampling."""
 
+import re
 import warnings
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from napari_kquant import quantize
+from napari_kquant.core._colorspace import safe_scale
 
 DTYPES = [np.uint8, np.uint16, np.int16, np.int32, np.float32, np.float64]
 
@@ -39,8 +41,30 @@ def usable_count(image, channels, mask):
     return int(valid.sum())
 
 
+def unresolvable_pair(image, channels, mask):
+    """Whether two distinct usable colours are closer than cv2.kmeans' float32 squared
+    distances resolve (their distance squares to 0 after the engine's scaling): no fit
+    can tell them apart, and it may honestly warn that it found fewer than k clusters."""
+    pix = image.reshape(-1, 1) if channels is None else image.reshape(-1, channels)
+    valid = np.ones(image.shape[: image.ndim - (channels is not None)], bool)
+    if mask is not None:
+        valid &= mask
+    pix = pix[valid.ravel()]
+    if channels == 4:
+        pix = pix[pix[:, 3] != 0][:, :3]
+    scale = safe_scale(float(np.abs(pix).max()))
+    colours = np.unique((pix.astype(np.float64) / scale).astype(np.float32), axis=0)
+    diff = colours[:, None, :] - colours[None, :, :]
+    squared = (diff * diff).sum(axis=2, dtype=np.float32)
+    np.fill_diagonal(squared, 1)
+    return bool((squared == 0).any())
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases(), st.integers(0, 1000))
+@example(  # 0 and 1e-45 (CI, 2026-12-06): their distance squares to 0 in float32
+    case=(np.array([[0, 1, 1e-45], [1e-45] * 3], np.float32), None, None, 3, None), seed=0
+)
 def test_quantize_invariants(case, seed):
     image, channels, mask, k, sample = case
     if sample is not None and sample < k:
@@ -57,9 +81,15 @@ def test_quantize_invariants(case, seed):
             raise AssertionError("expected a ValueError for too few usable pixels")
         np.testing.assert_array_equal(image, before)
         return
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "k=.*distinct colours", UserWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         r = quantize(image, k, channel_axis=channel_axis, mask=mask, seed=seed, sample=sample)
+    for w in caught:
+        message = str(w.message)
+        if re.fullmatch(r"k=\d+, but the fit found fewer; \d+ clusters duplicate others", message):
+            assert unresolvable_pair(image, channels, mask), message
+        else:
+            assert re.fullmatch(r"k=\d+, but the clustered pixels .* distinct colours.*", message)
 
     np.testing.assert_array_equal(image, before)
     spatial = image.shape if channels is None else image.shape[:-1]
