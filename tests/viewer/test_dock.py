@@ -7,6 +7,7 @@ import os
 import cv2
 import numpy as np
 import pytest
+from napari.utils.notifications import notification_manager
 from napari.utils.theme import get_theme
 from qtpy.QtWidgets import QPushButton
 
@@ -117,7 +118,7 @@ def test_a_gray_image_is_fitted_in_rgb_whatever_the_hidden_colour_field_holds(
 ):
     widget.form.color_space.value = "lab"  # chosen for a colour image, then hidden
     viewer.add_image(make_blocks()[..., 0], name="gray")
-    start = len(errors_since(0))
+    start = len(notification_manager.records)
     run(widget, qtbot, k=2, seed="1")
     assert errors_since(start) == []
     assert viewer.layers["gray k=2 clusters"].metadata["napari_kquant"]["color_space"] == "rgb"
@@ -176,7 +177,7 @@ def test_an_error_in_a_qt_callback_is_a_notification(viewer, qtbot):
     button = QPushButton("go")
     qtbot.addWidget(button)
     button.clicked.connect(notifying(broken))
-    start = len(errors_since(0))
+    start = len(notification_manager.records)
     button.click()  # no exception escapes into Qt (which would abort a plain script)
     (said,) = errors_since(start)
     first, _, rest = said.partition("\n")
@@ -185,7 +186,7 @@ def test_an_error_in_a_qt_callback_is_a_notification(viewer, qtbot):
 
 def test_a_refused_run_says_all_of_it_below_a_short_first_line(viewer, widget, qtbot):
     viewer.add_image(make_blocks(), name="blocks", rgb=True)
-    start = len(errors_since(0))
+    start = len(notification_manager.records)
     widget.form.k.value = 1000  # more clusters than the 1,024 pixels' distinct colours
     widget.form.sample.value = "5"
     widget.run()
@@ -193,6 +194,34 @@ def test_a_refused_run_says_all_of_it_below_a_short_first_line(viewer, widget, q
     first, _, rest = said.partition("\n")
     assert first == "K-means quantization: not run"
     assert "sample=5 is smaller than k=1000" in rest
+
+
+@pytest.mark.parametrize(
+    "image, mask, k, said",
+    [
+        (np.zeros((20, 20), bool), None, 3, "image dtype bool is not supported"),
+        (np.zeros((20, 20), np.float16), None, 3, "image dtype float16 is not supported"),
+        (np.zeros((3, 3), np.uint8), None, 16, "k=16 is larger than the number of usable"),
+        (np.zeros((20, 20), np.uint8), np.zeros((20, 20), np.uint8), 3, "no usable pixel"),
+    ],
+    ids=["bool", "float16", "k above the pixels", "an empty mask"],
+)
+def test_input_a_run_cannot_take_is_refused_before_the_worker_starts(
+    viewer, widget, qtbot, image, mask, k, said
+):
+    layer = viewer.add_image(image, name="image")
+    if mask is not None:
+        widget.reset_choices()
+        widget.form.mask.value = viewer.add_labels(mask, name="mask")
+    widget.form.image.value = layer
+    widget.form.k.value = k
+    start = len(notification_manager.records)
+    widget.run()
+    assert widget.worker is None  # nothing started: "not run", not "failed"
+    (message,) = errors_since(start)
+    assert message.startswith("K-means quantization: not run\n") and said in message
+    assert widget.status.value == "not run: see the notification"
+    assert [layer.name for layer in viewer.layers] == ["image"] + ["mask"] * (mask is not None)
 
 
 def test_the_palette_list_offers_each_run_once(viewer, widget, photo, qtbot):

@@ -178,7 +178,7 @@ def test_mask_layer_limits_clustering(viewer, widget, qtbot):
     ("setup", "message"),
     [
         ({}, "There is no image layer to quantize"),
-        ({"k": 600}, "k=600 is larger than the number of usable pixels (512)"),
+        ({"k": 600}, "k=600 is larger than the number of usable pixels (at most 512)"),
         (
             {"mask": "wrong"},
             "mask layer 'wrong' has shape (5, 5), but image 'blocks' has spatial shape (16, 32)",

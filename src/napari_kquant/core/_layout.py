@@ -64,6 +64,25 @@ def layout(shape, dtype, channel_axis, alpha) -> Layout:
     return Layout(axis, nchan, has_alpha)
 
 
+def check_image(image, channel_axis=None, alpha=None, mask=None, k=None) -> None:
+    """What a run refuses of an image before any work, from its shape and dtype (and a
+    numpy mask, counted): the dtype, the channels, no usable pixel, and a K above the
+    pixels there are (an upper bound: alpha and non-finite values are not looked at).
+    For a caller that starts the work elsewhere, as the dock does in its worker."""
+    level = image[0] if is_multiscale(image) else image
+    lay = layout(level.shape, level.dtype, channel_axis, alpha)
+    spatial = spatial_shape(level.shape, lay)
+    count = math.prod(spatial)
+    if mask is not None:
+        check_mask(mask, spatial)
+        if not is_lazy(mask):
+            count = int(np.count_nonzero(mask))
+    if count == 0:
+        raise ValueError("the image has no usable pixel (all masked, transparent or non-finite)")
+    if k is not None and k > count:
+        raise ValueError(f"k={k} is larger than the number of usable pixels (at most {count})")
+
+
 def spatial_shape(shape, lay: Layout) -> tuple[int, ...]:
     return tuple(s for axis, s in enumerate(shape) if axis != lay.channel_axis)
 

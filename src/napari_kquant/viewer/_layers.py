@@ -15,7 +15,7 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
 from .._api import quantize
-from ..core._layout import is_lazy
+from ..core._layout import check_image, is_lazy
 from ..engine._measure import check_axes, check_planes, cluster_table, totals
 from ..engine._palette import Palette
 from ..engine._result import QuantizeResult
@@ -43,8 +43,9 @@ def layer_data(layer):
     return list(layer.data) if layer.multiscale else layer.data
 
 
-def read_layer(layer, mask=None, fixed: dict[int, int] | None = None):
-    """The layer's data and the `quantize` keywords that describe it.
+def read_layer(layer, mask=None, fixed: dict[int, int] | None = None, k=None):
+    """The layer's data and the `quantize` keywords that describe it, checked as a run
+    checks them before any work (`check_image`; with ``k``, a new fit's K too).
 
     ``mask`` is a Labels layer (non-zero = use) or a boolean array; ``fixed``
     maps layer axes to the index they are held at (the current slice), so that
@@ -73,7 +74,9 @@ def read_layer(layer, mask=None, fixed: dict[int, int] | None = None):
         plane = _zeros(shape, data.chunks[: len(shape)] if lazy else None)
         plane[tuple(fixed.get(axis, slice(None)) for axis in range(len(shape)))] = True
         mask = plane if mask is None else mask & plane
-    return data, {"channel_axis": -1 if layer.rgb else None, "mask": mask}
+    keywords = {"channel_axis": -1 if layer.rgb else None, "mask": mask}
+    check_image(data, **keywords, k=k)
+    return data, keywords
 
 
 def _nonzero(data):

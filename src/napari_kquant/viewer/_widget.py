@@ -29,10 +29,7 @@ from qtpy.QtWidgets import (
 from superqt import QCollapsible
 
 from ..core._layout import is_lazy
-from ..core._options import (
-    settings,
-    speed_defaults,
-)
+from ..core._options import settings, speed_defaults
 from ..engine._palette import Palette
 from ..files._batch import images_in, plan_batch
 from ._form import (
@@ -367,7 +364,8 @@ class KQuantWidget(Container):
         scope = _scope(values, layer)
         if scope == SCOPES[1]:
             fixed = current_slice(self._viewer, layer)
-        data, keywords = read_layer(layer, values["mask"], fixed)
+        k = values["k"] if values["palette"] == NEW_PALETTE else None  # a new fit's
+        data, keywords = read_layer(layer, values["mask"], fixed, k)
         finishing = finish_params(values)
         choice = values["palette"]
         if choice != NEW_PALETTE:
