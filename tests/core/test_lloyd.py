@@ -66,8 +66,11 @@ def test_distinct_keeps_every_distinct_8_bit_colour_with_its_count():
         np.random.default_rng(3).integers(0, 65536, (400, 4)).astype(np.float32),
         np.random.default_rng(4).random((50, 30)),  # more channels than one key holds
         np.full((7, 3), 4.0, np.float32),
+        np.array([[-128, 0], [127, 5], [0, 0], [-128, 0]], np.int8),  # 127 - -128 wraps in int8
+        np.array([[-(2**31)], [2**31 - 1], [7]], np.int32),
     ],
-    ids=["close floats", "8 channels", "outlier", "4 x 16-bit", "30 channels", "one colour"],
+    ids=["close floats", "8 channels", "outlier", "4 x 16-bit", "30 channels", "one colour",
+         "int8 whole range", "int32 whole range"],  # fmt: skip
 )
 def test_distinct_never_merges_two_different_rows(rows):
     values, counts, index = distinct(rows)

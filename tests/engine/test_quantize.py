@@ -740,3 +740,15 @@ def test_lab_refinement_finds_distinct_colours_among_the_pixels_with_the_same_re
     np.testing.assert_array_equal(by_pixels[1], by_floats[1])
     np.testing.assert_allclose(by_pixels[2], by_floats[2], rtol=1e-6)
     assert by_pixels[0] == pytest.approx(by_floats[0], rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32])
+def test_od_of_a_signed_image_over_its_whole_range_is_refined(dtype):
+    """Over 10,000 pixels (the refinement's distinct values: the range wrapped in the
+    image's own dtype and divided by zero)."""
+    info = np.iinfo(dtype)
+    image = np.zeros((101, 101), dtype)
+    image[0, :2] = info.min, info.max
+    result = quantize(image, 2, color_space="od", seed=0)
+    assert sorted(result.counts.tolist()) == [1, 101 * 101 - 1]
+    assert result.labels[0, 1] != result.labels[0, 2] == result.labels[50, 50]

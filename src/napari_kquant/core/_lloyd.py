@@ -28,9 +28,10 @@ def distinct(data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     room = 2**63 - 1
     for ch in range(d):
         column = data[:, ch]
-        low, high = column.min(), column.max()
-        if high - low < 1 << 20 and np.array_equal(column, np.floor(column)):
-            rank, levels = (column - low).astype(np.int64), int(high - low) + 1  # whole numbers
+        low, high = column.min().item(), column.max().item()  # Python numbers: no wrap
+        if high - low < 1 << 20 and np.array_equal(column, np.floor(column)):  # whole numbers
+            wide = column.astype(np.int64) if column.dtype.kind == "i" else column  # 127 - -128
+            rank, levels = (wide - wide.dtype.type(low)).astype(np.int64), int(high - low) + 1
         else:
             _, rank = np.unique(column, return_inverse=True)
             levels = int(rank.max()) + 1
