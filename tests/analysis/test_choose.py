@@ -210,6 +210,25 @@ def test_recolour_changes_the_picture_not_the_numbers():
         recolour(result, 0, "#000000")
 
 
+def test_recolour_paints_a_hex_colour_in_the_images_units():
+    """A kept palette's dtype may not be the image's: '#ffffff' is the image's white."""
+    from napari_kquant import Palette, recolour
+
+    palette = Palette.from_colors(["#000000", "#ffffff"])  # uint8
+    floats = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
+    result = palette.apply(floats, channel_axis=-1)
+    np.testing.assert_array_equal(recolour(result, 1, "#ffffff").quantized[result.labels == 1], 1)
+    deep = (floats * 65535).astype(np.uint16)
+    result = palette.apply(deep, channel_axis=-1)
+    shown = recolour(result, 2, "#808080").quantized[result.labels == 2]
+    np.testing.assert_array_equal(shown, 128 * 257)
+    grey = quantize(np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000, 2, seed=0)
+    shown = recolour(grey, 1, "#808080")  # one channel: a grey, as palette.hex shows it
+    np.testing.assert_array_equal(shown.quantized[grey.labels == 1], 128 * 257)
+    with pytest.raises(ValueError, match="colour has 3 channels, the palette 1"):
+        recolour(grey, 1, "#808081")
+
+
 def test_auto_k_reports_progress_can_be_stopped_and_checks_options_first():
     from skimage import data
 

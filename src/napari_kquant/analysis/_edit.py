@@ -174,8 +174,8 @@ def recolour(result: QuantizeResult, label: int, colour) -> QuantizeResult:
     label : int
         The cluster (1..k).
     colour : str or sequence of float
-        ``"#rrggbb"`` (8-bit RGB), or one value per colour channel in the
-        image's units.
+        ``"#rrggbb"`` (8-bit RGB, scaled to the image's dtype; a grey one for a
+        one-channel image), or one value per colour channel in the image's units.
 
     Returns
     -------
@@ -196,14 +196,17 @@ def recolour(result: QuantizeResult, label: int, colour) -> QuantizeResult:
             f"colour must be '#rrggbb' or one number per colour channel, got {colour!r}"
         )
     shown = Palette.from_colors([colour] if isinstance(colour, str) else [list(colour)])
+    grey = isinstance(colour, str) and len(set(shown.centers[0])) == 1
+    if grey and palette.nchannels == 1:  # '#808080' for one channel, as palette.hex shows it
+        shown = Palette.from_colors(shown.centers[:, :1], dtype=shown.dtype)
     if shown.nchannels != palette.nchannels:
         raise ValueError(
             f"colour has {shown.nchannels} channels, the palette {palette.nchannels}: {colour!r}"
         )
-    values = shown.centers_for(palette.dtype or "float64")[0]
     target = np.dtype(palette.dtype or "float64")
-    if result.quantized is not None:
+    if result.quantized is not None:  # the image's units: a kept palette may be another's
         target = np.asarray(result.quantized[:0]).dtype
+    values = shown.centers_for(target)[0]
     if target.kind in "ui" and not isinstance(colour, str):
         low, high = _limits(target)
         if not all(float(v).is_integer() and low <= v <= high for v in values):
