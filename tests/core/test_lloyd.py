@@ -69,8 +69,10 @@ def test_distinct_keeps_every_distinct_8_bit_colour_with_its_count():
         np.array([[-128, 0], [127, 5], [0, 0], [-128, 0]], np.int8),  # 127 - -128 wraps in int8
         np.array([[-(2**31)], [2**31 - 1], [7]], np.int32),
     ],
-    ids=["close floats", "8 channels", "outlier", "4 x 16-bit", "30 channels", "one colour",
-         "int8 whole range", "int32 whole range"],  # fmt: skip
+    ids=[
+        *("close floats", "8 channels", "outlier", "4 x 16-bit", "30 channels", "one colour"),
+        *("int8 whole range", "int32 whole range"),
+    ],
 )
 def test_distinct_never_merges_two_different_rows(rows):
     values, counts, index = distinct(rows)

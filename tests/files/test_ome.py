@@ -291,9 +291,28 @@ def test_a_damaged_chunk_is_one_line_and_leaves_nothing(tmp_path):
     chunk.write_bytes(b"not zstd at all")
     done = kquant("in.ome.zarr", "-k", "3", "-o", "o.ome.zarr", "--table", "t.csv", cwd=tmp_path)
     assert done.returncode == 2, done.stderr
-    assert "part of it could not be read" in done.stderr
+    said = "cannot read 'in.ome.zarr': part of level 0 could not be read (RuntimeError: "
+    assert said in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ome.zarr"]
+    opened = open_image(tmp_path / "in.ome.zarr")  # in Python too: the file and the level
+    with pytest.raises(ValueError, match=r"in\.ome\.zarr'?: part of level 0 could not be read"):
+        quantize(opened.image, 3, channel_axis=opened.channel_axis, seed=0)
+
+
+def test_a_damaged_tile_names_the_file_and_the_level(tmp_path):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "s.ome.tif", photo_like(256), tile=(128, 128),
+                     photometric="rgb", compression="zlib")  # fmt: skip
+    data = bytearray((tmp_path / "s.ome.tif").read_bytes())
+    with tifffile.TiffFile(tmp_path / "s.ome.tif") as tif:
+        offset, count = tif.pages[0].dataoffsets[0], tif.pages[0].databytecounts[0]
+    data[offset : offset + count] = b"\xff" * count  # the first tile's bytes: not zlib
+    (tmp_path / "s.ome.tif").write_bytes(bytes(data))
+    said = r"s\.ome\.tif'?: part of level 0 could not be read"
+    with open_image(tmp_path / "s.ome.tif") as opened, pytest.raises(ValueError, match=said):
+        np.asarray(opened.levels[0][:128, :128])
 
 
 def test_an_output_inside_the_input_is_refused(tmp_path):
@@ -408,6 +427,20 @@ def test_write_ome_zarr_refuses_what_does_not_add_up(tmp_path):
         with pytest.raises(ValueError, match=said):
             write_ome_zarr(tmp_path / "c.ome.zarr", result, properties=rows)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ome.zarr"]
+
+
+@pytest.mark.parametrize("channel_axis", [0, 1, -1])
+def test_a_result_is_written_with_its_channels_where_they_are(tmp_path, channel_axis):
+    """No ``opened``: the axes are y, x and the channel axis where the result has it
+    (written in NGFF order, channels first), not always y, x, c."""
+    image = np.moveaxis(photo_like(64), -1, channel_axis).copy()
+    result = quantize(image, 4, channel_axis=channel_axis, seed=0)
+    write_ome_zarr(tmp_path / "o.ome.zarr", result)
+    opened = open_image(tmp_path / "o.ome.zarr")
+    assert opened.axes == "cyx" and opened.levels[0].shape == (3, 64, 64)
+    np.testing.assert_array_equal(opened.levels[0], np.moveaxis(result.quantized, channel_axis, 0))
+    labels = zarr.open_group(str(tmp_path / "o.ome.zarr"), mode="r")["labels/clusters/s0"]
+    np.testing.assert_array_equal(labels[:], result.labels)
 
 
 def test_an_axis_ngff_has_no_name_for_is_refused_before_any_work(tmp_path):

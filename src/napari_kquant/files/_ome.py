@@ -188,7 +188,46 @@ def _open_ome_zarr(path) -> Opened:
         if origin is None:
             raise FileError(f"cannot read {path!r}: level 0 has the translation {found!r}")
     scales, origin = _whole_image(root, path, scales, origin, levels[0].ndim)
-    return _checked(Opened(levels, axes, scales, units, path, origin=origin))
+    return _checked(Opened(_read_named(root, path, levels), axes, scales, units, path,
+                           origin=origin))  # fmt: skip
+
+
+def _read_named(root, path, levels) -> list:
+    """The levels, each chunk read through `_ZarrLevel`: a damaged chunk is a FileError
+    naming the file and the level, not the codec's bare error. Same chunks."""
+    import dask.array as da
+    import zarr
+
+    attrs = zarr.open_group(root, mode="r").attrs.asdict()
+    datasets = attrs.get("ome", attrs)["multiscales"][0]["datasets"]
+    named = []
+    for i, (dataset, level) in enumerate(zip(datasets, levels, strict=True)):
+        array = zarr.open_array(os.path.join(root, dataset["path"]), mode="r")
+        named.append(da.from_array(_ZarrLevel(array, path, i), chunks=level.chunks, name=False))
+    return named
+
+
+def _unreadable(path, level, error) -> FileError:
+    first = (str(error).strip().splitlines() or [""])[0]
+    return FileError(
+        f"cannot read {path!r}: part of level {level} could not be read "
+        f"({type(error).__name__}: {first})"
+    )
+
+
+class _ZarrLevel:
+    """One level of an OME-Zarr image, sliced as an array (a pickled zarr array opens its
+    store again: dask.distributed workers read it themselves)."""
+
+    def __init__(self, array, path, level):
+        self.array, self.path, self.level = array, path, level
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+
+    def __getitem__(self, key):
+        try:
+            return self.array[key]
+        except Exception as e:  # a damaged chunk: the codec's own error; a signal passes
+            raise _unreadable(self.path, self.level, e) from e
 
 
 def _whole_image(root, path, scales, origin, ndim):
@@ -297,7 +336,10 @@ class _TiffLevel:
         self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
 
     def __getitem__(self, key):
-        return _tiff_levels(self.path)[1][self.level][key]
+        try:
+            return _tiff_levels(self.path)[1][self.level][key]
+        except Exception as e:  # a damaged tile: tifffile's or the codec's error
+            raise _unreadable(self.path, self.level, e) from e
 
     def __reduce__(self):
         return _TiffLevel, (self.path, self.level, self.shape, self.dtype)
@@ -454,7 +496,10 @@ def write_ome_zarr(path, result, opened: Opened | None = None, properties=None):
     labels = result.labels if isinstance(result.labels, list) else [result.labels]
     if opened is None:
         ndim = quantized[0].ndim
-        axes = "yx" if result.channel_axis is None else "yxc"
+        axes = "yx"
+        if result.channel_axis is not None:  # where the result has it (3-D: else refused)
+            at = result.channel_axis % ndim if ndim == 3 else 2
+            axes = axes[:at] + "c" + axes[at:]
         if ndim != len(axes):
             raise FileError(f"cannot write {path!r}: give the axes of a {ndim}-D image")
         scales = [tuple(quantized[0].shape[i] / q.shape[i] if a in "yx" else 1.0
