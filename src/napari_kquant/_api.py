@@ -181,8 +181,9 @@ def quantize(
         An unsupported image dtype (bool, complex, object, float16), or an
         option of the wrong type.
     ValueError
-        An option out of range, an empty image, a mask of the wrong shape, or
-        fewer usable pixels than ``k``.
+        An option out of range, an empty image, a mask of the wrong shape,
+        fewer usable pixels than ``k``, or float values too far apart (1e80
+        beside 0-100) for float32 to keep ``k`` colours of them.
 
     Warns
     -----

@@ -320,3 +320,16 @@ def test_a_gimp_palette_of_another_colour_space_warns(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fit(image, 3, channel_axis=-1, seed=0).save(tmp_path / "q.gpl")  # rgb: rounded only
+
+
+def test_values_too_far_apart_for_float32_are_refused_where_they_leave_fewer_than_k():
+    image = np.random.default_rng(0).random((30, 30)) * 100
+    image[0, 0] = 1e80  # beside it, 0-100 read as 0 in float32: one colour for 899 pixels
+    with pytest.raises(ValueError, match=r"from 0\.019\d* to 1e\+80 .* too far apart for float32"):
+        quantize(image, 3, seed=0)
+    image[0, 0] = 1e40  # within float32's reach: the small values keep their clusters
+    centers = quantize(image, 3, seed=0).centers.ravel()
+    assert 0 < centers[0] < centers[1] < 100 and centers[2] == pytest.approx(1e40, rel=1e-6)
+    tiny = np.random.default_rng(1).random((30, 30))
+    tiny[0, :2] = 1e-310, 0.0  # a subnormal beside 0 reads as 0, and costs nothing
+    assert quantize(tiny, 3, seed=0).counts.sum() == 900

@@ -41,10 +41,9 @@ def usable_count(image, channels, mask):
     return int(valid.sum())
 
 
-def unresolvable_pair(image, channels, mask):
-    """Whether two distinct usable colours are closer than cv2.kmeans' float32 squared
-    distances resolve (their distance squares to 0 after the engine's scaling): no fit
-    can tell them apart, and it may honestly warn that it found fewer than k clusters."""
+def as_clustered(image, channels, mask):
+    """The usable pixels' colours, and the float32 values cv2.kmeans clusters (after the
+    engine's scaling)."""
     pix = image.reshape(-1, 1) if channels is None else image.reshape(-1, channels)
     valid = np.ones(image.shape[: image.ndim - (channels is not None)], bool)
     if mask is not None:
@@ -53,17 +52,33 @@ def unresolvable_pair(image, channels, mask):
     if channels == 4:
         pix = pix[pix[:, 3] != 0][:, :3]
     scale = safe_scale(float(np.abs(pix).max()))
-    colours = np.unique((pix.astype(np.float64) / scale).astype(np.float32), axis=0)
+    return pix, (pix.astype(np.float64) / scale).astype(np.float32)
+
+
+def unresolvable_pair(image, channels, mask):
+    """Whether two distinct usable colours are closer than cv2.kmeans' float32 squared
+    distances resolve (their distance squares to 0 after the engine's scaling): no fit
+    can tell them apart, and it may honestly warn that it found fewer than k clusters."""
+    colours = np.unique(as_clustered(image, channels, mask)[1], axis=0)
     diff = colours[:, None, :] - colours[None, :, :]
     squared = (diff * diff).sum(axis=2, dtype=np.float32)
     np.fill_diagonal(squared, 1)
     return bool((squared == 0).any())
 
 
+def underflows(image, channels, mask):
+    """Whether usable values other than 0 read as 0 in float32 (beside far larger ones)."""
+    pix, clustered = as_clustered(image, channels, mask)
+    return np.count_nonzero(clustered == 0) > np.count_nonzero(pix == 0)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases(), st.integers(0, 1000))
 @example(  # 0 and 1e-45 (CI, 2026-12-06): their distance squares to 0 in float32
     case=(np.array([[0, 1, 1e-45], [1e-45] * 3], np.float32), None, None, 3, None), seed=0
+)
+@example(  # 0 to 100 beside 1e80: float32 reads them all as 0
+    case=(np.array([[1e80, 1, 2], [3, 4, 5]]), None, None, 3, None), seed=0
 )
 def test_quantize_invariants(case, seed):
     image, channels, mask, k, sample = case
@@ -83,7 +98,12 @@ def test_quantize_invariants(case, seed):
         return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        r = quantize(image, k, channel_axis=channel_axis, mask=mask, seed=seed, sample=sample)
+        try:
+            r = quantize(image, k, channel_axis=channel_axis, mask=mask, seed=seed, sample=sample)
+        except ValueError as e:  # values too far apart for float32 to hold k colours
+            assert "too far apart for float32" in str(e) and underflows(image, channels, mask)
+            np.testing.assert_array_equal(image, before)
+            return
     for w in caught:
         message = str(w.message)
         if re.fullmatch(r"k=\d+, but the fit found fewer; \d+ clusters duplicate others", message):

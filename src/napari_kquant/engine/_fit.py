@@ -195,6 +195,7 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
             if scale == 1.0
             else (sample.astype(np.float64) / scale).astype(np.float32)
         )
+        _check_float32_range(sample, data, k)
     value_range = (float(sample.min()), float(sample.max()))
     epsilon = opts.epsilon
     if epsilon is None:
@@ -248,6 +249,23 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
         compactness=float(compactness) * scale * scale,
     )
     return Fitted(palette, float(compactness) * scale * scale, rank[fit_labels.ravel()])
+
+
+def _check_float32_range(sample, data, k: int) -> None:
+    """Refuse float values too far apart for float32 (cv2.kmeans' type) to hold together
+    where that leaves fewer than ``k`` colours to cluster (beside 1e80, values of 0-100
+    read as 0; a relative range of about 1e45 and up). A tiny value beside others that
+    still differ (1e-310 in a 0-1 image) reads as 0 and costs nothing."""
+    if sample.dtype.kind != "f" or np.count_nonzero(data == 0) == np.count_nonzero(sample == 0):
+        return
+    if len(np.unique(data, axis=0)) >= k or len(np.unique(sample, axis=0)) < k:
+        return
+    values = np.abs(sample[np.isfinite(sample)])
+    raise ValueError(
+        f"image values from {values[values > 0].min():g} to {values.max():g} (absolute) are "
+        f"too far apart for float32, which cv2.kmeans clusters: the smaller ones read as 0, "
+        f"leaving fewer than k={k} colours. Clip or rescale the image, or mask the outliers"
+    )
 
 
 def kmeans(data, k, criteria, attempts, init, seed, report, staged=False, raw=None,
