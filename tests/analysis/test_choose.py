@@ -218,6 +218,8 @@ def test_recolour_paints_a_hex_colour_in_the_images_units():
     floats = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
     result = palette.apply(floats, channel_axis=-1)
     np.testing.assert_array_equal(recolour(result, 1, "#ffffff").quantized[result.labels == 1], 1)
+    with pytest.raises(ValueError, match="the result's palette is in uint8 units, the image fl"):
+        split(result, floats, 2, channel_axis=-1)  # the image it was made from: said so
     deep = (floats * 65535).astype(np.uint16)
     result = palette.apply(deep, channel_axis=-1)
     shown = recolour(result, 2, "#808080").quantized[result.labels == 2]

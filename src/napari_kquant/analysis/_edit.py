@@ -112,13 +112,17 @@ def split(
             f"image has {lay.ncolour} colour channels (channel_axis={channel_axis!r}), the "
             f"result's palette {palette.nchannels}: give the image the result was made from"
         )
-    made = palette.dtype  # a palette of given colours has none: its picture's dtype
-    if made is None and result.quantized is not None:
-        made = np.asarray(result.quantized[:0]).dtype
-    if made is not None and np.dtype(made) != image.dtype:
+    made = None if result.quantized is None else np.asarray(result.quantized[:0]).dtype
+    if made is not None and made != image.dtype:
         raise ValueError(
             f"image is {image.dtype}, the result was made from {made}: give the "
             "image the result was made from"
+        )
+    if palette.dtype is not None and np.dtype(palette.dtype) != image.dtype:
+        raise ValueError(
+            f"the result's palette is in {palette.dtype} units, the image {image.dtype} (a "
+            "kept palette applied to another dtype): split works on a palette fitted to this "
+            "image's dtype"
         )
     pix, spatial = pixels(image, lay)
     if tuple(spatial) != tuple(result.labels.shape):
