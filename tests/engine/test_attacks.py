@@ -284,7 +284,8 @@ def test_zero_d_arrays_and_bytes_where_items_go_are_named():
         result.plane_table(axes=np.array(3))
     with pytest.raises(TypeError, match=r"ks must be whole numbers"):
         k_curve(image, np.array(3), channel_axis=-1)
-    for colors in (np.array(3), b"3"):
+    masked = np.ma.array([[0, 0, 0], [1, 1, 1]], mask=[[0, 0, 0], [1, 1, 1]])
+    for colors in (np.array(3), b"3", {"#000000", "#ffffff"}, masked):  # sets: no label order
         with pytest.raises(TypeError, match=r"colors must be hex strings or a \(k, channels\)"):
             Palette.from_colors(colors)
     for size in (10**400, [10**400, 1]):

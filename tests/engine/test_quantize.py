@@ -396,6 +396,7 @@ def test_lab_needs_three_colour_channels():
         (np.zeros((4, 4), object), TypeError, r"image dtype object is not supported"),
         (np.zeros((4, 4), np.float16), TypeError, r"image dtype float16 is not supported"),
         (np.zeros((0, 4), np.uint8), ValueError, r"image is empty \(shape \(0, 4\)\)"),
+        (np.uint8(5), ValueError, r"image must be an array of pixels, got a single value"),
         (np.full((4, 4), np.nan), ValueError, r"no usable pixel"),
     ],
 )

@@ -418,6 +418,10 @@ def test_write_ome_zarr_refuses_what_does_not_add_up(tmp_path):
         write_ome_zarr(tmp_path / "a.ome.zarr", result, opened)
     with pytest.raises(TypeError, match="result must be a QuantizeResult, got NoneType"):
         write_ome_zarr(tmp_path / "b.ome.zarr", None)
+    with pytest.raises(TypeError, match=r"path must be a file path .*, got None"):
+        write_ome_zarr(None, result)
+    with pytest.raises(TypeError, match=r"path must be a file path .*, got 3"):
+        open_image(3)
     for rows, said in (
         (lambda c: 5, "properties must return 3 dicts of JSON values"),
         (lambda c: [{"x": float("nan")}] * 3, "properties must return 3 dicts of JSON values"),

@@ -43,7 +43,9 @@ def layout(shape, dtype, channel_axis, alpha) -> Layout:
     check_dtype(dtype)
     alpha = flag("alpha", alpha)
     ndim = len(shape)
-    if ndim == 0 or math.prod(shape) == 0:
+    if ndim == 0:
+        raise ValueError("image must be an array of pixels, got a single value (shape ())")
+    if math.prod(shape) == 0:
         raise ValueError(f"image is empty (shape {tuple(shape)})")
     if channel_axis is None:
         if alpha:

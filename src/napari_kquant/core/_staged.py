@@ -193,6 +193,14 @@ def _usual_mode(path: str, mode: int) -> None:
     os.chmod(path, mode & ~_umask())
 
 
+def file_path(path, name: str = "path") -> str:
+    """``path`` as a str, or a TypeError naming ``name`` (None, a number, an open file)."""
+    try:
+        return os.fsdecode(path)
+    except TypeError:
+        raise TypeError(f"{name} must be a file path (str or os.PathLike), got {path!r}") from None
+
+
 def os_error(e: OSError) -> FileError:
     """An OSError of a write, as the FileError that names the file."""
     where = f" {e.filename!r}" if getattr(e, "filename", None) else ""

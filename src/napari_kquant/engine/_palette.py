@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -29,6 +28,7 @@ from ..core._options import (
     finish,
     not_items,
 )
+from ..core._staged import file_path
 from ._apply import apply_array
 from ._palette_files import read, write
 
@@ -320,9 +320,11 @@ class Palette:
         """
         if isinstance(colors, str):
             colors = [colors]
-        if not_items(colors) or not hasattr(colors, "__len__"):
+        unordered = isinstance(colors, set | frozenset | dict) or np.ma.isMaskedArray(colors)
+        if unordered or not_items(colors) or not hasattr(colors, "__len__"):
             raise TypeError(
-                f"colors must be hex strings or a (k, channels) array, got {type(colors).__name__}"
+                "colors must be hex strings or a (k, channels) array, in label order, got "
+                f"{type(colors).__name__}"
             )
         if not isinstance(colors, np.ndarray):
             colors = list(colors)
@@ -414,7 +416,7 @@ class Palette:
 
         The file is written whole or not at all (a temporary file, then a rename).
         """
-        write(_path(path), self)
+        write(file_path(path), self)
 
     @classmethod
     def load(cls, path) -> Palette:
@@ -426,7 +428,7 @@ class Palette:
             The file is missing, unreadable, or not a palette; the message names
             the file and what is wrong.
         """
-        return read(_path(path), cls)
+        return read(file_path(path), cls)
 
 
 def _check_range(name: str, values: np.ndarray, dtype: str, rounding: bool) -> None:
@@ -442,13 +444,6 @@ def _check_range(name: str, values: np.ndarray, dtype: str, rounding: bool) -> N
             f"{name} must be within {dtype}'s range {info.min}..{info.max}, "
             f"got {values[outside][0]:g}"
         )
-
-
-def _path(path) -> str:
-    try:
-        return os.fsdecode(path)
-    except TypeError:
-        raise TypeError(f"path must be a file path (str or os.PathLike), got {path!r}") from None
 
 
 def apply_palette(palette, image, channel_axis, alpha, mask, progress, done: Finish):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..core._staged import FileError, Transaction
+from ..core._staged import FileError, Transaction, file_path
 
 #: NGFF's order of axes kinds: time, channel, then space (z, y, x).
 _NGFF_ORDER = "tczyx"
@@ -127,7 +127,7 @@ def open_image(path) -> Opened:
     >>> with open_image("slide.ome.tif") as opened:  # doctest: +SKIP
     ...     result = quantize(opened.image, 16, channel_axis=opened.channel_axis)
     """
-    path = os.fspath(path)
+    path = file_path(path)
     if not os.path.exists(path):
         raise FileError(f"cannot read {path!r}: no such file or folder")
     if is_ome_zarr(path):
@@ -487,7 +487,7 @@ def write_ome_zarr(path, result, opened: Opened | None = None, properties=None):
 
     write_multiscale, write_multiscale_labels = writer()
 
-    path = os.fspath(path)
+    path = file_path(path)
     if os.path.lexists(path):
         raise FileError(f"{path!r} exists: choose a new path for the OME-Zarr image")
     if not hasattr(result, "quantized") or not hasattr(result, "palette"):
