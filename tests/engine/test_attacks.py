@@ -334,3 +334,21 @@ def test_values_too_far_apart_for_float32_are_refused_where_they_leave_fewer_tha
     tiny = np.random.default_rng(1).random((30, 30))
     tiny[0, :2] = 1e-310, 0.0  # a subnormal beside 0 reads as 0, and costs nothing
     assert quantize(tiny, 3, seed=0).counts.sum() == 900
+
+
+@pytest.mark.parametrize(
+    "field, said",
+    [
+        ({"seed": -5}, r"seed must be between 0 and 2147483647, got -5"),
+        ({"seed": 2**40}, r"seed must be between 0 and 2147483647, got 1099511627776"),
+        ({"epsilon": -1.0}, r"epsilon must be a finite number >= 0, got -1.0"),
+    ],
+)
+def test_a_palette_keeps_only_a_seed_and_epsilon_quantize_would_take(tmp_path, field, said):
+    with pytest.raises(ValueError, match=said):
+        Palette([[0.0, 0, 0], [1, 1, 1]], **field)
+    saved = Palette([[0.0, 0, 0], [1, 1, 1]], seed=3).to_dict()
+    saved.update(field)  # a file that says so
+    (tmp_path / "p.json").write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=said.split(",")[0]):
+        Palette.load(tmp_path / "p.json")

@@ -21,6 +21,7 @@ from ..core._layout import check_dtype, is_lazy, is_multiscale
 from ..core._options import (
     COLOR_SPACES,
     MAX_K,
+    SEED_MAX,
     Finish,
     callback,
     check_white,
@@ -164,6 +165,8 @@ class Palette:
         if self.seed is not None:
             if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
                 raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
+            if not 0 <= self.seed <= SEED_MAX:  # what quantize takes back (a C int)
+                raise ValueError(f"seed must be between 0 and {SEED_MAX}, got {self.seed}")
             set_(self, "seed", int(self.seed))
         for key in ("epsilon", "compactness"):
             value = getattr(self, key)
@@ -172,8 +175,8 @@ class Palette:
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise ValueError(f"{key} must be a number or None, got {value!r}")
             value = float(value)
-            if key == "epsilon" and not math.isfinite(value):
-                raise ValueError(f"epsilon must be finite, got {value}")
+            if key == "epsilon" and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"epsilon must be a finite number >= 0, got {value}")
             set_(self, key, value if math.isfinite(value) else None)
         if self.fit is not None:
             if not isinstance(self.fit, dict):
