@@ -481,3 +481,9 @@ def test_lazy_labels_of_unknown_chunk_sizes_are_named():
     np.testing.assert_array_equal(
         clean_lazy(unknown, min_size=4).compute(), clean_labels(labels.compute(), min_size=4)
     )
+
+
+def test_a_masked_array_is_refused_not_its_mask_dropped():
+    labels = np.ma.array(np.ones((4, 4), np.uint8), mask=np.eye(4, dtype=bool))
+    with pytest.raises(TypeError, match="labels must not be a masked array; set left-out pix"):
+        clean_labels(labels, min_size=2)
