@@ -313,6 +313,10 @@ def test_a_damaged_tile_names_the_file_and_the_level(tmp_path):
     said = r"s\.ome\.tif'?: part of level 0 could not be read"
     with open_image(tmp_path / "s.ome.tif") as opened, pytest.raises(ValueError, match=said):
         np.asarray(opened.levels[0][:128, :128])
+    done = kquant("s.ome.tif", "-k", "3", "-o", "o.ome.zarr", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "cannot read 's.ome.tif': part of level 0 could not be read" in done.stderr  # as given
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.ome.tif"]
 
 
 def test_an_output_inside_the_input_is_refused(tmp_path):

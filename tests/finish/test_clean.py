@@ -487,3 +487,14 @@ def test_a_masked_array_is_refused_not_its_mask_dropped():
     labels = np.ma.array(np.ones((4, 4), np.uint8), mask=np.eye(4, dtype=bool))
     with pytest.raises(TypeError, match="labels must not be a masked array; set left-out pix"):
         clean_labels(labels, min_size=2)
+
+
+def test_dask_and_zarr_labels_are_cleaned_as_numpy_ones():
+    import zarr
+
+    labels = np.random.default_rng(0).integers(0, 4, (30, 30)).astype(np.uint8)
+    expected = clean_labels(labels, min_size=3, smooth=1)
+    stored = zarr.create_array(store={}, shape=labels.shape, chunks=(10, 10), dtype="u1")
+    stored[:] = labels
+    for given in (da.from_array(labels, chunks=10), stored):
+        np.testing.assert_array_equal(clean_labels(given, min_size=3, smooth=1), expected)

@@ -11,7 +11,7 @@ from napari.utils.notifications import notification_manager
 from napari.utils.theme import get_theme
 from qtpy.QtWidgets import QPushButton
 
-from napari_kquant import fit, load_photo
+from napari_kquant import fit, load_photo, quantize
 from napari_kquant.files._files import FileError
 from napari_kquant.viewer._plots import notifying
 from napari_kquant.viewer._result_view import TABLE_ROWS
@@ -222,6 +222,39 @@ def test_input_a_run_cannot_take_is_refused_before_the_worker_starts(
     assert message.startswith("K-means quantization: not run\n") and said in message
     assert widget.status.value == "not run: see the notification"
     assert [layer.name for layer in viewer.layers] == ["image"] + ["mask"] * (mask is not None)
+
+
+@pytest.mark.parametrize("levels", [1, 2], ids=["one level", "two of one size"])
+def test_a_multiscale_layer_that_is_no_pyramid_is_quantized_as_its_first_level(
+    viewer, widget, qtbot, levels
+):
+    """napari takes a multiscale layer of one level, or of levels of one size; the engine's
+    pyramid is finest first, each level smaller: the first level is the image."""
+    blocks = make_blocks()
+    layer = viewer.add_image([blocks] * levels, multiscale=True, rgb=True, name="ms")
+    widget.form.image.value = layer
+    start = len(notification_manager.records)
+    run(widget, qtbot, k=4, seed="1")
+    assert errors_since(start) == []
+    labels = viewer.layers["ms k=4 clusters"].data
+    np.testing.assert_array_equal(np.asarray(labels), quantize(blocks, 4, channel_axis=-1,
+                                                               seed=1).labels)  # fmt: skip
+
+
+def test_a_kept_palette_applied_under_a_mask_with_nothing_in_it_labels_nothing(
+    viewer, widget, qtbot
+):
+    source = viewer.add_image(make_blocks(), name="blocks", rgb=True)
+    run(widget, qtbot, k=4, seed="1")
+    kept = viewer.layers["blocks k=4 clusters"]
+    widget.reset_choices()
+    empty = viewer.add_labels(np.zeros((32, 32), np.uint8), name="empty")
+    widget.reset_choices()
+    widget.form.image.value, widget.form.mask.value = source, empty
+    start = len(notification_manager.records)
+    run(widget, qtbot, palette=kept)
+    assert errors_since(start) == [] and widget.status.value.startswith("done")
+    assert not np.asarray(viewer.layers["blocks k=4 clusters"].data).any()  # refreshed: all 0
 
 
 def test_the_palette_list_offers_each_run_once(viewer, widget, photo, qtbot):

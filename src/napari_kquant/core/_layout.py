@@ -68,9 +68,10 @@ def layout(shape, dtype, channel_axis, alpha) -> Layout:
 
 def check_image(image, channel_axis=None, alpha=None, mask=None, k=None) -> None:
     """What a run refuses of an image before any work, from its shape and dtype (and a
-    numpy mask, counted): the dtype, the channels, no usable pixel, and a K above the
-    pixels there are (an upper bound: alpha and non-finite values are not looked at).
-    For a caller that starts the work elsewhere, as the dock does in its worker."""
+    numpy mask, counted): the dtype and the channels; with ``k`` (a fit), no usable pixel
+    and a K above the pixels there are (an upper bound: alpha and non-finite values are not
+    looked at). For a caller that starts the work elsewhere, as the dock does in its
+    worker."""
     level = image[0] if is_multiscale(image) else image
     lay = layout(level.shape, level.dtype, channel_axis, alpha)
     spatial = spatial_shape(level.shape, lay)
@@ -79,9 +80,11 @@ def check_image(image, channel_axis=None, alpha=None, mask=None, k=None) -> None
         check_mask(mask, spatial)
         if not is_lazy(mask):
             count = int(np.count_nonzero(mask))
+    if k is None:  # a palette applied: a mask with nothing in it labels nothing, rightly
+        return
     if count == 0:
         raise ValueError("the image has no usable pixel (all masked, transparent or non-finite)")
-    if k is not None and k > count:
+    if k > count:
         raise ValueError(f"k={k} is larger than the number of usable pixels (at most {count})")
 
 

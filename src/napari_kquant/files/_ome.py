@@ -329,39 +329,40 @@ def _close_tiff(path) -> None:
 
 class _TiffLevel:
     """One level of a TIFF, sliced as an array: pickled by its path (a dask.distributed
-    worker opens the file itself), read through this process's open file."""
+    worker opens the file itself), read through this process's open file. ``name``: the
+    path as the user gave it, for messages."""
 
-    def __init__(self, path, level, shape, dtype):
-        self.path, self.level = path, level
+    def __init__(self, path, level, shape, dtype, name=None):
+        self.path, self.level, self.name = path, level, path if name is None else name
         self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
 
     def __getitem__(self, key):
         try:
             return _tiff_levels(self.path)[1][self.level][key]
         except Exception as e:  # a damaged tile: tifffile's or the codec's error
-            raise _unreadable(self.path, self.level, e) from e
+            raise _unreadable(self.name, self.level, e) from e
 
     def __reduce__(self):
-        return _TiffLevel, (self.path, self.level, self.shape, self.dtype)
+        return _TiffLevel, (self.path, self.level, self.shape, self.dtype, self.name)
 
 
-def _open_tiff(path) -> Opened:
+def _open_tiff(given) -> Opened:
     import dask.array as da
 
-    path = os.path.abspath(path)
+    path = os.path.abspath(given)
     try:
         tif, arrays = _tiff_levels(path)
         series = tif.series[0]
-        levels = [
-            da.from_array(_TiffLevel(path, i, a.shape, a.dtype), chunks=a.chunks, name=False)
-            for i, a in enumerate(arrays)
-        ]
+        levels = []
+        for i, a in enumerate(arrays):
+            level = _TiffLevel(path, i, a.shape, a.dtype, given)
+            levels.append(da.from_array(level, chunks=a.chunks, name=False))
     except Exception as e:  # tifffile raises many kinds for a bad file
         _close_tiff(path)
-        raise FileError(f"cannot read {path!r}: {e}") from None
+        raise FileError(f"cannot read {given!r}: {e}") from None
     axes = "".join({"S": "c", "C": "c"}.get(a, a.lower()) for a in series.axes)
     if axes.count("c") > 1:
-        raise FileError(f"cannot read {path!r}: two channel axes ({series.axes})")
+        raise FileError(f"cannot read {given!r}: two channel axes ({series.axes})")
     size, unit = _tiff_pixel_size(tif)
     finest = levels[0].shape
     scales = []

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from ..core._assign import compiled
-from ..core._layout import check_known_chunks, is_lazy
+from ..core._layout import check_known_chunks
 from ..core._options import finish
 from ._regions import _in_threads, _merge_small
 
@@ -109,6 +109,8 @@ def clean_labels(labels, *, min_size=None, smooth=None) -> np.ndarray:
            [1, 1, 1, 1, 1, 3],
            [1, 1, 1, 1, 1, 3]], dtype=uint8)
     """
+    if not np.ma.isMaskedArray(labels):  # one is refused: its mask would be dropped
+        labels = np.asarray(labels)  # dask or zarr too: computed
     labels = _check_labels(labels, "clean_labels")
     min_size, smooth = check_clean(min_size, smooth)
     out = _smooth(_planes(labels), smooth or 0)
@@ -219,8 +221,6 @@ def _at_least(length, size):
 def _check_labels(labels, function):
     if np.ma.isMaskedArray(labels):  # its mask would be dropped: label 0 is "left out"
         raise TypeError(f"{function}: labels must not be a masked array; set left-out pixels to 0")
-    if not is_lazy(labels):
-        labels = np.asarray(labels)
     dtype = getattr(labels, "dtype", None)
     if dtype is not None and dtype.kind == "u" and not dtype.isnative:  # big-endian uint16
         labels = labels.astype(dtype.newbyteorder("="))

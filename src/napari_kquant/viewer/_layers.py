@@ -15,7 +15,7 @@ from napari.layers import Image, Labels
 from napari.utils.colormaps import DirectLabelColormap
 
 from .._api import quantize
-from ..core._layout import check_image, is_lazy
+from ..core._layout import check_image, is_lazy, is_multiscale
 from ..engine._measure import check_axes, check_planes, cluster_table, totals
 from ..engine._palette import Palette
 from ..engine._result import QuantizeResult
@@ -36,11 +36,15 @@ def spatial_shape(layer: Image) -> tuple[int, ...]:
 
 
 def layer_data(layer):
-    """The layer's data as it is: an array (numpy, dask, zarr, ...) or a list of levels.
+    """The layer's data as it is: an array (numpy, dask, zarr, ...) or a list of levels
+    (a multiscale layer of one level, or of levels that do not shrink, gives its first).
 
     Nothing is loaded: lazy data stays lazy.
     """
-    return list(layer.data) if layer.multiscale else layer.data
+    if not layer.multiscale:
+        return layer.data
+    levels = list(layer.data)
+    return levels if is_multiscale(levels) else levels[0]
 
 
 def read_layer(layer, mask=None, fixed: dict[int, int] | None = None, k=None):
