@@ -500,6 +500,21 @@ def test_unticking_live_during_a_preview_adds_no_preview(viewer, widget, qtbot):
     assert [layer.name for layer in viewer.layers] == ["p"]
 
 
+def test_a_preview_keeps_the_docks_image_when_another_layer_is_selected(viewer, widget, qtbot):
+    """Adding the preview selects it; putting the selection back must not make the dock
+    (which follows the selected layer) preview or run that other layer."""
+    chosen = viewer.add_image(make_blocks(), name="chosen", rgb=True)
+    other = viewer.add_image(make_blocks(seed=2), name="other", rgb=True)
+    widget.form.image.value = chosen
+    assert viewer.layers.selection.active is other
+    widget.k_view.live.setChecked(True)
+    qtbot.waitUntil(lambda: "chosen preview" in viewer.layers and widget._preview_worker is None
+                    and not widget._preview_again, timeout=30_000)  # fmt: skip
+    assert viewer.layers.selection.active is other  # the selection as it was
+    assert widget.form.image.value is chosen
+    assert [layer.name for layer in viewer.layers] == ["chosen", "other", "chosen preview"]
+
+
 def test_closing_the_dock_takes_its_live_preview_away(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     dock, widget = viewer.window.add_plugin_dock_widget("napari-kquant", "K-means quantization")

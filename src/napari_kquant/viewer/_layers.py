@@ -30,6 +30,10 @@ GEOMETRY = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_la
 TRANSPARENT = np.zeros(4, np.float32)
 
 
+#: The metadata key of the live preview layer (not a result: no palette to keep).
+PREVIEW = "napari_kquant_preview"
+
+
 def spatial_shape(layer: Image) -> tuple[int, ...]:
     shape = tuple((layer.data[0] if layer.multiscale else layer.data).shape)
     return shape[:-1] if layer.rgb else shape
@@ -45,6 +49,32 @@ def layer_data(layer):
         return layer.data
     levels = list(layer.data)
     return levels if is_multiscale(levels) else levels[0]
+
+
+def draw_preview(viewer, layer, quantized, factor, used) -> bool:
+    """Show a live preview of ``layer`` (``factor``: its pixels' size over the layer's)
+    as the one preview layer, refreshed in place where it can be; True when a layer was
+    added (napari selected it)."""
+    scale = np.asarray(layer.scale[-2:], float) * factor
+    kwargs = {
+        "name": f"{layer.name} preview",
+        "scale": scale,
+        "translate": np.asarray(layer.translate[-2:], float),
+        "metadata": {PREVIEW: used},
+    }
+    if not layer.rgb:
+        kwargs.update(colormap=layer.colormap, contrast_limits=layer.contrast_limits)
+    old = next((other for other in viewer.layers if other.name == kwargs["name"]
+                and PREVIEW in other.metadata), None)  # fmt: skip
+    if old is not None and old.data.shape == quantized.shape:
+        old.data = quantized
+        old.metadata = kwargs["metadata"]
+        old.scale, old.translate = scale, kwargs["translate"]
+        return False
+    for other in [o for o in viewer.layers if PREVIEW in o.metadata]:  # one at a time
+        viewer.layers.remove(other)
+    viewer.add_image(quantized, rgb=bool(layer.rgb), **kwargs)
+    return True
 
 
 def read_layer(layer, mask=None, fixed: dict[int, int] | None = None, k=None):

@@ -48,9 +48,12 @@ from ._form import (
 )
 from ._k_view import KView
 from ._layers import (
+    PREVIEW,
     add_or_update,
     current_slice,
+    draw_preview,
     is_result,
+    layer_data,
     output_layers,
     palette_of,
     read_layer,
@@ -62,9 +65,6 @@ from ._preview import preview
 from ._result_view import ResultView
 from ._warm import warm_up
 from ._writing import BatchView, Cancelled, batch_job
-
-#: The metadata key of the live preview layer (not a result: no palette to keep).
-PREVIEW = "napari_kquant_preview"
 
 
 class _Bridge(QObject):
@@ -105,6 +105,7 @@ class KQuantWidget(Container):
         self.k_view.drawn.connect(lambda: self.tabs.setCurrentIndex(1))
         self._preview_worker = None  # the live preview's run
         self._preview_again = False  # settings changed while it ran: run once more after
+        self._keep_image = False  # the selection is put back after a preview: not followed
         self.previews = 0  # live previews computed (coalesced: fewer than the changes)
         self.form.changed.connect(notifying(self._settings_changed))
         self.form.changed.connect(notifying(self._show_fields))
@@ -115,8 +116,10 @@ class KQuantWidget(Container):
         self._abandoned = set()  # cancelled workers still running: kept alive until done
         self._stop = threading.Event()
         self._bridge = _Bridge()
-        # numba's first compiles (ours, napari's label colormaps): now, not in a first run
-        threading.Thread(target=warm_up, name="kquant-warm-up", daemon=True).start()
+        # numba's first compiles (ours, napari's label colormaps): now, not in a first run;
+        # not a daemon: napari closed at once waits for it (compiling or importing at exit,
+        # the process could abort: "terminate called without an active exception")
+        threading.Thread(target=warm_up, name="kquant-warm-up", daemon=False).start()
         self._bridge.progressed.connect(self._on_progress)
         self.view.batch_button.clicked.connect(notifying(self._apply_to_many_clicked))
         self.batch_view = None  # the last batch's table
@@ -206,7 +209,7 @@ class KQuantWidget(Container):
         if active is not None and is_result(active):
             if self._drawing is None:  # while a run adds its layers, its last one is shown
                 self._show(active)
-        elif active is not None and active in self.form.image.choices:
+        elif active is not None and active in self.form.image.choices and not self._keep_image:
             self.form.image.value = active
 
     # --- running ------------------------------------------------------------------------------
@@ -295,9 +298,7 @@ class KQuantWidget(Container):
         params = {**run_params(values, layer), "sample": parse_sample(values["sample"])}
         params.pop("attempts")
         settings(**params)
-        fixed = current_slice(self._viewer, layer)
-        data = list(layer.data) if layer.multiscale else layer.data
-        return layer, data, fixed, params
+        return layer, layer_data(layer), current_slice(self._viewer, layer), params
 
     def _preview_failed(self, error) -> None:
         if alive(self.native):
@@ -316,28 +317,14 @@ class KQuantWidget(Container):
         result, factor, used = value
         self.previews += 1
         self.k_view.status.setText(f"live preview: K={len(result.centers)}")
-        scale = np.asarray(layer.scale[-2:], float) * factor
-        kwargs = {
-            "name": f"{layer.name} preview",
-            "scale": scale,
-            "translate": np.asarray(layer.translate[-2:], float),
-            "metadata": {PREVIEW: used},
-        }
-        if not layer.rgb:
-            kwargs.update(colormap=layer.colormap, contrast_limits=layer.contrast_limits)
-        old = next((other for other in self._viewer.layers if other.name == kwargs["name"]
-                    and PREVIEW in other.metadata), None)  # fmt: skip
-        if old is not None and old.data.shape == result.quantized.shape:
-            old.data = result.quantized
-            old.metadata = kwargs["metadata"]
-            old.scale, old.translate = scale, kwargs["translate"]
-            return
         active = self._viewer.layers.selection.active
-        for other in [o for o in self._viewer.layers if PREVIEW in o.metadata]:  # one at a time
-            self._viewer.layers.remove(other)
-        self._viewer.add_image(result.quantized, rgb=bool(layer.rgb), **kwargs)
-        if active is not None and active in self._viewer.layers:
-            self._viewer.layers.selection.active = active  # adding a layer selects it
+        added = draw_preview(self._viewer, layer, result.quantized, factor, used)
+        if added and active is not None and active in self._viewer.layers:
+            self._keep_image = True  # adding it selected it: the selection goes back, and
+            try:  # the dock's image (which follows the selection) stays what it was
+                self._viewer.layers.selection.active = active
+            finally:
+                self._keep_image = False
 
     def _curve_input(self):
         """The chosen image (its current slice, mask and colour space) for Suggest K."""
