@@ -352,3 +352,23 @@ def test_a_palette_keeps_only_a_seed_and_epsilon_quantize_would_take(tmp_path, f
     (tmp_path / "p.json").write_text(json.dumps(saved))
     with pytest.raises(ValueError, match=said.split(",")[0]):
         Palette.load(tmp_path / "p.json")
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.int32(2_000_000_000) + np.array([0, 50, 100, 150] * 100, np.int32),
+        np.uint32(4_000_000_000) + np.array([0, 10, 20, 30] * 100, np.uint32),
+        1e8 + np.array([0.0, 1, 2, 3] * 100),
+    ],
+    ids=["int32 near 2e9", "uint32 near 4e9", "float64 near 1e8"],
+)
+@pytest.mark.parametrize("sample", [None, "auto"])
+def test_values_far_from_zero_keep_their_colours(image, sample):
+    """float32 (cv2.kmeans' type) cannot tell 2e9 from 2e9 + 50: the values are taken
+    from their minimum first; each of the four values is its own cluster."""
+    image = image.reshape(20, 20)
+    result = quantize(image, 4, seed=1, sample=sample)
+    assert result.counts.tolist() == [100] * 4
+    np.testing.assert_array_equal(result.centers.ravel(), np.unique(image).astype(np.float64))
+    np.testing.assert_array_equal(result.quantized, image)

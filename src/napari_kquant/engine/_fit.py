@@ -8,6 +8,7 @@ which calls OpenCV and orders the centres dark to light.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import warnings
@@ -183,19 +184,20 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
     level = resolve_white(opts.white, sample, dtype, ncolour) if opts.od else None
     if len(sample) < k:
         raise ValueError(f"k={k} is larger than the number of usable pixels ({len(sample)})")
-    scale = 1.0
+    scale, low = 1.0, _offset(sample) if not (opts.lab or opts.od) else None
     if opts.lab:
         data = lab
     elif opts.od:
         data = to_od(sample, level)
     else:
-        scale = safe_scale(float(np.abs(sample).max()))
+        values = sample if low is None else sample.astype(np.float64) - low
+        scale = safe_scale(float(np.abs(values).max()))
         data = (
-            sample.astype(np.float32)
+            values.astype(np.float32)
             if scale == 1.0
-            else (sample.astype(np.float64) / scale).astype(np.float32)
+            else (values.astype(np.float64) / scale).astype(np.float32)
         )
-        _check_float32_range(sample, data, k)
+        _check_float32_range(values, data, k)
     value_range = (float(sample.min()), float(sample.max()))
     epsilon = opts.epsilon
     if epsilon is None:
@@ -218,7 +220,7 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
     elif opts.od:
         centers = from_od(centers_feat, level)
     else:
-        centers = centers_feat.astype(np.float64) * scale
+        centers = centers_feat.astype(np.float64) * scale + (0.0 if low is None else low)
     order = dark_to_light(centers, ncolour)
     rank = np.empty(k, np.int64)
     rank[order] = np.arange(1, k + 1)
@@ -249,6 +251,21 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
         compactness=float(compactness) * scale * scale,
     )
     return Fitted(palette, float(compactness) * scale * scale, rank[fit_labels.ravel()])
+
+
+def _offset(sample) -> np.ndarray | None:
+    """Per-channel values to take off the pixels before float32 where float32 cannot
+    resolve them as they are: whole numbers from 2**24 (2e9 + 0, 50, 100 read as one or
+    two values), or floats far from 0 for their spread (1e8 + 0..3); None otherwise, and
+    cv2.kmeans gets the values as they are (what a direct call gives)."""
+    high = float(np.abs(sample).max())
+    if sample.dtype.kind in "ui":
+        far = high >= 2**24
+    else:
+        with np.errstate(over="ignore"):
+            spread = float(sample.max()) - float(sample.min())
+        far = 0 < spread < math.inf and high > spread * 2**12
+    return sample.min(axis=0).astype(np.float64) if far else None
 
 
 def _check_float32_range(sample, data, k: int) -> None:
