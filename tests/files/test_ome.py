@@ -426,6 +426,10 @@ def test_write_ome_zarr_refuses_what_does_not_add_up(tmp_path):
         write_ome_zarr(None, result)
     with pytest.raises(TypeError, match=r"path must be a file path .*, got 3"):
         open_image(3)
+    with pytest.raises(ValueError, match=r"path 'a\\x00.zarr': a path cannot hold a NUL"):
+        write_ome_zarr("a\0.zarr", result)
+    with pytest.raises(ValueError, match=r"path is empty: give a file path"):
+        write_ome_zarr("", result)
     for rows, said in (
         (lambda c: 5, "properties must return 3 dicts of JSON values"),
         (lambda c: [{"x": float("nan")}] * 3, "properties must return 3 dicts of JSON values"),

@@ -292,6 +292,12 @@ def test_quantize_layer_from_the_console(viewer):
     np.testing.assert_allclose(layers[0].scale, source.scale)
     again = napari_kquant.quantize_layer(source, k=4, seed=1)
     assert again[0] is layers[0] and len(viewer.layers) == 3
+    left = np.zeros((32, 32), bool)
+    left[:, :16] = True  # array_like: a nested list of booleans
+    masked = napari_kquant.quantize_layer(source, k=2, seed=0, mask=left.tolist())
+    assert not masked[1].data[:, 16:].any() and masked[1].data[:, :16].all()
+    with pytest.raises(TypeError, match="mask must be a boolean array, got dtype int64"):
+        napari_kquant.quantize_layer(source, k=2, mask=[[1] * 32] * 32)
 
 
 def test_quantize_layer_refuses_a_labels_layer(viewer):

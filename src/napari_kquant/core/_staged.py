@@ -194,11 +194,17 @@ def _usual_mode(path: str, mode: int) -> None:
 
 
 def file_path(path, name: str = "path") -> str:
-    """``path`` as a str, or a TypeError naming ``name`` (None, a number, an open file)."""
+    """``path`` as a str, or an error naming ``name``: a TypeError for None, a number or
+    an open file, a ValueError for an empty path or one holding a NUL character."""
     try:
-        return os.fsdecode(path)
+        path = os.fsdecode(path)
     except TypeError:
         raise TypeError(f"{name} must be a file path (str or os.PathLike), got {path!r}") from None
+    if not path:
+        raise ValueError(f"{name} is empty: give a file path")
+    if "\0" in path:
+        raise ValueError(f"{name} {path!r}: a path cannot hold a NUL character")
+    return path
 
 
 def os_error(e: OSError) -> FileError:

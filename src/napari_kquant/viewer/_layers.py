@@ -99,6 +99,8 @@ def read_layer(layer, mask=None, fixed: dict[int, int] | None = None, k=None):
         mask_name, mask = f"mask layer {mask.name!r}", _nonzero(mask.data)
     else:
         mask_name = "mask"
+        if mask is not None and not hasattr(mask, "shape"):  # array_like: a nested list
+            mask = np.asarray(mask)
     if mask is not None and tuple(mask.shape) != shape:
         raise ValueError(
             f"{mask_name} has shape {tuple(mask.shape)}, but image {layer.name!r} has "
