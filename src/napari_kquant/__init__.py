@@ -14,7 +14,8 @@ from .engine._fit import fit_pooled
 from .engine._measure import suggest_background
 from .engine._palette import Palette
 from .engine._result import QuantizeResult
-from .files._ome import Opened, open_image, write_ome_zarr
+from .files._ome import Opened, open_image
+from .files._ome_write import write_ome_zarr
 from .files._photos import load_photo, load_slide
 
 try:

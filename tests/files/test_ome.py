@@ -8,7 +8,8 @@ import pytest
 import zarr
 
 from napari_kquant import quantize
-from napari_kquant.files._ome import open_image, write_ome_zarr
+from napari_kquant.files._ome import open_image
+from napari_kquant.files._ome_write import write_ome_zarr
 
 from conftest import kquant, snapshot
 
@@ -35,7 +36,7 @@ def write_ome_zarr_input(path, image, version):
     """A (c, y, x) OME-Zarr pyramid written by ome-zarr-py in NGFF 0.4 or 0.5."""
     from ome_zarr.format import FormatV04, FormatV05
 
-    from napari_kquant.files._ome import writer
+    from napari_kquant.files._ome_write import writer
 
     write_multiscale, _ = writer()
 

@@ -1,6 +1,6 @@
 """``kquant`` on whole slides: an OME-Zarr or pyramidal TIFF input, or an ``-o NAME.ome.zarr``
 output. The pyramid is read lazily, fitted on a coarse level and applied to every level;
-the result is one NGFF image with its cluster labels inside (`files._ome`).
+the result is one NGFF image with its cluster labels inside (`files._ome_write`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from ..files._ome import (
     is_ome_zarr,
     is_pyramid_tiff,
     open_image,
-    write_ome_zarr,
 )
+from ..files._ome_write import write_ome_zarr
 from ._args import CLIError
 from ._run import (
     _check_table_options,
