@@ -372,3 +372,37 @@ def test_values_far_from_zero_keep_their_colours(image, sample):
     assert result.counts.tolist() == [100] * 4
     np.testing.assert_array_equal(result.centers.ravel(), np.unique(image).astype(np.float64))
     np.testing.assert_array_equal(result.quantized, image)
+
+
+def test_a_fit_far_from_zero_is_the_fit_of_the_same_image_brought_to_zero():
+    """cv2.kmeans sums float32: 1e6 + 0..150 over 90,000 pixels (or one channel of 1e8 +
+    0..3 beside one of 0..1) lost most of its detail; such images are clustered from their
+    per-channel minimum, and give the fit of the image brought to 0, moved back."""
+    rng = np.random.default_rng(0)
+    near = rng.integers(0, 151, (300, 300)).astype(np.int32)
+    far = quantize(near + 1_000_000, 8, seed=0, sample=None)
+    zero = quantize(near, 8, seed=0, sample=None)
+    np.testing.assert_array_equal(far.labels, zero.labels)
+    np.testing.assert_allclose(far.centers, zero.centers + 1_000_000)
+    two = np.stack([rng.random((60, 60)) * 3, rng.random((60, 60))], -1)
+    moved = quantize(two + np.array([1e8, 0]), 6, channel_axis=-1, seed=0)
+    assert moved.compactness == pytest.approx(quantize(two, 6, channel_axis=-1, seed=0)
+                                              .compactness, rel=1e-3)  # fmt: skip
+    constant = quantize(np.full((10, 10), 1e8), 1, seed=0)
+    assert constant.centers.tolist() == [[1e8]]  # not a centre outside the data
+
+
+@pytest.mark.parametrize(
+    "image, said",
+    [
+        (np.arange(64, dtype=np.int64) + 2**62, r"from 4611686018427387904 to 46\d+ are too far"),
+        (
+            np.r_[np.zeros(8, np.int32), 2_000_000_000 + np.arange(56, dtype=np.int32)],
+            r"values from 0 to 2000000055 are too far apart for float32.*read as one",
+        ),
+    ],
+    ids=["int64 2**62 + 0..63", "0 beside 2e9 + 0..55"],
+)
+def test_whole_numbers_float32_or_float64_cannot_keep_apart_are_refused(image, said):
+    with pytest.raises(ValueError, match=said):
+        quantize(image.reshape(8, 8), 4, seed=0)

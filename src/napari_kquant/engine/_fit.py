@@ -8,7 +8,6 @@ which calls OpenCV and orders the centres dark to light.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import warnings
@@ -43,6 +42,10 @@ from ._palette import Palette
 from ._sample import fit_level, pool, sample_array, sample_lazy, sample_pixels
 
 _LUMA = np.array([0.299, 0.587, 0.114])  # Rec. 601 weights for dark-to-light order
+#: A channel whose values lie more than this many times their spread from 0 is clustered
+#: from its minimum: cv2.kmeans sums and compares float32, where 1e6 + 0..150, or 1000 + a
+#: fraction, lose most of their detail in the sums of a few thousand pixels.
+FAR_FROM_ZERO = 64
 #: How often a run that waits on cv2.kmeans calls its progress hook (so Cancel is heard).
 POLL_SECONDS = 0.1
 #: The refinement's bounds are kept per group of about GROUP_SIZE nearby centres, in at most
@@ -197,7 +200,7 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
             if scale == 1.0
             else (values.astype(np.float64) / scale).astype(np.float32)
         )
-        _check_float32_range(values, data, k)
+        _check_float32(sample, values, data, k)
     value_range = (float(sample.min()), float(sample.max()))
     epsilon = opts.epsilon
     if epsilon is None:
@@ -254,34 +257,41 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
 
 
 def _offset(sample) -> np.ndarray | None:
-    """Per-channel values to take off the pixels before float32 where float32 cannot
-    resolve them as they are: whole numbers from 2**24 (2e9 + 0, 50, 100 read as one or
-    two values), or floats far from 0 for their spread (1e8 + 0..3); None otherwise, and
-    cv2.kmeans gets the values as they are (what a direct call gives)."""
-    high = float(np.abs(sample).max())
-    if sample.dtype.kind in "ui":
-        far = high >= 2**24
+    """The per-channel minimum to take off the pixels first where cv2.kmeans, which sums
+    and compares float32, could not resolve a channel as it is: values over
+    `FAR_FROM_ZERO` times their spread from 0 (a constant channel other than 0 too); else
+    None, and cv2.kmeans gets the values as they are (what a direct call gives)."""
+    low, high = sample.min(axis=0).astype(np.float64), sample.max(axis=0).astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        far = np.maximum(np.abs(low), np.abs(high)) > FAR_FROM_ZERO * (high - low)
+    return low if far.any() else None
+
+
+def _check_float32(sample, values, data, k: int) -> None:
+    """Refuse ``values`` (the pixels, less any `_offset`) that float32 (``data``, what
+    cv2.kmeans clusters) cannot keep ``k`` colours of: whole numbers that merge from
+    2**24 (0 beside 2e9 + 0..150; int64 2**62 + 0..150), smaller floats that read as 0
+    beside far larger ones (0-100 beside 1e80). A tiny value beside others that still
+    differ (1e-310 in a 0-1 image) reads as 0 and costs nothing."""
+    whole = sample.dtype.kind in "ui"
+    if whole:  # (int64 beyond 2**53 merges in float64 too: counted on the integers)
+        top = max(abs(int(sample.min())), abs(int(sample.max())))
+        suspect = top > 2**53 or float(np.abs(values).max()) >= 2**24
     else:
-        with np.errstate(over="ignore"):
-            spread = float(sample.max()) - float(sample.min())
-        far = 0 < spread < math.inf and high > spread * 2**12
-    return sample.min(axis=0).astype(np.float64) if far else None
-
-
-def _check_float32_range(sample, data, k: int) -> None:
-    """Refuse float values too far apart for float32 (cv2.kmeans' type) to hold together
-    where that leaves fewer than ``k`` colours to cluster (beside 1e80, values of 0-100
-    read as 0; a relative range of about 1e45 and up). A tiny value beside others that
-    still differ (1e-310 in a 0-1 image) reads as 0 and costs nothing."""
-    if sample.dtype.kind != "f" or np.count_nonzero(data == 0) == np.count_nonzero(sample == 0):
+        suspect = np.count_nonzero(data == 0) != np.count_nonzero(values == 0)
+    given = sample if whole else values
+    if not suspect or len(np.unique(data, axis=0)) >= k or len(np.unique(given, axis=0)) < k:
         return
-    if len(np.unique(data, axis=0)) >= k or len(np.unique(sample, axis=0)) < k:
-        return
-    values = np.abs(sample[np.isfinite(sample)])
+    if whole:
+        span, merged = f"from {int(sample.min())} to {int(sample.max())}", "differ read as one"
+    else:
+        shown = np.abs(sample[np.isfinite(sample)])
+        span = f"from {shown[shown > 0].min():g} to {shown.max():g} (absolute)"
+        merged = "are smaller read as 0"
     raise ValueError(
-        f"image values from {values[values > 0].min():g} to {values.max():g} (absolute) are "
-        f"too far apart for float32, which cv2.kmeans clusters: the smaller ones read as 0, "
-        f"leaving fewer than k={k} colours. Clip or rescale the image, or mask the outliers"
+        f"image values {span} are too far apart for float32, which cv2.kmeans clusters: "
+        f"values that {merged}, leaving fewer than k={k} colours. Clip or rescale the "
+        "image, or mask the outliers"
     )
 
 
