@@ -582,6 +582,32 @@ def test_the_first_sessions_compile_covers_dithering_and_clean_up(tmp_path):
     assert misses == 0 and hits >= 7
 
 
+def test_the_warm_up_stops_when_the_application_quits(viewer, widget, qtbot):
+    """The warm-up is not a daemon (at exit a daemon still compiling or importing could
+    abort the process): when the application quits it stops after its current step, so
+    a viewer closed at once does not wait through all of it. A new dock clears the flag."""
+    import subprocess
+    import sys
+
+    from qtpy.QtWidgets import QApplication
+
+    from napari_kquant.viewer import _warm
+    from napari_kquant.viewer._widget import KQuantWidget
+
+    app = QApplication.instance()
+    _warm.quitting.set()  # as an earlier event loop's end would have
+    listening = app.receivers(app.aboutToQuit)
+    KQuantWidget(viewer)
+    assert not _warm.quitting.is_set()  # a new dock: cleared
+    assert app.receivers(app.aboutToQuit) == listening + 1  # and set when the app quits
+    probe = (
+        "import sys; from napari_kquant.viewer import _warm; _warm.quitting.set(); "
+        "_warm.warm_up(); print(_warm._warmed, 'matplotlib.figure' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.split() == ["False", "False"], done.stderr  # stopped before its steps
+
+
 CLOSE_DURING_A_FIT = """
 import atexit, threading
 import cv2, napari

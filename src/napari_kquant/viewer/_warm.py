@@ -4,10 +4,12 @@ while the viewer waits (numba kernels, napari's label colormaps, matplotlib's fo
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import subprocess
 import sys
 import threading
+from functools import partial
 
 import numpy as np
 
@@ -17,6 +19,10 @@ from ._layers import warm_label_colormaps
 _warm_lock = threading.Lock()
 _warmed = False
 _compiler = None
+#: Set when the application quits: the warm-up stops after its current step, so that a
+#: viewer closed at once is not kept waiting on work for runs that will not come (a new
+#: dock clears it: an interactive session may quit its event loop and open another).
+quitting = threading.Event()
 #: What a fresh install's first runs compile (the sampled fit's Lloyd kernel, the grid
 #: search, dithering, the clean-up's regions and majority filter, whole and in chunks:
 #: 10-15 s in all), run once in a process of its own: numba's compiler holds the GIL for up
@@ -45,12 +51,8 @@ def warm_up():
             return
         global _compiler  # kept: a process object dropped while running warns
         _compiler = compile_elsewhere()
-        import importlib
-
         from ..core import _assign  # noqa: F401  (numba: loads the cached kernels)
 
-        warm_label_colormaps()
-        to_lab(np.zeros((1, 3)), 255.0)  # OpenCV builds its colour tables on first use
         modules = (
             "pandas",
             "napari._vispy.layers.labels",
@@ -59,11 +61,22 @@ def warm_up():
             "matplotlib.ticker",
             "matplotlib.backends.backend_qtagg",
         )  # matplotlib: the dock's plots
-        for module in modules:
-            with contextlib.suppress(ImportError):  # only a head start: napari imports them
-                importlib.import_module(module)
-        warm_plots()
+        steps = [
+            warm_label_colormaps,
+            lambda: to_lab(np.zeros((1, 3)), 255.0),  # OpenCV's colour tables, built once
+            *(partial(_head_start, module) for module in modules),
+            warm_plots,
+        ]
+        for step in steps:
+            if quitting.is_set():
+                return  # quitting: the rest would only keep the process waiting
+            step()
         _warmed = True
+
+
+def _head_start(module: str) -> None:
+    with contextlib.suppress(ImportError):  # only a head start: napari imports them
+        importlib.import_module(module)
 
 
 def compile_elsewhere() -> subprocess.Popen | None:

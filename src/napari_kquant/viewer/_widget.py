@@ -18,6 +18,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
+    QApplication,
     QFileDialog,
     QScrollArea,
     QSizePolicy,
@@ -63,7 +64,7 @@ from ._layers import (
 from ._plots import alive, message, notifying, scrolling, start, warnings_shown, when_undocked
 from ._preview import preview
 from ._result_view import ResultView
-from ._warm import warm_up
+from ._warm import quitting, warm_up
 from ._writing import BatchView, Cancelled, batch_job
 
 
@@ -119,7 +120,9 @@ class KQuantWidget(Container):
         # numba's first compiles (ours, napari's label colormaps): now, not in a first run;
         # not a daemon: napari closed at once waits for it (compiling or importing at exit,
         # the process could abort: "terminate called without an active exception")
+        quitting.clear()
         threading.Thread(target=warm_up, name="kquant-warm-up", daemon=False).start()
+        QApplication.instance().aboutToQuit.connect(quitting.set)  # it stops early
         self._bridge.progressed.connect(self._on_progress)
         self.view.batch_button.clicked.connect(notifying(self._apply_to_many_clicked))
         self.batch_view = None  # the last batch's table
