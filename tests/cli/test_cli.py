@@ -309,6 +309,7 @@ def folder(tmp_path):
         (["d.zarr/in.png", "-o", "d.zarr"], "the input 'd.zarr/in.png' is inside it"),
         (["in.png", "-o", "q.zarr", "--labels", "q.zarr/l.png"], "lies inside the output"),
         (["in.png", "-o", ""], "-o is empty: give a path"),
+        (["in.png", "-o", " "], r"-o is blank \(' '\): give a path"),
         (["in.png", "-o", "o.png", "--labels", ""], "--labels is empty: give a path"),
         (["in.png", "-o", "mine.zarr"], "refusing to replace 'mine.zarr'"),
         (["in.png", "-o", "o.png", "--mask", "mask.png", "--labels", "mask.png"], "is an input"),
@@ -499,7 +500,7 @@ def test_batch_table_has_a_file_column_and_only_the_images_written(tmp_path):
         (["-o", "o.png", "--mask", ""], "--mask is empty: give a path"),
         (["-o", "o.png", "--palette", ""], "--palette is empty: give a path"),
         (["-o", "o.png", "--out-dir", ""], "--out-dir is empty: give a path"),
-        (["--table", "t.csv", "--pixel-size", "1", "--unit", " "], "--unit is empty"),
+        (["--table", "t.csv", "--pixel-size", "1", "--unit", " "], r"--unit is blank \(' '\)"),
     ],
 )
 def test_bad_table_options_are_refused_before_any_work(tmp_path, capsys, extra, message):

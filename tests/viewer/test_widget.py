@@ -518,8 +518,9 @@ def test_live_preview_quantizes_the_plane_on_screen_and_coalesces(viewer, widget
     qtbot.waitUntil(settled, timeout=30_000)
     assert widget.previews - runs < 10
     assert shown.metadata["napari_kquant_preview"]["k"] == 11
-    widget.k_view.live.setChecked(False)  # the preview goes with the tick
-    assert "movie preview" not in viewer.layers
+    assert widget.k_view.status.text() == "live preview: K=11"
+    widget.k_view.live.setChecked(False)  # the preview goes with the tick, and its status
+    assert "movie preview" not in viewer.layers and widget.k_view.status.text() == ""
     np.testing.assert_array_equal(source.data, before)
 
 

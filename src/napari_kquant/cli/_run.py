@@ -142,7 +142,8 @@ def _check_not_empty(args) -> None:
     for flag, value in given:
         if value is not None and not value.strip():
             what = "a unit such as µm" if flag == "--unit" else "a path"
-            raise CLIError(f"{flag} is empty: give {what}")
+            blank = "empty" if not value else f"blank ({value!r})"  # spaces: shown
+            raise CLIError(f"{flag} is {blank}: give {what}")
 
 
 def _texts(args) -> list[tuple[str, str]]:

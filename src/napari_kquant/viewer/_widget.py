@@ -263,6 +263,7 @@ class KQuantWidget(Container):
         if on:
             self._settings_changed()
             return
+        self.k_view.status.setText("")  # no "live preview: K=..." once it is gone
         for layer in list(self._viewer.layers):  # ours: the preview goes with the tick
             if PREVIEW in layer.metadata:
                 self._viewer.layers.remove(layer)
