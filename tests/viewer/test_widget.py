@@ -10,6 +10,7 @@ from napari.utils.notifications import notification_manager
 from skimage import data as photos
 
 import napari_kquant
+from napari_kquant.core._layout import is_lazy
 from napari_kquant.viewer._result_view import NO_RESULT
 
 from conftest import BLOCK_COLOURS, errors_since, expected_block_labels, make_blocks, run
@@ -158,6 +159,35 @@ def test_stack_whole_and_current_slice(viewer, widget, qtbot):
     assert plane.metadata["napari_kquant"]["slice"] == {0: 1}
     assert widget.view.layer.name in (quantized.name, plane.name)  # (the dock's proxy layers)
     qtbot.waitUntil(lambda: not widget.view.plot_box.isVisibleTo(widget.native))  # no plot
+
+
+def test_a_large_mask_layer_is_read_in_the_worker_with_the_same_result(
+    viewer, widget, qtbot, monkeypatch
+):
+    """Masks over LAZY_MASK elements are compared (and cut to the current slice) lazily:
+    in the GUI thread a 40 x 4000 x 4000 mask took 1.6-3 s. Here LAZY_MASK is made small."""
+    from napari_kquant.viewer import _layers
+
+    monkeypatch.setattr(_layers, "LAZY_MASK", 100)
+    stack = np.stack([make_blocks(seed=s) for s in range(3)])
+    source = viewer.add_image(stack, name="stack", rgb=True)
+    keep = np.zeros((3, 32, 32), np.uint8)
+    keep[:, 4:28, 2:30] = 7
+    mask = viewer.add_labels(keep, name="keep")
+    widget.reset_choices()
+    widget.form.image.value, widget.form.mask.value = source, mask
+    _, keywords = _layers.read_layer(source, mask, {0: 1}, 4)
+    assert is_lazy(keywords["mask"])
+    run(widget, qtbot, k=4, seed="3")
+    expected = napari_kquant.quantize(stack, 4, channel_axis=-1, seed=3, mask=keep != 0)
+    np.testing.assert_array_equal(viewer.layers["stack k=4 clusters"].data, expected.labels)
+    viewer.dims.set_current_step(0, 1)
+    run(widget, qtbot, scope="current slice only")
+    plane = np.zeros((3, 32, 32), bool)
+    plane[1] = True
+    expected = napari_kquant.quantize(stack, 4, channel_axis=-1, seed=3, mask=(keep != 0) & plane)
+    np.testing.assert_array_equal(viewer.layers["stack plane 1 k=4 clusters"].data,
+                                  expected.labels)  # fmt: skip
 
 
 def test_mask_layer_limits_clustering(viewer, widget, qtbot):

@@ -54,6 +54,7 @@ def warm_up():
         from ..core import _assign  # noqa: F401  (numba: loads the cached kernels)
 
         modules = (
+            "dask.array",  # a large mask layer is read through it
             "pandas",
             "napari._vispy.layers.labels",
             "napari._vispy.layers.image",
