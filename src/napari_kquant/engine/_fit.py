@@ -187,7 +187,8 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
     level = resolve_white(opts.white, sample, dtype, ncolour) if opts.od else None
     if len(sample) < k:
         raise ValueError(f"k={k} is larger than the number of usable pixels ({len(sample)})")
-    scale, low = 1.0, _offset(sample) if not (opts.lab or opts.od) else None
+    lows, highs = sample.min(axis=0), sample.max(axis=0)  # per channel, read once
+    scale, low = 1.0, _offset(lows, highs) if not (opts.lab or opts.od) else None
     if opts.lab:
         data = lab
     elif opts.od:
@@ -200,8 +201,8 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
             if scale == 1.0
             else (values.astype(np.float64) / scale).astype(np.float32)
         )
-        _check_float32(sample, values, data, k)
-    value_range = (float(sample.min()), float(sample.max()))
+        _check_float32(sample, values, data, k, (lows.min(), highs.max()))
+    value_range = (float(lows.min()), float(highs.max()))
     epsilon = opts.epsilon
     if epsilon is None:
         epsilon = EPSILON_FRACTION * float(data.max() - data.min())
@@ -256,26 +257,28 @@ def cluster(sample, dtype, ncolour, opts, progress=None, initial=None) -> Fitted
     return Fitted(palette, float(compactness) * scale * scale, rank[fit_labels.ravel()])
 
 
-def _offset(sample) -> np.ndarray | None:
+def _offset(lows, highs) -> np.ndarray | None:
     """The per-channel minimum to take off the pixels first where cv2.kmeans, which sums
     and compares float32, could not resolve a channel as it is: values over
     `FAR_FROM_ZERO` times their spread from 0 (a constant channel other than 0 too); else
-    None, and cv2.kmeans gets the values as they are (what a direct call gives)."""
-    low, high = sample.min(axis=0).astype(np.float64), sample.max(axis=0).astype(np.float64)
+    None, and cv2.kmeans gets the values as they are (what a direct call gives). ``lows``
+    and ``highs``: each channel's minimum and maximum."""
+    low, high = lows.astype(np.float64), highs.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         far = np.maximum(np.abs(low), np.abs(high)) > FAR_FROM_ZERO * (high - low)
     return low if far.any() else None
 
 
-def _check_float32(sample, values, data, k: int) -> None:
+def _check_float32(sample, values, data, k: int, extremes) -> None:
     """Refuse ``values`` (the pixels, less any `_offset`) that float32 (``data``, what
     cv2.kmeans clusters) cannot keep ``k`` colours of: whole numbers that merge from
     2**24 (0 beside 2e9 + 0..150; int64 2**62 + 0..150), smaller floats that read as 0
     beside far larger ones (0-100 beside 1e80). A tiny value beside others that still
-    differ (1e-310 in a 0-1 image) reads as 0 and costs nothing."""
+    differ (1e-310 in a 0-1 image) reads as 0 and costs nothing. ``extremes``: the
+    sample's smallest and largest value."""
     whole = sample.dtype.kind in "ui"
     if whole:  # (int64 beyond 2**53 merges in float64 too: counted on the integers)
-        top = max(abs(int(sample.min())), abs(int(sample.max())))
+        top = max(abs(int(v)) for v in extremes)
         suspect = top > 2**53 or float(np.abs(values).max()) >= 2**24
     else:
         suspect = np.count_nonzero(data == 0) != np.count_nonzero(values == 0)
@@ -283,7 +286,7 @@ def _check_float32(sample, values, data, k: int) -> None:
     if not suspect or len(np.unique(data, axis=0)) >= k or len(np.unique(given, axis=0)) < k:
         return
     if whole:
-        span, merged = f"from {int(sample.min())} to {int(sample.max())}", "differ read as one"
+        span, merged = f"from {int(extremes[0])} to {int(extremes[1])}", "differ read as one"
     else:
         shown = np.abs(sample[np.isfinite(sample)])
         span = f"from {shown[shown > 0].min():g} to {shown.max():g} (absolute)"

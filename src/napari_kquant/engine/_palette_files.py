@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from ..core._staged import write_texts
+from ..core._staged import file_path, write_texts
 from ._measure import channel_names
 
 FORMATS = (".json", ".gpl", ".csv")
@@ -23,8 +23,7 @@ MAX_BYTES = 64 << 20
 
 
 def _ext(path: str) -> str:
-    if "\0" in path:
-        raise ValueError(f"palette file {path!r}: a path cannot hold a NUL character")
+    file_path(path, "palette file")  # not empty, no NUL
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise ValueError(
